@@ -1,0 +1,62 @@
+"""Config keys added by MaskProp. Every key has a default and a one-line comment."""
+from detectron2.config import CfgNode as CN
+
+
+def add_maskprop_config(cfg):
+    """Add MaskProp's keys to a detectron2 config (in place)."""
+    # ---------------------------------------------------------------- clips (data + model)
+    cfg.INPUT.CLIP = CN()
+    # T: a clip centred at frame t spans frames t-T..t+T (clamped to the video); paper default 6.
+    cfg.INPUT.CLIP.HALF_LENGTH = 6
+    # K: frames sampled from the window besides the centre frame per training clip (memory).
+    cfg.INPUT.CLIP.NUM_SAMPLED_FRAMES = 2
+    # How the K frames are drawn from [t-T, t+T]: "uniform" (without replacement) or "nearest".
+    cfg.INPUT.CLIP.SAMPLING = "uniform"
+    # Only frames with at least one (non-crowd) annotated object are chosen as clip centres.
+    cfg.INPUT.CLIP.CENTER_REQUIRES_ANNOTATION = True
+    # Colour jitter applied identically to every frame of a clip (training only).
+    cfg.INPUT.COLOR_JITTER = CN()
+    cfg.INPUT.COLOR_JITTER.ENABLED = False
+    # Relative ranges for brightness/contrast/saturation: factor drawn from [1-x, 1+x].
+    cfg.INPUT.COLOR_JITTER.BRIGHTNESS = 0.2
+    cfg.INPUT.COLOR_JITTER.CONTRAST = 0.2
+    cfg.INPUT.COLOR_JITTER.SATURATION = 0.2
+
+    # ---------------------------------------------------------------- model
+    cfg.MODEL.MASKPROP = CN()
+    # Also compute the Mask R-CNN losses on every sampled frame, not only on the centre frame.
+    cfg.MODEL.MASKPROP.DETECTION_LOSS_ON_ALL_FRAMES = False
+
+    cfg.MODEL.ROI_MASK_PROP_HEAD = CN()
+    # Name of the propagation head in ROI_MASK_PROP_HEAD_REGISTRY.
+    cfg.MODEL.ROI_MASK_PROP_HEAD.NAME = "MaskPropagationHead"
+    # Backbone/FPN feature the propagation runs on ("p2" is faithful; "p3" is 4x cheaper).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE = "p3"
+    # Channels after the 1x1 reduction of the input feature (the head's working width).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.CONV_DIM = 64
+    # Kernel size k of the deformable convolution (offsets have 2*k*k channels).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.KERNEL_SIZE = 3
+    # Residual blocks predicting the offsets from f_t - f_{t+delta}.
+    cfg.MODEL.ROI_MASK_PROP_HEAD.NUM_RES_BLOCKS = 1
+    # Weight of loss_mask_prop (mean over (instance, frame) pairs of 1 - soft IoU).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.LOSS_WEIGHT = 1.0
+    # Centre masks propagated in training: "gt" (teacher forcing) or "pred" (predicted masks
+    # of proposals matched to each GT; narrows the train/test gap).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS = "gt"
+    # Smoothing added to numerator and denominator of the soft IoU (defines empty/empty = 1).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.SOFT_IOU_EPS = 1.0
+
+    # ---------------------------------------------------------------- video inference
+    cfg.MODEL.MASKPROP.INFERENCE = CN()
+    # Detections below this score are not propagated (frame-level detector threshold).
+    cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = 0.3
+    # At most this many detections per frame are propagated.
+    cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME = 10
+    # A clip track joins an existing video ID when its mean matching score q clears this.
+    cfg.MODEL.MASKPROP.INFERENCE.MATCH_THRESH = 0.3
+    # Threshold applied to the averaged soft masks of a video instance.
+    cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.5
+    # "maskprop" (clip tracks + ID assignment) or "frame_linking" (per-frame baseline).
+    cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "maskprop"
+    # At most this many instances per video in the results (sorted by score).
+    cfg.TEST.DETECTIONS_PER_VIDEO = 100
