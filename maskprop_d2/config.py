@@ -43,8 +43,6 @@ def add_maskprop_config(cfg):
     # Centre masks propagated in training: "gt" (teacher forcing) or "pred" (predicted masks
     # of proposals matched to each GT; narrows the train/test gap).
     cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS = "gt"
-    # Smoothing added to numerator and denominator of the soft IoU (defines empty/empty = 1).
-    cfg.MODEL.ROI_MASK_PROP_HEAD.SOFT_IOU_EPS = 1.0
 
     # ---------------------------------------------------------------- video inference
     cfg.MODEL.MASKPROP.INFERENCE = CN()
