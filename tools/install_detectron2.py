@@ -16,6 +16,7 @@ Exits non-zero with a message naming the failing step; a failed run leaves no pa
 import argparse
 import hashlib
 import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -35,11 +36,16 @@ SDIST_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29
 # Run-time dependencies of detectron2 v0.6 (its setup.py also pins black==21.4b2, which is only a
 # formatting tool and breaks with current click: left out). numpy/Pillow/setuptools are capped
 # because v0.6 uses np.bool/np.float, Image.LINEAR and pkg_resources.
-REGISTRY_PATH_REQUIREMENTS = [
-    "numpy>=1.21,<1.24",
-    "Pillow>=7.1,<10",
+# Ceilings of the registry path: also written as a pip constraints file (--constraints-out) so
+# that installing maskprop-d2 afterwards cannot lift them.
+REGISTRY_PATH_CEILINGS = [
+    "numpy<1.24",
+    "Pillow<10",
     "setuptools<81",
     "matplotlib<3.9",
+    "opencv-python<4.9",
+]
+REGISTRY_PATH_REQUIREMENTS = REGISTRY_PATH_CEILINGS + [
     "pycocotools>=2.0.2",
     "termcolor>=1.1",
     "yacs>=0.1.8",
@@ -117,6 +123,34 @@ def log(msg):
 def fail(msg):
     print("[install_detectron2] ERROR: " + msg, file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+STAND_IN_MARK = "maskprop-d2 stand-in for detectron2._C"
+
+
+def is_registry_install():
+    """True if the importable detectron2 is the one this script installs (stand-in _C)."""
+    try:
+        spec = importlib.util.find_spec("detectron2")
+    except Exception:
+        return False
+    if spec is None or not spec.origin:
+        return False
+    stand_in = os.path.join(os.path.dirname(spec.origin), "_C.py")
+    if not os.path.isfile(stand_in):
+        return False
+    with open(stand_in) as f:
+        return STAND_IN_MARK in f.read()
+
+
+def write_constraints(path):
+    """Constraints for installing more packages next to this detectron2 (empty if user-built)."""
+    lines = REGISTRY_PATH_CEILINGS if is_registry_install() else []
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("# written by tools/install_detectron2.py\n" + "".join(x + "\n" for x in lines))
+    os.replace(tmp, path)
+    log("wrote {} ({})".format(path, ", ".join(lines) if lines else "no ceilings: own detectron2"))
 
 
 def existing_detectron2():
@@ -219,14 +253,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sdist", help="use this local pb1-detectron2-0.6.tar.gz (still verified)")
     parser.add_argument("--force", action="store_true", help="reinstall even if detectron2 imports")
+    parser.add_argument(
+        "--constraints-out",
+        help="write pip constraints that keep this detectron2 working (ceilings only on the "
+        "registry path) to this file",
+    )
     args = parser.parse_args()
 
     found = None if args.force else existing_detectron2()
     if found:
         log("using the detectron2 already installed: " + found)
-        return
+    else:
+        install(args.sdist)
+    if args.constraints_out:
+        write_constraints(args.constraints_out)
+
+
+def install(local_sdist):
     with tempfile.TemporaryDirectory(prefix="d2-install-") as workdir:
-        sdist = fetch_sdist(workdir, args.sdist)
+        sdist = fetch_sdist(workdir, local_sdist)
         tree = build_source_tree(sdist, workdir)
         log("installing detectron2 run-time dependencies (numpy/Pillow/setuptools capped for v0.6)")
         pip(REGISTRY_PATH_REQUIREMENTS)
