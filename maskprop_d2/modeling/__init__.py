@@ -1,0 +1,15 @@
+"""MaskProp model components; importing this module registers them with detectron2."""
+from .meta_arch import MaskProp
+from .propagation import ROI_MASK_PROP_HEAD_REGISTRY, MaskPropagationHead, build_mask_prop_head
+from .roi_heads import MaskPropROIHeads
+from .soft_iou import pairwise_soft_iou, soft_iou
+
+__all__ = [
+    "MaskProp",
+    "MaskPropROIHeads",
+    "MaskPropagationHead",
+    "ROI_MASK_PROP_HEAD_REGISTRY",
+    "build_mask_prop_head",
+    "soft_iou",
+    "pairwise_soft_iou",
+]

@@ -1,0 +1,57 @@
+"""Moving instance masks between image resolution and a feature map's resolution."""
+import torch
+import torch.nn.functional as F
+
+__all__ = ["masks_to_feature_resolution", "paste_soft_masks"]
+
+
+def masks_to_feature_resolution(masks: torch.Tensor, feature_hw, stride: int) -> torch.Tensor:
+    """Area-downsample image-resolution masks onto a feature grid.
+
+    Args:
+        masks: (N, h, w) bool/float masks in image pixels, h <= Hf*stride, w <= Wf*stride (the
+            image is the top-left part of the padded batch, as in detectron2's ImageList).
+        feature_hw: (Hf, Wf) size of the feature map.
+        stride: the feature map's stride in image pixels.
+    Returns:
+        (N, Hf, Wf) float in [0, 1]: the fraction of each feature cell covered by the mask.
+    """
+    hf, wf = int(feature_hw[0]), int(feature_hw[1])
+    n, h, w = masks.shape
+    if n == 0:
+        return masks.new_zeros((0, hf, wf), dtype=torch.float32)
+    ph, pw = hf * stride - h, wf * stride - w
+    if ph < 0 or pw < 0:
+        raise ValueError(
+            "mask size {}x{} exceeds the feature grid {}x{} at stride {}".format(h, w, hf, wf, stride)
+        )
+    x = F.pad(masks.float()[:, None], (0, pw, 0, ph))
+    return F.avg_pool2d(x, kernel_size=stride, stride=stride)[:, 0]
+
+
+def paste_soft_masks(masks: torch.Tensor, boxes: torch.Tensor, out_hw) -> torch.Tensor:
+    """Paste box-relative soft masks into a full canvas with bilinear sampling.
+
+    Args:
+        masks: (N, M, M) soft masks in [0, 1], each covering its box.
+        boxes: (N, 4) boxes XYXY in the canvas' pixel coordinates (may be fractional).
+        out_hw: (H, W) canvas size.
+    Returns:
+        (N, H, W) float soft masks; zero outside each box.
+    """
+    h, w = int(out_hw[0]), int(out_hw[1])
+    n = masks.shape[0]
+    if n == 0:
+        return masks.new_zeros((0, h, w), dtype=torch.float32)
+    dev = masks.device
+    x0, y0, x1, y1 = boxes.float().unbind(1)
+    ys = torch.arange(h, device=dev, dtype=torch.float32) + 0.5
+    xs = torch.arange(w, device=dev, dtype=torch.float32) + 0.5
+    # Normalised [-1, 1] coordinates of canvas pixel centres inside each box.
+    gy = (ys[None] - y0[:, None]) / (y1 - y0).clamp(min=1e-6)[:, None] * 2 - 1  # (N, H)
+    gx = (xs[None] - x0[:, None]) / (x1 - x0).clamp(min=1e-6)[:, None] * 2 - 1  # (N, W)
+    grid = torch.stack(
+        [gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=3
+    )
+    out = F.grid_sample(masks[:, None].float(), grid, mode="bilinear", align_corners=False)
+    return out[:, 0]

@@ -1,0 +1,96 @@
+"""The MaskProp meta-architecture: Mask R-CNN on clip centre frames + mask propagation."""
+from typing import Dict, List
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.structures import ImageList
+
+from .roi_heads import ClipTargets
+
+__all__ = ["MaskProp"]
+
+
+def _index_images(images: ImageList, idx: List[int]) -> ImageList:
+    return ImageList(images.tensor[idx], [images.image_sizes[i] for i in idx])
+
+
+@META_ARCH_REGISTRY.register()
+class MaskProp(GeneralizedRCNN):
+    """GeneralizedRCNN whose ROI heads carry a mask propagation branch.
+
+    Training input: clip dicts of :class:`maskprop_d2.data.ClipDatasetMapper` (``image``: list of
+    (3, H, W) frames, ``instances``: list of per-frame Instances with aligned track slots,
+    ``center``: the centre frame's index). All frames of all clips go through the backbone in
+    one batch; the Mask R-CNN losses are computed on the centre frames (or on every frame with
+    ``MODEL.MASKPROP.DETECTION_LOSS_ON_ALL_FRAMES``); ``loss_mask_prop`` propagates the centre
+    frame's instances to every frame of the clip.
+
+    Inference: a dict with ``image`` (one frame) runs per-frame Mask R-CNN, exactly like
+    GeneralizedRCNN. Video inference lives in :mod:`maskprop_d2.inference`, which uses the
+    per-frame building blocks below so that each frame's backbone runs once.
+    """
+
+    @configurable
+    def __init__(self, *, detection_loss_on_all_frames: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if not hasattr(self.roi_heads, "propagation_losses"):
+            raise ValueError(
+                "MaskProp needs ROI heads with a propagation branch (MODEL.ROI_HEADS.NAME: "
+                "MaskPropROIHeads), got {}".format(type(self.roi_heads).__name__)
+            )
+        self.detection_loss_on_all_frames = detection_loss_on_all_frames
+
+    @classmethod
+    def from_config(cls, cfg):
+        ret = super().from_config(cfg)
+        ret["detection_loss_on_all_frames"] = cfg.MODEL.MASKPROP.DETECTION_LOSS_ON_ALL_FRAMES
+        return ret
+
+    def forward(self, batched_inputs: List[Dict]):
+        if not self.training:
+            if "frames" in batched_inputs[0]:
+                raise ValueError(
+                    "video dicts ('frames') go through maskprop_d2.inference.VideoPredictor, "
+                    "not the model's forward"
+                )
+            return self.inference(batched_inputs)
+        if not isinstance(batched_inputs[0].get("image"), (list, tuple)):
+            return super().forward(batched_inputs)  # plain per-image training (e.g. COCO)
+        return self._forward_clips(batched_inputs)
+
+    def _forward_clips(self, clips: List[Dict]) -> Dict[str, torch.Tensor]:
+        frames, gt_instances, targets = [], [], []
+        for clip in clips:
+            n = len(clip["image"])
+            if len(clip["instances"]) != n:
+                raise ValueError(
+                    "clip of video {}: {} images but {} instances".format(
+                        clip.get("video_id"), n, len(clip["instances"])
+                    )
+                )
+            start = len(frames)
+            frames.extend({"image": im} for im in clip["image"])
+            insts = [x.to(self.device) for x in clip["instances"]]
+            gt_instances.extend(insts)
+            targets.append(ClipTargets(range(start, start + n), clip["center"], insts))
+
+        images = self.preprocess_image(frames)
+        features = self.backbone(images.tensor)
+
+        if self.detection_loss_on_all_frames:
+            det_idx = list(range(len(frames)))
+        else:
+            det_idx = [t.frame_positions[t.center] for t in targets]
+        det_images = _index_images(images, det_idx)
+        det_features = {k: v[det_idx] for k, v in features.items()}
+        # Slots absent in a frame (gt_ids == -1) are not detection targets there.
+        det_gt = [gt_instances[i][gt_instances[i].gt_ids >= 0] for i in det_idx]
+
+        proposals, proposal_losses = self.proposal_generator(det_images, det_features, det_gt)
+        _, detector_losses = self.roi_heads(det_images, det_features, proposals, det_gt)
+        losses = {}
+        losses.update(detector_losses)
+        losses.update(proposal_losses)
+        losses.update(self.roi_heads.propagation_losses(features, targets))
+        return losses

@@ -1,0 +1,332 @@
+"""The MaskProp mask propagation head (DESIGN.md §1.1) and its registry.
+
+Propagating instance ``i`` of frame ``t`` to frame ``t+δ`` (one "pair" = (t, t+δ)):
+
+1. ``reduce``: 1×1 conv + ReLU on a frame's feature map, ``C -> D`` channels. Applied once per
+   frame; the result can be cached and reused by every pair that frame belongs to.
+2. ``offsets``: residual block(s) on ``f_t - f_{t+δ}`` followed by a 3×3 conv to ``2k²`` channels
+   (one (dy, dx) pair per kernel tap, torchvision's layout), zero-initialised so propagation starts
+   as the identity motion. Computed once per pair and shared by every instance of the pair.
+3. ``forward``: instance feature ``M_t^i ⊙ f_t``; ``g = deform_conv2d(M ⊙ f_t, O_{t,t+δ})`` for all
+   (instance, pair) rows in one batched call; ``φ = ReLU(g + f_{t+δ})``; instance-agnostic
+   attention ``A = sigmoid(conv3×3(f_{t+δ}))``; ``logits = conv1×1(φ · A)``.
+
+Two spatial modes (constructor ``roi_size``):
+
+* ``roi_size = 0`` (full frame): the deformable conv runs on the whole feature map of every row.
+* ``roi_size = S > 0`` (ROI): each row runs on an ``S×S`` window around its source mask (the mask's
+  box enlarged by ``roi_margin`` feature pixels on each side, at least ``S`` wide/high, kept inside
+  the frame). Windows no larger than ``S`` are cut at native resolution, so inside the window the
+  result equals the full-frame result whenever the motion stays within the margin; larger windows
+  are resampled to ``S×S`` (offsets are rescaled to crop pixels). The crop logits are pasted back
+  into the frame; outside its window a row predicts background (logit ``OUTSIDE_LOGIT``).
+
+All coordinates are in feature pixels of the propagation level (pixel ``j`` has its centre at ``j``).
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec
+from detectron2.utils.registry import Registry
+from torch import nn
+from torchvision.ops import deform_conv2d, roi_align
+
+__all__ = [
+    "ROI_MASK_PROP_HEAD_REGISTRY",
+    "build_mask_prop_head",
+    "MaskPropagationHead",
+    "mask_boxes",
+]
+
+ROI_MASK_PROP_HEAD_REGISTRY = Registry("ROI_MASK_PROP_HEAD")
+ROI_MASK_PROP_HEAD_REGISTRY.__doc__ = """
+Registry for mask propagation heads: given reduced features of frame pairs and instance masks of the
+source frames, predict the instances' mask logits in the target frames. The registered object is
+called with ``(cfg, input_shape: ShapeSpec)`` (the shape of ``cfg.MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE``).
+"""
+
+# Logit given to pixels outside a row's window in ROI mode (sigmoid ≈ 2e-9: background).
+OUTSIDE_LOGIT = -20.0
+
+
+def build_mask_prop_head(cfg, input_shape: ShapeSpec) -> nn.Module:
+    """Build the head named ``cfg.MODEL.ROI_MASK_PROP_HEAD.NAME``."""
+    name = cfg.MODEL.ROI_MASK_PROP_HEAD.NAME
+    return ROI_MASK_PROP_HEAD_REGISTRY.get(name)(cfg, input_shape)
+
+
+def mask_boxes(masks: torch.Tensor, thresh: float = 0.5) -> torch.Tensor:
+    """Boxes ``(x0, y0, x1, y1)`` (x1/y1 exclusive, feature pixels) of ``masks > thresh``.
+
+    Args:
+        masks: (N, H, W) soft or binary masks.
+    Returns:
+        (N, 4) float boxes; an empty mask gives the empty box (0, 0, 0, 0).
+    """
+    n, h, w = masks.shape
+    fg = masks > thresh
+    cols = fg.any(dim=1)  # (N, W)
+    rows = fg.any(dim=2)  # (N, H)
+    ar_w = torch.arange(w, device=masks.device)
+    ar_h = torch.arange(h, device=masks.device)
+    big = max(h, w) + 1
+    x0 = torch.where(cols, ar_w, big).amin(dim=1)
+    x1 = torch.where(cols, ar_w + 1, 0).amax(dim=1)
+    y0 = torch.where(rows, ar_h, big).amin(dim=1)
+    y1 = torch.where(rows, ar_h + 1, 0).amax(dim=1)
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
+    empty = ~cols.any(dim=1)
+    return torch.where(empty[:, None], torch.zeros_like(boxes), boxes)
+
+
+class _ResBlock(nn.Module):
+    """``ReLU(x + conv3×3(ReLU(conv3×3(x))))`` at constant width."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        for c in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(c.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(c.bias)
+
+    def forward(self, x):
+        return F.relu(x + self.conv2(F.relu(self.conv1(x))))
+
+
+@ROI_MASK_PROP_HEAD_REGISTRY.register()
+class MaskPropagationHead(nn.Module):
+    """MaskProp's propagation head (see the module docstring).
+
+    Typical use (``feats``: (F, C, H, W) frame features at one level; ``src``/``dst``: (P,) frame
+    indices of the pairs; ``masks``: (N, H, W) source masks; ``pair_index``: (N,) pair of each row)::
+
+        red = head.reduce(feats)                                   # once per frame (cacheable)
+        logits = head(red[src], red[dst], masks, pair_index)       # (N, H, W)
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        conv_dim: int,
+        kernel_size: int = 3,
+        num_res_blocks: int = 1,
+        roi_size: int = 0,
+        roi_margin: float = 4.0,
+    ):
+        """
+        Args:
+            in_channels: C, channels of the input feature level.
+            conv_dim: D, the head's working width after the 1×1 reduction.
+            kernel_size: k of the deformable conv (odd); offsets have 2k² channels.
+            num_res_blocks: residual blocks (width D) before the offset conv; may be 0.
+            roi_size: 0 = full frame; S > 0 = run the deformable conv on S×S windows (ROI mode).
+            roi_margin: motion margin (feature pixels) added around each source box in ROI mode.
+        """
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError("kernel_size must be odd, got {}".format(kernel_size))
+        if roi_size < 0:
+            raise ValueError("roi_size must be >= 0, got {}".format(roi_size))
+        self.in_channels = in_channels
+        self.conv_dim = conv_dim
+        self.kernel_size = kernel_size
+        self.roi_size = int(roi_size)
+        self.roi_margin = float(roi_margin)
+
+        self.reduce_conv = nn.Conv2d(in_channels, conv_dim, 1)
+        nn.init.kaiming_normal_(self.reduce_conv.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(self.reduce_conv.bias)
+
+        self.offset_blocks = nn.Sequential(*[_ResBlock(conv_dim) for _ in range(num_res_blocks)])
+        self.offset_conv = nn.Conv2d(conv_dim, 2 * kernel_size * kernel_size, 3, padding=1)
+        nn.init.zeros_(self.offset_conv.weight)  # zero offsets: propagation starts as identity
+        nn.init.zeros_(self.offset_conv.bias)
+
+        self.deform_weight = nn.Parameter(torch.empty(conv_dim, conv_dim, kernel_size, kernel_size))
+        self.deform_bias = nn.Parameter(torch.zeros(conv_dim))
+        nn.init.kaiming_normal_(self.deform_weight, mode="fan_out", nonlinearity="relu")
+
+        self.attention_conv = nn.Conv2d(conv_dim, 1, 3, padding=1)
+        nn.init.normal_(self.attention_conv.weight, std=0.01)
+        nn.init.zeros_(self.attention_conv.bias)
+
+        self.predictor = nn.Conv2d(conv_dim, 1, 1)
+        nn.init.normal_(self.predictor.weight, std=0.01)
+        nn.init.zeros_(self.predictor.bias)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: ShapeSpec):
+        c = cfg.MODEL.ROI_MASK_PROP_HEAD
+        ret = {
+            "in_channels": input_shape.channels,
+            "conv_dim": c.CONV_DIM,
+            "kernel_size": c.KERNEL_SIZE,
+            "num_res_blocks": c.NUM_RES_BLOCKS,
+        }
+        # Optional keys (ROI mode); absent from older configs.
+        if "ROI_SIZE" in c:
+            ret["roi_size"] = c.ROI_SIZE
+        if "ROI_MARGIN" in c:
+            ret["roi_margin"] = c.ROI_MARGIN
+        return ret
+
+    # ------------------------------------------------------------------ pieces
+    def reduce(self, features: torch.Tensor) -> torch.Tensor:
+        """(F, C, H, W) frame features -> (F, D, H, W) reduced features (1×1 conv + ReLU)."""
+        return F.relu(self.reduce_conv(features))
+
+    def offsets(self, f_src: torch.Tensor, f_dst: torch.Tensor) -> torch.Tensor:
+        """(P, D, H, W) source / target reduced features -> (P, 2k², H, W) offsets.
+
+        Channel ``2(i·k + j)`` is the dy and ``2(i·k + j) + 1`` the dx (feature pixels) of kernel
+        tap (i, j), as ``torchvision.ops.deform_conv2d`` expects.
+        """
+        return self.offset_conv(self.offset_blocks(f_src - f_dst))
+
+    def attention(self, f_dst: torch.Tensor) -> torch.Tensor:
+        """(P, D, H, W) target reduced features -> (P, 1, H, W) instance-agnostic attention."""
+        return torch.sigmoid(self.attention_conv(f_dst))
+
+    def _deform(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        p = self.kernel_size // 2
+        return deform_conv2d(x, offset, self.deform_weight, self.deform_bias, padding=(p, p))
+
+    def _segment(self, g, f_dst_rows, att_rows):
+        """(N, D, h, w) propagated / target features, (N, 1, h, w) attention -> (N, h, w) logits."""
+        phi = F.relu(g + f_dst_rows)
+        return self.predictor(phi * att_rows)[:, 0]
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        f_src: torch.Tensor,
+        f_dst: torch.Tensor,
+        masks: torch.Tensor,
+        pair_index: torch.Tensor,
+        offsets: Optional[torch.Tensor] = None,
+        boxes: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Propagate N instance masks along P frame pairs.
+
+        Args:
+            f_src: (P, D, H, W) reduced features of each pair's source frame t.
+            f_dst: (P, D, H, W) reduced features of each pair's target frame t+δ.
+            masks: (N, H, W) soft or binary masks of the instances in their source frame, at
+                feature resolution. An instance sent to several targets appears in several rows.
+            pair_index: (N,) long, the pair of each row.
+            offsets: optional (P, 2k², H, W) precomputed ``self.offsets(f_src, f_dst)``.
+            boxes: ROI mode only, optional (N, 4) source boxes (x0, y0, x1, y1) in feature
+                pixels; default: the box of ``masks > 0.5``.
+        Returns:
+            (N, H, W) mask logits of the instances in the target frames.
+        """
+        if self.roi_size > 0:
+            crops, windows = self.forward_crops(f_src, f_dst, masks, pair_index, offsets, boxes)
+            return self.paste(crops, windows, masks.shape[-2:])
+        n = masks.shape[0]
+        h, w = f_src.shape[-2:]
+        if n == 0:
+            # keep the graph connected so an empty batch still backprops (zeros)
+            return f_src.new_zeros((0, h, w)) + 0.0 * self.predictor.bias.sum()
+        if offsets is None:
+            offsets = self.offsets(f_src, f_dst)
+        att = self.attention(f_dst)
+        x = masks[:, None].to(f_src.dtype) * f_src[pair_index]
+        g = self._deform(x, offsets[pair_index])
+        return self._segment(g, f_dst[pair_index], att[pair_index])
+
+    # ------------------------------------------------------------------ ROI mode
+    def roi_windows(self, boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+        """(N, 4) source boxes -> (N, 4) windows (x0, y0, x1, y1) in feature pixels.
+
+        Each window is the box enlarged by ``roi_margin``, at least ``roi_size`` wide and high,
+        centred on the box, clamped to the frame (at most the frame size) and integer-aligned.
+        """
+        h, w = image_size
+        s = float(self.roi_size)
+        m = self.roi_margin
+        size = torch.stack(
+            [(boxes[:, 2] - boxes[:, 0]) + 2 * m, (boxes[:, 3] - boxes[:, 1]) + 2 * m], dim=1
+        )
+        size = size.ceil().clamp(min=s)
+        lim = boxes.new_tensor([w, h])
+        size = torch.minimum(size, lim)
+        centre = torch.stack(
+            [(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1
+        )
+        origin = torch.minimum((centre - size / 2).round().clamp(min=0), lim - size)
+        return torch.cat([origin, origin + size], dim=1)
+
+    def forward_crops(
+        self,
+        f_src: torch.Tensor,
+        f_dst: torch.Tensor,
+        masks: torch.Tensor,
+        pair_index: torch.Tensor,
+        offsets: Optional[torch.Tensor] = None,
+        boxes: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """ROI-mode propagation. Arguments as in :meth:`forward`.
+
+        Returns:
+            crops: (N, S, S) logits on each row's window (S = ``roi_size``).
+            windows: (N, 4) the windows (x0, y0, x1, y1), feature pixels, x1/y1 exclusive.
+        """
+        s = self.roi_size
+        if s <= 0:
+            raise RuntimeError("forward_crops needs roi_size > 0")
+        n = masks.shape[0]
+        h, w = f_src.shape[-2:]
+        if boxes is None:
+            boxes = mask_boxes(masks)
+        windows = self.roi_windows(boxes.to(f_src.dtype), (h, w))
+        if n == 0:
+            return f_src.new_zeros((0, s, s)) + 0.0 * self.predictor.bias.sum(), windows
+        if offsets is None:
+            offsets = self.offsets(f_src, f_dst)
+        att = self.attention(f_dst)
+        rois = torch.cat([pair_index[:, None].to(windows.dtype), windows], dim=1)
+
+        def crop(t, r):  # aligned=True + integer windows of size S: exact pixel copies
+            return roi_align(t, r, (s, s), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+
+        own = torch.cat([torch.arange(n, device=masks.device)[:, None].to(windows.dtype),
+                         windows], dim=1)
+        x = crop(f_src, rois) * crop(masks[:, None].to(f_src.dtype), own)
+        off = crop(offsets, rois)
+        # offsets are in feature pixels; the crop resamples x by S / window_w, y by S / window_h
+        scale = s / (windows[:, 2:] - windows[:, :2])  # (N, 2): (sx, sy)
+        k2 = self.kernel_size * self.kernel_size
+        off = off.view(n, k2, 2, s, s) * scale.flip(1).view(n, 1, 2, 1, 1)  # (dy, dx) order
+        g = self._deform(x, off.view(n, 2 * k2, s, s))
+        crops = self._segment(g, crop(f_dst, rois), crop(att, rois))
+        return crops, windows
+
+    def paste(
+        self, crops: torch.Tensor, windows: torch.Tensor, image_size: Tuple[int, int]
+    ) -> torch.Tensor:
+        """Paste (N, S, S) window logits into (N, H, W) frame logits (``OUTSIDE_LOGIT`` outside)."""
+        n, s = crops.shape[0], crops.shape[-1]
+        h, w = image_size
+        if n == 0:
+            return crops.new_zeros((0, h, w)) + 0.0 * crops.sum()
+        xs = torch.arange(w, device=crops.device, dtype=crops.dtype)
+        ys = torch.arange(h, device=crops.device, dtype=crops.dtype)
+        # frame pixel centre x -> normalised crop coordinate (align_corners=False)
+        wx = (windows[:, 2] - windows[:, 0])[:, None]
+        wy = (windows[:, 3] - windows[:, 1])[:, None]
+        gx = 2 * (xs[None] - windows[:, 0:1] + 0.5) / wx - 1  # (N, W)
+        gy = 2 * (ys[None] - windows[:, 1:2] + 0.5) / wy - 1  # (N, H)
+        grid = torch.stack(
+            [gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=-1
+        )
+        out = F.grid_sample(
+            crops[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False
+        )[:, 0]
+        inside = (gx.abs() <= 1)[:, None, :] & (gy.abs() <= 1)[:, :, None]
+        return torch.where(inside, out, out.new_tensor(OUTSIDE_LOGIT))

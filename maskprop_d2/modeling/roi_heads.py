@@ -1,0 +1,161 @@
+"""ROI heads with MaskProp's mask propagation branch."""
+from typing import Dict, List, Sequence
+
+import torch
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, StandardROIHeads
+from detectron2.structures import Instances
+
+from .mask_ops import masks_to_feature_resolution, paste_soft_masks
+from .prop_loss import mask_prop_loss
+from .propagation import build_mask_prop_head
+
+__all__ = ["MaskPropROIHeads", "ClipTargets"]
+
+
+class ClipTargets:
+    """Where one training clip's frames sit in the flattened frame batch, and their GT.
+
+    Attributes:
+        frame_positions: positions of the clip's frames in the batch (time order).
+        center: index into ``frame_positions`` of the centre frame.
+        instances: per frame, Instances with aligned track slots (``gt_ids``, ``gt_masks``, ...).
+    """
+
+    def __init__(self, frame_positions: Sequence[int], center: int, instances: List[Instances]):
+        self.frame_positions = list(frame_positions)
+        self.center = int(center)
+        self.instances = instances
+
+
+@ROI_HEADS_REGISTRY.register()
+class MaskPropROIHeads(StandardROIHeads):
+    """StandardROIHeads + a mask propagation head (``ROI_MASK_PROP_HEAD_REGISTRY``).
+
+    The frame-level branches (box, mask) are unchanged; the propagation head warps instance
+    features of a clip's centre frame to its other frames.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        mask_prop_in_feature: str,
+        mask_prop_stride: int,
+        mask_prop_head: torch.nn.Module,
+        mask_prop_loss_weight: float = 1.0,
+        train_source_masks: str = "gt",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if train_source_masks not in ("gt", "pred"):
+            raise ValueError(
+                "MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS must be 'gt' or 'pred', got "
+                "{!r}".format(train_source_masks)
+            )
+        if train_source_masks == "pred" and not self.mask_on:
+            raise ValueError("TRAIN_SOURCE_MASKS='pred' needs the mask head (MODEL.MASK_ON)")
+        self.mask_prop_in_feature = mask_prop_in_feature
+        self.mask_prop_stride = int(mask_prop_stride)
+        self.mask_prop_head = mask_prop_head
+        self.mask_prop_loss_weight = mask_prop_loss_weight
+        self.train_source_masks = train_source_masks
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
+        ret = super().from_config(cfg, input_shape)
+        name = cfg.MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE
+        if name not in input_shape:
+            raise ValueError(
+                "MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE={!r} is not a backbone output; available: "
+                "{}".format(name, sorted(input_shape))
+            )
+        ret.update(
+            mask_prop_in_feature=name,
+            mask_prop_stride=input_shape[name].stride,
+            mask_prop_head=build_mask_prop_head(cfg, input_shape[name]),
+            mask_prop_loss_weight=cfg.MODEL.ROI_MASK_PROP_HEAD.LOSS_WEIGHT,
+            train_source_masks=cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS,
+        )
+        return ret
+
+    # ------------------------------------------------------------------ propagation
+    def reduce_prop_features(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """(F, C, H', W') backbone feature -> (F, D, H', W') propagation feature, once per frame."""
+        return self.mask_prop_head.reduce(features[self.mask_prop_in_feature])
+
+    def propagate(
+        self,
+        f_src: torch.Tensor,
+        f_dst: torch.Tensor,
+        masks: torch.Tensor,
+        pair_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Propagate instance masks along frame pairs.
+
+        Args:
+            f_src, f_dst: (P, D, H', W') reduced features of the P (source, target) frame pairs.
+            masks: (N, H', W') source-frame instance masks at feature resolution.
+            pair_index: (N,) long, the pair of each row.
+        Returns:
+            (N, H', W') mask logits in the target frames.
+        """
+        return self.mask_prop_head(f_src, f_dst, masks, pair_index)
+
+    def _source_masks(self, features, inst: Instances, frame_pos: int, feat_hw) -> torch.Tensor:
+        """(N, H', W') centre-frame masks to propagate: GT, or the mask head's on the GT boxes."""
+        if self.train_source_masks == "gt" or len(inst) == 0:
+            return masks_to_feature_resolution(inst.gt_masks.tensor, feat_hw, self.mask_prop_stride)
+        with torch.no_grad():
+            feats = [features[f][frame_pos : frame_pos + 1] for f in self.mask_in_features]
+            x = self.mask_pooler(feats, [inst.gt_boxes])
+            logits = self.mask_head.layers(x)
+            if logits.shape[1] > 1:
+                logits = logits[torch.arange(len(inst), device=logits.device), inst.gt_classes]
+            else:
+                logits = logits[:, 0]
+            boxes = inst.gt_boxes.tensor / self.mask_prop_stride
+            return paste_soft_masks(logits.sigmoid(), boxes, feat_hw)
+
+    def propagation_losses(
+        self, features: Dict[str, torch.Tensor], clips: List[ClipTargets]
+    ) -> Dict[str, torch.Tensor]:
+        """``loss_mask_prop``: mean over (centre instance, clip frame) pairs of 1 - soft IoU.
+
+        Args:
+            features: backbone features of the flattened frame batch, (F, C, H, W) each.
+            clips: one ClipTargets per clip.
+        """
+        reduced = self.reduce_prop_features(features)
+        feat_hw = reduced.shape[-2:]
+        src_pos, dst_pos, src_masks, tgt_masks, pair_index = [], [], [], [], []
+        for clip in clips:
+            center_inst = clip.instances[clip.center]
+            n = len(center_inst)
+            if n == 0:
+                continue
+            src = self._source_masks(
+                features, center_inst, clip.frame_positions[clip.center], feat_hw
+            )
+            for pos, inst in zip(clip.frame_positions, clip.instances):
+                pair_index.append(torch.full((n,), len(src_pos), dtype=torch.long))
+                src_pos.append(clip.frame_positions[clip.center])
+                dst_pos.append(pos)
+                src_masks.append(src)
+                tgt_masks.append(
+                    masks_to_feature_resolution(inst.gt_masks.tensor, feat_hw, self.mask_prop_stride)
+                )
+        if not src_pos:
+            return {"loss_mask_prop": reduced.sum() * 0.0}
+        dev = reduced.device
+        src_idx = torch.as_tensor(src_pos, device=dev)
+        dst_idx = torch.as_tensor(dst_pos, device=dev)
+        logits = self.propagate(
+            reduced[src_idx],
+            reduced[dst_idx],
+            torch.cat(src_masks).to(dev),
+            torch.cat(pair_index).to(dev),
+        )
+        loss = mask_prop_loss(logits, torch.cat(tgt_masks).to(dev))
+        return {"loss_mask_prop": loss * self.mask_prop_loss_weight}

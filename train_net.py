@@ -1,0 +1,96 @@
+#!/usr/bin/env python
+"""Train and evaluate MaskProp with detectron2.
+
+    python train_net.py --config-file configs/synthetic/maskprop_tiny.yaml
+    python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS model_final.pth
+    python train_net.py --config-file CFG --num-gpus 8
+"""
+import logging
+import os
+from collections import OrderedDict
+
+import detectron2.utils.comm as comm
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.evaluation import verify_results
+from detectron2.utils.logger import setup_logger
+
+from maskprop_d2 import add_maskprop_config
+from maskprop_d2.data import build_clip_train_loader, build_video_test_loader
+
+
+class Trainer(DefaultTrainer):
+    """DefaultTrainer with clip loaders, the YouTube-VIS evaluator and streaming video tests."""
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_clip_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        return build_video_test_loader(cfg, dataset_name)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        from maskprop_d2.evaluation import YTVISEvaluator
+
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
+        return YTVISEvaluator(dataset_name, output_dir=output_folder)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        from maskprop_d2.evaluation import inference_on_videos
+
+        logger = logging.getLogger("maskprop_d2")
+        results = OrderedDict()
+        for name in cfg.DATASETS.TEST:
+            loader = cls.build_test_loader(cfg, name)
+            evaluator = cls.build_evaluator(cfg, name)
+            results[name] = inference_on_videos(cfg, model, loader, evaluator)
+            if comm.is_main_process() and results[name]:
+                logger.info("Evaluation results for %s: %s", name, dict(results[name]))
+        return results[cfg.DATASETS.TEST[0]] if len(results) == 1 else results
+
+
+def setup(args):
+    cfg = get_cfg()
+    add_maskprop_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    if cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu":
+        logging.getLogger("maskprop_d2").warning("SOLVER.AMP.ENABLED ignored on CPU")
+        cfg.SOLVER.AMP.ENABLED = False
+    cfg.freeze()
+    default_setup(cfg, args)
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="maskprop_d2")
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        res = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, res)
+        return res
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
