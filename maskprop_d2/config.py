@@ -58,3 +58,6 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "maskprop"
     # At most this many instances per video in the results (sorted by score).
     cfg.TEST.DETECTIONS_PER_VIDEO = 100
+    # A track's mask at its own centre frame: "detection" (Mask R-CNN mask, full resolution) or
+    # "propagated" (the propagation head's output, as at the other frames).
+    cfg.MODEL.MASKPROP.INFERENCE.CENTER_MASK = "detection"

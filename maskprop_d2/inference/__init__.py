@@ -1,0 +1,4 @@
+"""Streaming video inference."""
+from .video_inference import FrameOutput, VideoInference, VideoInstance
+
+__all__ = ["FrameOutput", "VideoInference", "VideoInstance"]

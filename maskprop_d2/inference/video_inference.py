@@ -1,0 +1,287 @@
+"""Streaming video inference: frames -> features -> detections -> clip tracks -> video instances.
+
+Frames arrive in order. Each frame's backbone runs exactly once; its reduced propagation feature
+is kept only while a clip still needs it (a window of 2T+1 frames). Every frame t is a clip centre:
+its detections (score threshold, top-k) are propagated to the frames max(0, t-T)..t+T in one
+batched call of the propagation head, giving clip-level tracks, and the tracks get video IDs from
+:class:`maskprop_d2.tracking.ClipTrackMatcher` as soon as the clip is complete, i.e. when frame t+T
+has arrived.
+
+Frame tau's masks combine the tracks of clips tau-T..tau+T, so its output is final once clip
+tau+T has been matched (after frame tau+2T arrived: the matching score of clip tau+T uses all of its
+frames). It is then handed out as a :class:`FrameOutput` and forgotten. Memory is O(T), independent
+of the video length.
+"""
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Dict, Iterable, Iterator, List, Optional
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+
+from ..modeling.mask_ops import paste_soft_masks
+from ..tracking import ClipTrackMatcher
+
+__all__ = ["FrameOutput", "VideoInstance", "VideoInference"]
+
+
+@dataclass
+class FrameOutput:
+    """Final result of one frame.
+
+    Attributes:
+        frame_idx: index of the frame in the video.
+        ids: (n,) long, video instance IDs visible in the frame.
+        masks: (n, H, W) bool masks at the frame's output size (``height``, ``width``).
+    """
+
+    frame_idx: int
+    ids: torch.Tensor
+    masks: torch.Tensor
+
+
+@dataclass
+class VideoInstance:
+    """A video-level instance: ID, contiguous category and score (from its tracks' detections)."""
+
+    id: int
+    category_id: int
+    score: float
+
+
+@dataclass
+class _Detections:
+    """Frame-level detections of one frame (already filtered by score and top-k)."""
+
+    scores: torch.Tensor  # (N,)
+    classes: torch.Tensor  # (N,)
+    boxes: torch.Tensor  # (N, 4) XYXY in input-image pixels
+    mask_probs: torch.Tensor  # (N, M, M) box-relative mask probabilities
+    feat_masks: torch.Tensor  # (N, H', W') soft masks at propagation-feature resolution
+
+
+@dataclass
+class _FrameInfo:
+    image_size: tuple  # (h, w) of the network input (before padding)
+    out_size: tuple  # (height, width) of the output
+
+
+class VideoInference:
+    """Runs MaskProp over a video, one frame at a time (see module docstring).
+
+    Usage::
+
+        vi = VideoInference(cfg, model)
+        for out in vi.stream(frames):      # frames: dicts with "image", "height", "width"
+            ...                            # out.ids, out.masks of frame out.frame_idx
+        instances = vi.video_instances()   # categories and scores, sorted by score
+    """
+
+    @configurable
+    def __init__(
+        self,
+        model,
+        *,
+        half_length: int,
+        score_thresh: float = 0.3,
+        topk_per_frame: int = 10,
+        match_thresh: float = 0.3,
+        mask_thresh: float = 0.5,
+        max_instances: int = 100,
+        center_mask: str = "detection",
+    ):
+        """
+        Args:
+            model: a :class:`maskprop_d2.modeling.MaskProp` (eval mode is set here).
+            half_length: T, clips span t-T..t+T.
+            score_thresh, topk_per_frame: which detections become clip tracks.
+            match_thresh: the ID assignment threshold on q.
+            mask_thresh: threshold on the averaged soft masks.
+            max_instances: at most this many video instances are reported (by score).
+            center_mask: "detection": a track's mask at its own centre frame is the Mask R-CNN
+                mask (full resolution); "propagated": the propagation head's output there too.
+        """
+        if center_mask not in ("detection", "propagated"):
+            raise ValueError("center_mask must be 'detection' or 'propagated', got {!r}".format(center_mask))
+        self.model = model
+        self.T = int(half_length)
+        self.score_thresh = score_thresh
+        self.topk = topk_per_frame
+        self.match_thresh = match_thresh
+        self.mask_thresh = mask_thresh
+        self.max_instances = max_instances
+        self.center_mask = center_mask
+        self.backbone_calls = 0
+        self._reset()
+
+    @classmethod
+    def from_config(cls, cfg, model):
+        c = cfg.MODEL.MASKPROP.INFERENCE
+        return {
+            "model": model,
+            "half_length": cfg.INPUT.CLIP.HALF_LENGTH,
+            "score_thresh": c.SCORE_THRESH,
+            "topk_per_frame": c.TOPK_PER_FRAME,
+            "match_thresh": c.MATCH_THRESH,
+            "mask_thresh": c.MASK_THRESH,
+            "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
+            "center_mask": c.CENTER_MASK,
+        }
+
+    # ------------------------------------------------------------------ state
+    def _reset(self):
+        self._features: Dict[int, torch.Tensor] = {}  # frame -> (D, H', W') reduced feature
+        self._dets: Dict[int, _Detections] = {}
+        self._info: Dict[int, _FrameInfo] = {}
+        # frame -> list of (ids (n,), soft masks (n, H', W')) from the tracks covering it
+        self._pending: Dict[int, list] = defaultdict(list)
+        self._center: Dict[int, tuple] = {}  # frame -> (ids, mask_probs, boxes) of its own tracks
+        self._matcher = ClipTrackMatcher(self.T, self.match_thresh)
+        self._class_score: Dict[int, torch.Tensor] = {}
+        self._num_tracks: Dict[int, int] = defaultdict(int)
+        self._num_classes = self.model.roi_heads.num_classes
+
+    # ------------------------------------------------------------------ per-frame work
+    @property
+    def _heads(self):
+        return self.model.roi_heads
+
+    def _ingest(self, idx: int, frame: dict) -> None:
+        """Backbone (once), detections and the reduced propagation feature of one frame."""
+        model = self.model
+        images = model.preprocess_image([frame])
+        features = model.backbone(images.tensor)
+        self.backbone_calls += 1
+        proposals, _ = model.proposal_generator(images, features, None)
+        instances, _ = model.roi_heads(images, features, proposals, None)
+        inst = instances[0]
+        keep = inst.scores >= self.score_thresh
+        inst = inst[keep]
+        if len(inst) > self.topk:
+            inst = inst[torch.topk(inst.scores, self.topk).indices]
+        reduced = self._heads.reduce_prop_features(features)[0]
+        stride = self._heads.mask_prop_stride
+        boxes = inst.pred_boxes.tensor
+        if inst.has("pred_masks"):
+            probs = inst.pred_masks[:, 0]
+        else:  # no mask head: the box itself is the mask
+            probs = boxes.new_ones((len(inst), 1, 1))
+        feat_masks = paste_soft_masks(probs, boxes / stride, reduced.shape[-2:])
+        self._features[idx] = reduced
+        self._dets[idx] = _Detections(inst.scores, inst.pred_classes, boxes, probs, feat_masks)
+        h, w = images.image_sizes[0]
+        self._info[idx] = _FrameInfo(
+            (h, w), (int(frame.get("height", h)), int(frame.get("width", w)))
+        )
+
+    def _process_clip(self, t: int, last: int) -> None:
+        """Propagate frame t's detections to max(0, t-T)..last and assign their IDs."""
+        frames = range(max(0, t - self.T), last + 1)
+        det = self._dets.pop(t)
+        n, nf = len(det.scores), len(frames)
+        if n == 0:
+            self._center[t] = (torch.zeros(0, dtype=torch.long), det.mask_probs, det.boxes)
+            self._matcher.assign(t, frames, det.feat_masks.new_zeros((0, nf) + det.feat_masks.shape[-2:]))
+            return
+        feats = torch.stack([self._features[f] for f in frames])  # (F, D, H', W')
+        src = self._features[t][None].expand_as(feats)
+        # rows ordered (frame, instance): row f*n + i is instance i propagated to frames[f]
+        masks = det.feat_masks.repeat(nf, 1, 1)
+        pair_index = torch.arange(nf, device=masks.device).repeat_interleave(n)
+        logits = self._heads.propagate(src, feats, masks, pair_index)
+        tracks = logits.sigmoid().view(nf, n, *logits.shape[-2:]).transpose(0, 1)  # (N, F, H', W')
+        ids = torch.as_tensor(self._matcher.assign(t, frames, tracks), dtype=torch.long)
+        for k, f in enumerate(frames):
+            if f == t and self.center_mask == "detection":
+                continue
+            self._pending[f].append((ids, tracks[:, k]))
+        self._center[t] = (ids, det.mask_probs, det.boxes)
+        onehot = F.one_hot(det.classes.long(), self._num_classes).float() * det.scores[:, None]
+        for row, y in enumerate(ids.tolist()):
+            if y not in self._class_score:
+                self._class_score[y] = torch.zeros(self._num_classes)
+            self._class_score[y] += onehot[row].cpu()
+            self._num_tracks[y] += 1
+
+    def _emit(self, tau: int) -> FrameOutput:
+        """Combine the tracks covering frame tau into its final masks and forget the frame."""
+        info = self._info.pop(tau)
+        entries = self._pending.pop(tau, [])
+        c_ids, c_probs, c_boxes = self._center.pop(tau)
+        height, width = info.out_size
+        h, w = info.image_size
+        stride = self._heads.mask_prop_stride
+        all_ids = [e[0] for e in entries]
+        if self.center_mask == "detection":
+            all_ids.append(c_ids)
+        all_ids = torch.cat(all_ids) if all_ids else torch.zeros(0, dtype=torch.long)
+        uniq, inverse = torch.unique(all_ids, sorted=True, return_inverse=True)
+        if len(uniq) == 0:
+            return FrameOutput(tau, uniq, torch.zeros((0, height, width), dtype=torch.bool))
+        total = torch.zeros((len(uniq), height, width))
+        count = torch.zeros(len(uniq))
+        pos = 0
+        if entries:
+            m = torch.cat([e[1] for e in entries]).float().cpu()  # (M, H', W')
+            k = len(m)
+            summed = torch.zeros((len(uniq),) + m.shape[-2:]).index_add_(0, inverse[:k], m)
+            count.index_add_(0, inverse[:k], torch.ones(k))
+            hf, wf = summed.shape[-2:]
+            up = F.interpolate(summed[None], size=(hf * stride, wf * stride), mode="bilinear", align_corners=False)
+            up = up[..., :h, :w]
+            total += F.interpolate(up, size=(height, width), mode="bilinear", align_corners=False)[0]
+            pos = k
+        if self.center_mask == "detection" and len(c_ids):
+            scale = c_boxes.new_tensor([width / w, height / h, width / w, height / h])
+            pasted = paste_soft_masks(c_probs, c_boxes * scale, (height, width)).cpu()
+            total.index_add_(0, inverse[pos:], pasted)
+            count.index_add_(0, inverse[pos:], torch.ones(len(c_ids)))
+        masks = (total / count[:, None, None]) > self.mask_thresh
+        visible = masks.flatten(1).any(1)
+        return FrameOutput(tau, uniq[visible], masks[visible])
+
+    # ------------------------------------------------------------------ public API
+    @torch.no_grad()
+    def stream(self, frames: Iterable[dict]) -> Iterator[FrameOutput]:
+        """Yield one FrameOutput per input frame, in order, as soon as it is final.
+
+        Args:
+            frames: iterable of dicts with "image" ((3, H, W) tensor in the model's input format)
+                and optionally "height"/"width" (the output size; default: the image size).
+        """
+        self.model.eval()
+        self._reset()
+        T = self.T
+        n = 0
+        for frame in frames:
+            tau = n
+            n += 1
+            self._ingest(tau, frame)
+            t = tau - T
+            if t >= 0:
+                self._process_clip(t, last=tau)
+                self._features.pop(t - T, None)  # no later clip reaches back to t - T
+                if t - T >= 0:
+                    yield self._emit(t - T)
+        for t in range(max(0, n - T), n):
+            self._process_clip(t, last=n - 1)
+        for tau in range(max(0, n - 2 * T), n):
+            yield self._emit(tau)
+        self._features.clear()
+
+    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
+        """Category and score of an ID from the tracks seen so far (None if unknown)."""
+        cs = self._class_score.get(instance_id)
+        if cs is None:
+            return None
+        cat = int(cs.argmax())
+        return VideoInstance(instance_id, cat, float(cs[cat]) / self._num_tracks[instance_id])
+
+    def video_instances(self) -> List[VideoInstance]:
+        """All video instances of the last streamed video, by decreasing score (at most
+        ``max_instances``). Category: the class with the largest summed detection score over
+        the ID's tracks; score: that sum divided by the ID's number of tracks."""
+        out = [self.current_instance(y) for y in self._class_score]
+        out.sort(key=lambda v: -v.score)
+        return out[: self.max_instances]
