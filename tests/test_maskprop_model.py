@@ -1,0 +1,128 @@
+"""MaskProp meta-architecture: builds from the tiny config, trains, loads Mask R-CNN weights."""
+import os
+
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from detectron2.structures import BitMasks, Boxes, Instances
+from detectron2.utils.events import EventStorage
+
+from maskprop_d2 import add_maskprop_config
+from maskprop_d2.modeling import MaskProp, MaskPropROIHeads
+
+
+def tiny_cfg():
+    cfg = get_cfg()
+    add_maskprop_config(cfg)
+    cfg.merge_from_file("configs/synthetic/maskprop_tiny.yaml")
+    cfg.MODEL.DEVICE = "cpu"
+    return cfg
+
+
+def make_clip(n_frames=3, h=64, w=96, center=1, absent=(2, 1)):
+    """Two squares moving right; object `absent[1]` is missing in frame `absent[0]`."""
+    images, insts = [], []
+    for f in range(n_frames):
+        img = torch.full((3, h, w), 60, dtype=torch.uint8)
+        masks = torch.zeros(2, h, w, dtype=torch.bool)
+        masks[0, 10:30, 5 + 3 * f : 25 + 3 * f] = True
+        masks[1, 35:55, 50 + 2 * f : 66 + 2 * f] = True
+        ids = torch.tensor([3, 7])
+        if f == absent[0]:
+            masks[absent[1]] = False
+            ids[absent[1]] = -1
+        img[:, masks[0]] = 200
+        img[0, masks[1]] = 250
+        inst = Instances((h, w))
+        inst.gt_ids = ids
+        inst.gt_classes = torch.tensor([0, 2])
+        inst.gt_masks = BitMasks(masks)
+        inst.gt_boxes = inst.gt_masks.get_bounding_boxes()
+        images.append(img)
+        insts.append(inst)
+    return {"video_id": 1, "height": h, "width": w, "frame_ids": list(range(n_frames)),
+            "center": center, "image": images, "instances": insts}
+
+
+def test_registered_and_built_from_config():
+    model = build_model(tiny_cfg())
+    assert isinstance(model, MaskProp)
+    assert isinstance(model.roi_heads, MaskPropROIHeads)
+    assert model.roi_heads.mask_prop_stride == 8
+
+
+@pytest.mark.parametrize("all_frames", [False, True])
+def test_one_training_step_returns_finite_losses(all_frames):
+    cfg = tiny_cfg()
+    cfg.MODEL.MASKPROP.DETECTION_LOSS_ON_ALL_FRAMES = all_frames
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.train()
+    clips = [make_clip(), make_clip(n_frames=2, center=0, absent=(1, 0))]
+    with EventStorage(0):
+        losses = model(clips)
+    expected = {"loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc", "loss_mask_prop"}
+    assert expected <= set(losses)
+    for k, v in losses.items():
+        assert torch.isfinite(v), k
+    assert 0.0 < losses["loss_mask_prop"].item() <= 1.0
+    sum(losses.values()).backward()
+    head = model.roi_heads.mask_prop_head
+    assert head.predictor.weight.grad is not None and head.predictor.weight.grad.abs().sum() > 0
+
+
+def test_pred_source_masks_option_trains():
+    cfg = tiny_cfg()
+    cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS = "pred"
+    model = build_model(cfg)
+    model.train()
+    with EventStorage(0):
+        losses = model([make_clip()])
+    assert torch.isfinite(losses["loss_mask_prop"])
+
+
+def test_clip_without_instances_gives_zero_prop_loss():
+    cfg = tiny_cfg()
+    model = build_model(cfg)
+    model.train()
+    clip = make_clip()
+    for inst in clip["instances"]:
+        inst.remove("gt_ids")
+    empty = [Instances(i.image_size, gt_ids=torch.zeros(0, dtype=torch.long),
+                       gt_classes=torch.zeros(0, dtype=torch.long),
+                       gt_boxes=Boxes(torch.zeros(0, 4)),
+                       gt_masks=BitMasks(torch.zeros(0, *i.image_size, dtype=torch.bool)))
+             for i in clip["instances"]]
+    clip["instances"] = empty
+    with EventStorage(0):
+        losses = model([clip])
+    assert losses["loss_mask_prop"].item() == 0.0
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_mask_rcnn_checkpoint_loads_into_maskprop(tmp_path):
+    """A plain detectron2 Mask R-CNN (other class count) loads; the propagation head keeps its init."""
+    cfg = tiny_cfg()
+    rcnn_cfg = cfg.clone()
+    rcnn_cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
+    rcnn_cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
+    rcnn_cfg.MODEL.ROI_HEADS.NUM_CLASSES = 80
+    torch.manual_seed(1)
+    rcnn = build_model(rcnn_cfg)
+    path = os.path.join(tmp_path, "mask_rcnn.pth")
+    torch.save({"model": rcnn.state_dict()}, path)
+
+    torch.manual_seed(2)
+    model = build_model(cfg)
+    prop_before = {k: v.clone() for k, v in model.roi_heads.mask_prop_head.state_dict().items()}
+    DetectionCheckpointer(model).load(path)
+    sd = model.state_dict()
+    # backbone weights come from the checkpoint
+    k = "backbone.bottom_up.stem.conv1.weight"
+    assert torch.equal(sd[k], rcnn.state_dict()[k])
+    # the class-specific predictor (80 vs 5 classes) is skipped, the propagation head untouched
+    assert sd["roi_heads.box_predictor.cls_score.weight"].shape[0] == 6
+    for name, v in model.roi_heads.mask_prop_head.state_dict().items():
+        assert torch.equal(v, prop_before[name]), name
