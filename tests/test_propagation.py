@@ -198,7 +198,7 @@ def test_roi_mode_equals_full_frame_inside_window():
 
 
 def test_roi_mode_rescales_offsets_when_resampling():
-    """A constant motion of dx feature pixels must stay dx feature pixels in a 2x-downsampled crop."""
+    """A constant motion of dx feature pixels stays dx feature pixels in a 2x-downsampled crop."""
     h = w = 32
     dx = 6.0
     heads = {}

@@ -65,42 +65,54 @@ def rle_totals(counts: Sequence) -> Tuple[np.ndarray, np.ndarray]:
     total = np.zeros(n, dtype=np.int64)
     if lens.sum() == 0:
         return ok, total
-    a = np.frombuffer(b"".join(bufs), dtype=np.uint8).astype(np.int64) - 48
-    sid = np.repeat(np.arange(n), lens)
+    cum = np.cumsum(lens)
+    a = np.frombuffer(b"".join(bufs), dtype=np.uint8).astype(np.int16) - 48
     bad = (a < 0) | (a > 63)
-    ok[np.unique(sid[bad])] = False
-    a = np.where(bad, 0, a)
+    if bad.any():
+        ok[np.unique(np.searchsorted(cum, np.flatnonzero(bad), side="right"))] = False
+        a[bad] = 0
     end = (a & 0x20) == 0
-    last = np.cumsum(lens)[lens > 0] - 1
-    ok[sid[last[~end[last]]]] = False  # string ends inside a number
+    last = cum[lens > 0] - 1
+    ok[np.searchsorted(cum, last[~end[last]], side="right")] = False  # ends inside a number
     end[last] = True  # numbers never span two strings
-    gstart = np.flatnonzero(np.r_[True, end[:-1]])
-    glen = np.diff(np.r_[gstart, len(a)])
-    gsid = sid[gstart]
-    ok[np.unique(gsid[glen > _MAX_CHUNKS])] = False
-    k = np.arange(len(a)) - np.repeat(gstart, glen)
-    k = np.minimum(k, _MAX_CHUNKS)
-    val = np.add.reduceat((a & 0x1F) << (5 * k), gstart)
+    gend = np.flatnonzero(end)
+    gstart = np.r_[0, gend[:-1] + 1]
+    glen = gend - gstart + 1
+    gsid = np.searchsorted(cum, gstart, side="right")
+    long = glen > _MAX_CHUNKS
+    if long.any():
+        ok[np.unique(gsid[long])] = False
+        glen = np.minimum(glen, _MAX_CHUNKS)
+    val = np.zeros(len(gstart), dtype=np.int64)
+    for j in range(int(glen.max())):
+        sel = np.flatnonzero(glen > j) if j else slice(None)
+        val[sel] |= (a[gstart[sel] + j] & 0x1F).astype(np.int64) << (5 * j)
     negative = (a[gstart + glen - 1] & 0x10) != 0
-    val = val - np.where(negative, np.int64(1) << (5 * np.minimum(glen, _MAX_CHUNKS)), 0)
+    val[negative] -= np.int64(1) << (5 * glen[negative])
+    huge = np.abs(val) > 2**33  # no valid run length (or difference of two) is that large
+    if huge.any():
+        ok[np.unique(gsid[huge])] = False
+        val[huge] = 0
     # index of each number within its string; delta coding: c[i] = v[i] + c[i-2] for i >= 3,
-    # i.e. c[0] = v[0] and cumulative sums over the odd and the even (>= 2) positions.
+    # i.e. c[0] = v[0] and cumulative sums over the odd and over the even (>= 2) positions.
     first_group = np.searchsorted(gsid, np.arange(n))
     gidx = np.arange(len(gstart)) - first_group[gsid]
     cnt = val.copy()
-    for parity in (0, 1):
-        sel = np.flatnonzero((gidx >= 1) & (gidx % 2 == parity) if parity else (gidx >= 2) & (gidx % 2 == 0))
+    odd = (gidx & 1) == 1
+    for sel_mask in (odd, ~odd & (gidx >= 2)):
+        sel = np.flatnonzero(sel_mask)
         if len(sel) == 0:
             continue
         v = val[sel]
         cs = np.cumsum(v)
         seg = gsid[sel]
         seg_start = np.r_[True, seg[1:] != seg[:-1]]
-        base = np.where(seg_start, cs - v, 0)
-        base = np.maximum.accumulate(np.where(seg_start, np.arange(len(sel)), 0))
-        cnt[sel] = cs - (cs - v)[base]
-    ok[np.unique(gsid[(cnt < 0) | (cnt >= 2**32)])] = False
-    np.add.at(total, gsid, np.clip(cnt, 0, 2**32))
+        start_idx = np.maximum.accumulate(np.where(seg_start, np.arange(len(sel)), 0))
+        cnt[sel] = cs - (cs - v)[start_idx]
+    invalid = (cnt < 0) | (cnt >= 2**32)
+    if invalid.any():
+        ok[np.unique(gsid[invalid])] = False
+    total[:] = np.bincount(gsid, weights=np.clip(cnt, 0, 2**32), minlength=n).astype(np.int64)
     return ok, total
 
 

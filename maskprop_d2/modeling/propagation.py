@@ -21,7 +21,8 @@ Two spatial modes (constructor ``roi_size``):
   are resampled to ``S×S`` (offsets are rescaled to crop pixels). The crop logits are pasted back
   into the frame; outside its window a row predicts background (logit ``OUTSIDE_LOGIT``).
 
-All coordinates are in feature pixels of the propagation level (pixel ``j`` has its centre at ``j``).
+All coordinates are in feature pixels of the propagation level (pixel ``j`` has its centre at
+``j``).
 """
 from typing import Optional, Tuple
 
@@ -44,7 +45,8 @@ ROI_MASK_PROP_HEAD_REGISTRY = Registry("ROI_MASK_PROP_HEAD")
 ROI_MASK_PROP_HEAD_REGISTRY.__doc__ = """
 Registry for mask propagation heads: given reduced features of frame pairs and instance masks of the
 source frames, predict the instances' mask logits in the target frames. The registered object is
-called with ``(cfg, input_shape: ShapeSpec)`` (the shape of ``cfg.MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE``).
+called with ``(cfg, input_shape: ShapeSpec)``, the shape of
+``cfg.MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE``.
 """
 
 # Logit given to pixels outside a row's window in ROI mode (sigmoid ≈ 2e-9: background).
@@ -100,8 +102,9 @@ class _ResBlock(nn.Module):
 class MaskPropagationHead(nn.Module):
     """MaskProp's propagation head (see the module docstring).
 
-    Typical use (``feats``: (F, C, H, W) frame features at one level; ``src``/``dst``: (P,) frame
-    indices of the pairs; ``masks``: (N, H, W) source masks; ``pair_index``: (N,) pair of each row)::
+    Typical use (``feats``: (F, C, H, W) frame features at one level; ``src``/``dst``: (P,)
+    frame indices of the pairs; ``masks``: (N, H, W) source masks; ``pair_index``: (N,) the pair
+    of each row)::
 
         red = head.reduce(feats)                                   # once per frame (cacheable)
         logits = head(red[src], red[dst], masks, pair_index)       # (N, H, W)
@@ -311,7 +314,7 @@ class MaskPropagationHead(nn.Module):
         self, crops: torch.Tensor, windows: torch.Tensor, image_size: Tuple[int, int]
     ) -> torch.Tensor:
         """Paste (N, S, S) window logits into (N, H, W) frame logits (``OUTSIDE_LOGIT`` outside)."""
-        n, s = crops.shape[0], crops.shape[-1]
+        n = crops.shape[0]
         h, w = image_size
         if n == 0:
             return crops.new_zeros((0, h, w)) + 0.0 * crops.sum()

@@ -1,0 +1,256 @@
+#!/usr/bin/env python
+"""MaskProp demo on a video file or a folder/glob of frames, streaming (constant memory).
+
+    python demo/demo.py --config-file configs/synthetic/maskprop_tiny.yaml \
+        --video-input in.mp4 --output out.mp4 [--json tracks.json] \
+        --opts MODEL.WEIGHTS output/synthetic/maskprop_tiny/model_final.pth
+"""
+import argparse
+import glob
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+
+import cv2
+import numpy as np
+import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from visualizer import draw_frame  # noqa: E402
+
+logger = logging.getLogger("maskprop_d2.demo")
+
+
+class DemoError(Exception):
+    """A user-facing error: bad input, output or config."""
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description="MaskProp video instance segmentation demo")
+    p.add_argument("--config-file", required=True, metavar="FILE")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video-input", help="a video file")
+    src.add_argument("--input", nargs="+", help="a folder of frames, a glob, or frame files")
+    p.add_argument("--output", required=True, help="output video (.mp4 or .avi)")
+    p.add_argument("--json", help="also write the tracks in the YouTube-VIS results format")
+    p.add_argument("--fps", type=float, default=6.0, help="output fps for --input frames")
+    p.add_argument("--confidence-threshold", type=float, default=None,
+                   help="detection score threshold (MODEL.MASKPROP.INFERENCE.SCORE_THRESH)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="config overrides KEY VALUE")
+    return p
+
+
+def setup_cfg(args):
+    from detectron2.config import get_cfg
+
+    from maskprop_d2 import add_maskprop_config
+
+    if not os.path.isfile(args.config_file):
+        raise DemoError("config file not found: {}".format(args.config_file))
+    cfg = get_cfg()
+    add_maskprop_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    if args.confidence_threshold is not None:
+        cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = args.confidence_threshold
+    w = cfg.MODEL.WEIGHTS
+    if not w:
+        raise DemoError("MODEL.WEIGHTS is empty: pass --opts MODEL.WEIGHTS path/to/model_final.pth")
+    if "://" not in w and not os.path.isfile(w):
+        raise DemoError("weights file not found: {}".format(w))
+    if cfg.MODEL.DEVICE.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            logger.warning("CUDA is not available: running on CPU")
+            cfg.MODEL.DEVICE = "cpu"
+    cfg.freeze()
+    return cfg
+
+
+class VideoFileSource:
+    """Frames of a video file, read one at a time."""
+
+    def __init__(self, path):
+        if not os.path.isfile(path):
+            raise DemoError("video file not found: {}".format(path))
+        self.path = path
+        self.cap = cv2.VideoCapture(path)
+        if not self.cap.isOpened():
+            raise DemoError("cannot open video (unreadable or not a video): {}".format(path))
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
+        if not self.fps or self.fps != self.fps or self.fps <= 0:
+            raise DemoError("video has no valid frame rate: {}".format(path))
+        self.width = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.expected = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.read = 0
+
+    def __len__(self):
+        return max(self.expected, 0)
+
+    def __iter__(self):
+        while True:
+            ok, frame = self.cap.read()
+            if not ok:
+                break
+            self.read += 1
+            yield frame
+        self.cap.release()
+        if self.read == 0:
+            raise DemoError("video has no decodable frame: {}".format(self.path))
+        if self.expected > 0 and self.read < self.expected:
+            raise DemoError(
+                "video is truncated: {} declares {} frames but only {} could be decoded".format(
+                    self.path, self.expected, self.read
+                )
+            )
+
+
+class FrameFilesSource:
+    """Frames from image files (a folder, a glob or a list), in sorted order."""
+
+    def __init__(self, inputs, fps):
+        files = []
+        for item in inputs:
+            if os.path.isdir(item):
+                files += sorted(
+                    os.path.join(item, f)
+                    for f in os.listdir(item)
+                    if f.lower().endswith((".jpg", ".jpeg", ".png", ".bmp"))
+                )
+            elif any(c in item for c in "*?["):
+                files += sorted(glob.glob(item))
+            elif os.path.isfile(item):
+                files.append(item)
+            else:
+                raise DemoError("input not found: {}".format(item))
+        if not files:
+            raise DemoError("no frame images found in {}".format(" ".join(inputs)))
+        self.files, self.fps = files, fps
+        first = cv2.imread(files[0])
+        if first is None:
+            raise DemoError("cannot read image: {}".format(files[0]))
+        self.height, self.width = first.shape[:2]
+
+    def __len__(self):
+        return len(self.files)
+
+    def __iter__(self):
+        for f in self.files:
+            img = cv2.imread(f)
+            if img is None:
+                raise DemoError("cannot read image: {}".format(f))
+            if img.shape[:2] != (self.height, self.width):
+                raise DemoError(
+                    "frame {} is {}x{}, the first frame is {}x{}".format(
+                        f, img.shape[1], img.shape[0], self.width, self.height
+                    )
+                )
+            yield img
+
+
+def _check_output(path, overwrite):
+    if os.path.exists(path) and not overwrite:
+        raise DemoError("{} exists: pass --overwrite to replace it".format(path))
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(d):
+        raise DemoError("output folder does not exist: {}".format(d))
+    if not os.access(d, os.W_OK):
+        raise DemoError("cannot write to output folder: {}".format(d))
+
+
+def _tmp_path(path):
+    d = os.path.dirname(os.path.abspath(path))
+    stem, ext = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + stem + ".", suffix=ext, dir=d)
+    os.close(fd)
+    return tmp
+
+
+def run(args):
+    _check_output(args.output, args.overwrite)
+    if args.json:
+        _check_output(args.json, args.overwrite)
+    cfg = setup_cfg(args)
+    source = VideoFileSource(args.video_input) if args.video_input else FrameFilesSource(args.input, args.fps)
+
+    from maskprop_d2.inference import VideoPredictor, encode_frame_masks
+
+    predictor = VideoPredictor(cfg)
+    meta = predictor.metadata
+    names = list(getattr(meta, "thing_classes", []) or [])
+
+    ext = os.path.splitext(args.output)[1].lower()
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if ext == ".avi" else "mp4v"))
+    tmp_video = _tmp_path(args.output)
+    writer = cv2.VideoWriter(tmp_video, fourcc, source.fps, (source.width, source.height))
+    if not writer.isOpened():
+        os.remove(tmp_video)
+        raise DemoError("cannot open a video writer for {}".format(args.output))
+    rles = {}
+    n = 0
+    start = time.perf_counter()
+    try:
+        bar = tqdm.tqdm(total=len(source) or None, unit="frame", desc="maskprop")
+        for frame, out in predictor(iter(source)):
+            ids = out.ids.tolist()
+            labels = []
+            for y in ids:
+                inst = predictor.instance_label(y)
+                name = names[inst.category_id] if inst.category_id < len(names) else str(inst.category_id)
+                labels.append("{} {:.2f}".format(name, inst.score))
+            writer.write(draw_frame(frame, ids, out.masks.numpy(), labels))
+            if args.json:
+                for y, rle in encode_frame_masks(out).items():
+                    rles.setdefault(y, {})[out.frame_idx] = rle
+            n += 1
+            bar.update(1)
+            bar.set_postfix(fps="{:.2f}".format(n / (time.perf_counter() - start)))
+        bar.close()
+        writer.release()
+    except BaseException:
+        writer.release()
+        os.remove(tmp_video)
+        raise
+    os.replace(tmp_video, args.output)
+    if args.json:
+        contiguous_to_dataset = {}
+        if meta is not None and hasattr(meta, "thing_dataset_id_to_contiguous_id"):
+            contiguous_to_dataset = {v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
+        entries = []
+        for inst in predictor.video_instances():
+            frames = rles.get(inst.id)
+            if not frames:
+                continue
+            entries.append({
+                "video_id": 1,
+                "category_id": int(contiguous_to_dataset.get(inst.category_id, inst.category_id + 1)),
+                "score": float(inst.score),
+                "segmentations": [frames.get(f) for f in range(n)],
+            })
+        tmp_json = _tmp_path(args.json)
+        with open(tmp_json, "w") as f:
+            json.dump(entries, f)
+        os.replace(tmp_json, args.json)
+    logger.info("wrote %d frames to %s (%.2f frames/s)", n, args.output, n / (time.perf_counter() - start))
+    return n
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(message)s")
+    args = get_parser().parse_args(argv)
+    try:
+        run(args)
+    except DemoError as e:
+        print("demo.py: error: {}".format(e), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""VideoPredictor: raw frames in, tracked instance masks out, streaming (for demos and tools)."""
+import collections
+from typing import Iterable, Iterator, Tuple
+
+import numpy as np
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import MetadataCatalog
+from detectron2.data import transforms as T
+from detectron2.data.detection_utils import convert_image_to_rgb
+from detectron2.modeling import build_model
+
+from .video_inference import FrameOutput, VideoInference
+
+__all__ = ["VideoPredictor"]
+
+
+class VideoPredictor:
+    """Build MaskProp from a config, load its weights, and run it over a stream of frames.
+
+    Frames are BGR uint8 arrays (H, W, 3) as OpenCV reads them; each is resized with the test-time
+    shortest-edge resize. ``__call__`` yields ``(frame, FrameOutput)`` pairs in order; it keeps
+    at most the frames whose output is not final yet (2T + 1), never the whole video.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg.clone()
+        self.model = build_model(self.cfg)
+        self.model.eval()
+        DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        names = cfg.DATASETS.TEST or cfg.DATASETS.TRAIN
+        self.metadata = MetadataCatalog.get(names[0]) if names else None
+        self.aug = T.ResizeShortestEdge(
+            [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST
+        )
+        self.input_format = cfg.INPUT.FORMAT
+        self.inference = VideoInference(self.cfg, self.model)
+
+    def _to_input(self, frame_bgr: np.ndarray) -> dict:
+        if self.input_format == "RGB":
+            img = frame_bgr[:, :, ::-1]
+        elif self.input_format == "BGR":
+            img = frame_bgr
+        else:
+            img = convert_image_to_rgb(frame_bgr[:, :, ::-1], self.input_format)
+        h, w = img.shape[:2]
+        img = self.aug.get_transform(img).apply_image(img)
+        tensor = torch.as_tensor(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        return {"image": tensor, "height": h, "width": w}
+
+    def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[Tuple[np.ndarray, FrameOutput]]:
+        pending = collections.deque()
+
+        def inputs():
+            for f in frames:
+                pending.append(f)
+                yield self._to_input(f)
+
+        for out in self.inference.stream(inputs()):
+            yield pending.popleft(), out
+
+    def instance_label(self, instance_id: int):
+        """Running (category id, score) of an instance; final after the stream ends."""
+        return self.inference.current_instance(instance_id)
+
+    def video_instances(self):
+        return self.inference.video_instances()

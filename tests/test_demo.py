@@ -1,0 +1,124 @@
+"""demo/demo.py on generated video files: output readable with same frame count/size/fps."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from maskprop_d2 import add_maskprop_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs/synthetic/maskprop_tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    cfg = get_cfg()
+    add_maskprop_config(cfg)
+    cfg.merge_from_file(CONFIG)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    path = str(tmp_path_factory.mktemp("w") / "model.pth")
+    torch.save({"model": model.state_dict()}, path)
+    return path
+
+
+def write_video(path, n=14, w=120, h=80, fps=7.0, fourcc="mp4v"):
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert vw.isOpened()
+    rng = np.random.RandomState(0)
+    bg = rng.randint(0, 255, (h, w, 3)).astype(np.uint8)
+    for i in range(n):
+        f = bg.copy()
+        cv2.circle(f, (20 + 5 * i, 40), 12, (0, 200, 255), -1)
+        vw.write(f)
+    vw.release()
+
+
+def run_demo_inprocess(capsys, *args):
+    """Run demo.main in this process (fast: no re-import of torch/detectron2)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("maskprop_demo", os.path.join(ROOT, "demo/demo.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rc = mod.main(["--config-file", CONFIG] + [str(a) for a in args])
+    return subprocess.CompletedProcess(args, rc, "", capsys.readouterr().err)
+
+
+def run_demo(*args):
+    cmd = [sys.executable, os.path.join(ROOT, "demo/demo.py"), "--config-file", CONFIG] + [str(a) for a in args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_demo_video_roundtrip(tmp_path, weights, capsys):
+    src = tmp_path / "in.mp4"
+    write_video(src)
+    out = tmp_path / "out.mp4"
+    tracks = tmp_path / "tracks.json"
+    r = run_demo("--video-input", src, "--output", out, "--json", tracks, "--confidence-threshold", "0.0",
+                 "--opts", "MODEL.WEIGHTS", weights, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    cap = cv2.VideoCapture(str(out))
+    assert cap.isOpened()
+    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 120
+    assert int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == 80
+    assert abs(cap.get(cv2.CAP_PROP_FPS) - 7.0) < 1e-3
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 14
+    entries = json.load(open(tracks))
+    assert isinstance(entries, list)
+    for e in entries:
+        assert len(e["segmentations"]) == 14
+        assert {"video_id", "category_id", "score"} <= set(e)
+    # never overwrites without --overwrite
+    r = run_demo_inprocess(capsys, "--video-input", src, "--output", out, "--opts", "MODEL.WEIGHTS", weights)
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+
+
+def test_demo_frame_folder(tmp_path, weights, capsys):
+    d = tmp_path / "frames"
+    d.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(d / "{:05d}.jpg".format(i)), np.full((48, 64, 3), 40 * i, np.uint8))
+    out = tmp_path / "out.avi"
+    r = run_demo_inprocess(capsys, "--input", d, "--output", out, "--fps", "5", "--opts", "MODEL.WEIGHTS", weights)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_demo_clear_errors(tmp_path, weights, capsys):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(os.urandom(5000))
+    out = tmp_path / "o.mp4"
+    r = run_demo_inprocess(capsys, "--video-input", corrupt, "--output", out, "--opts", "MODEL.WEIGHTS", weights)
+    assert r.returncode == 2 and "corrupt.mp4" in r.stderr
+    assert not out.exists()
+
+    r = run_demo_inprocess(capsys, "--video-input", tmp_path / "missing.mp4", "--output", out, "--opts", "MODEL.WEIGHTS", weights)
+    assert r.returncode == 2 and "not found" in r.stderr
+
+    src = tmp_path / "in.avi"
+    write_video(src, n=30, fourcc="MJPG")
+    data = src.read_bytes()
+    trunc = tmp_path / "trunc.avi"
+    trunc.write_bytes(data[: len(data) // 2])
+    r = run_demo_inprocess(capsys, "--video-input", trunc, "--output", out, "--opts", "MODEL.WEIGHTS", weights)
+    assert r.returncode == 2 and "trunc.avi" in r.stderr, r.stderr[-2000:]
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".o.")], "temp output left behind"
+
+    r = run_demo_inprocess(capsys, "--video-input", src, "--output", tmp_path / "nodir" / "o.mp4", "--opts", "MODEL.WEIGHTS", weights)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+    r = run_demo_inprocess(capsys, "--video-input", src, "--output", out, "--opts", "MODEL.WEIGHTS", tmp_path / "nope.pth")
+    assert r.returncode == 2 and "nope.pth" in r.stderr
