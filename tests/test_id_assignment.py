@@ -5,6 +5,7 @@ Masks are 1x4 "images". Soft IoU = sum(a*b) / sum(a + b - a*b), computed by hand
   sIoU(A, A) = 1, sIoU(A, B) = 0, sIoU(A, C) = 0, sIoU(B, C) = 1/2,
   sIoU(A, H) = (1 + .5) / (1 + 1) = 3/4, sIoU(B, H) = 0 / (2 + 1.5) = 0.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -57,7 +58,7 @@ def test_q_several_tracks_per_id_and_partial_overlaps():
     assert m.assign(1, range(0, 3), clip([A, A, A], [B, B, B])) == [0, 1]
     # clip 2, track x = (A, H, B) at frames 1, 2, 3.
     #   vs a0 (clip 0, ID 0): overlap {1}:    m = sIoU(A, A) = 1
-    #   vs a1 (clip 1, ID 0): overlap {1, 2}: m = (sIoU(A, A) + sIoU(H, A)) / 2 = (1 + 3/4) / 2 = 7/8
+    #   vs a1 (clip 1, ID 0): overlap {1, 2}: m = (sIoU(A, A) + sIoU(H, A)) / 2 = (1 + 3/4)/2 = 7/8
     #   vs b0, b1 (ID 1): sIoU(A, B) = sIoU(H, B) = 0
     #   q(0) = (1 + 7/8) / 2 = 15/16, q(1) = 0 / 2 = 0
     # track z = (B, C, C):

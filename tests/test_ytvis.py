@@ -320,3 +320,50 @@ def test_register_synthetic_other_root(tmp_path, unique_name):
         for n in names:
             DatasetCatalog.remove(n)
             MetadataCatalog.remove(n)
+
+
+def test_synthetic_round_trip(tmp_path, unique_name):
+    synthetic = pytest.importorskip("maskprop_d2.data.synthetic")
+    root = str(tmp_path / "syn")
+    gen = dict(num_train=2, num_val=1, length=5, height=32, width=48, seed=3)
+    prefix = unique_name("syn")
+    names = builtin.register_synthetic_ytvis(root, prefix=prefix, **gen)
+    try:
+        meta = MetadataCatalog.get(names[0])
+        assert meta.thing_classes == [c["name"] for c in synthetic.SYNTHETIC_CATEGORIES]
+        assert not os.path.exists(root)  # generated on first use only
+        for name, split, n_videos in ((names[0], "train", 2), (names[1], "valid", 1)):
+            recs = DatasetCatalog.get(name)
+            with open(os.path.join(root, f"{split}.json")) as f:
+                data = json.load(f)
+            assert len(recs) == len(data["videos"]) == n_videos
+            id_map = meta.thing_dataset_id_to_contiguous_id
+            n_objs = sum(len(fr) for r in recs for fr in r["annotations"])
+            assert n_objs == sum(s is not None for a in data["annotations"]
+                                 for s in a["segmentations"])
+            for idx, rec in enumerate(recs):
+                assert rec["length"] == 5 and (rec["height"], rec["width"]) == (32, 48)
+                assert all(os.path.isfile(p) for p in rec["file_names"])
+                annos = [a for a in data["annotations"] if a["video_id"] == rec["video_id"]]
+                # what the generator drew: objects visible in >= 1 frame, in creation order
+                drawn = synthetic.render_synthetic_video(
+                    seed=3, split=split, index=idx, height=32, width=48, length=5)
+                drawn = [o for o in drawn["objects"] if o["visible"].any()]
+                assert len(drawn) == len(annos)
+                for a, o in zip(annos, drawn, strict=True):
+                    for f in range(5):
+                        objs = [x for x in rec["annotations"][f] if x["id"] == a["id"]]
+                        if not o["visible"][f].any():
+                            assert objs == [] and a["segmentations"][f] is None
+                            continue
+                        (x,) = objs
+                        assert x["category_id"] == id_map[a["category_id"]]
+                        assert x["segmentation"] == a["segmentations"][f]
+                        np.testing.assert_array_equal(
+                            mask_util.decode(x["segmentation"]).astype(bool), o["visible"][f])
+        assert builtin.register_synthetic_ytvis(root, prefix=prefix) == names  # no-op
+        DatasetCatalog.get(names[0])  # already generated: loads again without regenerating
+    finally:
+        for n in names:
+            DatasetCatalog.remove(n)
+            MetadataCatalog.remove(n)

@@ -1,5 +1,6 @@
 """YouTube-VIS metrics (DESIGN.md §3): the hand-checkable table, area ranges, errors, the results
 writer and --check, and a random multi-video case against a brute-force reference written here."""
+
 import json
 import math
 import os
@@ -41,13 +42,28 @@ GT_SEGS = [rle(SQ), rle(SQ), rle(SQ), None]
 
 def table_gt():
     return {
-        "videos": [{"id": 1, "width": 64, "height": 64, "length": 4,
-                    "file_names": ["v/{:05d}.jpg".format(i) for i in range(4)]}],
+        "videos": [
+            {
+                "id": 1,
+                "width": 64,
+                "height": 64,
+                "length": 4,
+                "file_names": ["v/{:05d}.jpg".format(i) for i in range(4)],
+            }
+        ],
         "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
-        "annotations": [{"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0,
-                         "segmentations": GT_SEGS, "areas": [400, 400, 400, None],
-                         "bboxes": [[10, 10, 20, 20]] * 3 + [None]}],
-    }  # fmt: skip
+        "annotations": [
+            {
+                "id": 1,
+                "video_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentations": GT_SEGS,
+                "areas": [400, 400, 400, None],
+                "bboxes": [[10, 10, 20, 20]] * 3 + [None],
+            }
+        ],
+    }
 
 
 def det(segs, score=0.9, cat=1, vid=1):
@@ -89,21 +105,53 @@ def test_design_table_false_positive_above_true_positive():
 def test_perfect_is_exactly_one_and_undefined_is_minus_one():
     s = evaluate(table_gt(), [det(GT_SEGS)]).as_dict()
     # the 20x20 GT (area 400) is small: medium/large have no GT -> -1
-    assert s == {"AP": 1.0, "AP50": 1.0, "AP75": 1.0, "APs": 1.0, "APm": -1.0, "APl": -1.0,
-                 "AR1": 1.0, "AR10": 1.0, "AR100": 1.0, "ARs": 1.0, "ARm": -1.0, "ARl": -1.0}  # fmt: skip
+    assert s == {
+        "AP": 1.0,
+        "AP50": 1.0,
+        "AP75": 1.0,
+        "APs": 1.0,
+        "APm": -1.0,
+        "APl": -1.0,
+        "AR1": 1.0,
+        "AR10": 1.0,
+        "AR100": 1.0,
+        "ARs": 1.0,
+        "ARm": -1.0,
+        "ARl": -1.0,
+    }
 
 
 def test_empty_results_score_zero():
     res = evaluate(table_gt(), [])
-    assert res.as_dict() == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "APs": 0.0, "APm": -1.0,
-                             "APl": -1.0, "AR1": 0.0, "AR10": 0.0, "AR100": 0.0, "ARs": 0.0,
-                             "ARm": -1.0, "ARl": -1.0}  # fmt: skip
+    assert res.as_dict() == {
+        "AP": 0.0,
+        "AP50": 0.0,
+        "AP75": 0.0,
+        "APs": 0.0,
+        "APm": -1.0,
+        "APl": -1.0,
+        "AR1": 0.0,
+        "AR10": 0.0,
+        "AR100": 0.0,
+        "ARs": 0.0,
+        "ARm": -1.0,
+        "ARl": -1.0,
+    }
     assert res.per_category_ap[1] == 0.0
     lines = res.summary().splitlines()
     assert len(lines) == 12
-    assert lines[0] == " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.000"
-    assert lines[4] == " Average Precision  (AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ] = -1.000"
-    assert lines[6] == " Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ] = 0.000"
+    assert (
+        lines[0]
+        == " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.000"
+    )
+    assert (
+        lines[4]
+        == " Average Precision  (AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ] = -1.000"
+    )
+    assert (
+        lines[6]
+        == " Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ] = 0.000"
+    )
 
 
 def test_gt_formats_polygon_and_uncompressed_rle():
@@ -111,7 +159,10 @@ def test_gt_formats_polygon_and_uncompressed_rle():
     poly = [[10, 10, 30, 10, 30, 30, 10, 30]]  # about the square, as a polygon
     poly_mask = _decode(poly, 64, 64)  # pycocotools' rasterisation
     unc = {"size": [64, 64], "counts": _uncompressed(SQ)}
-    assert mask_util.frPyObjects(unc, 64, 64)["counts"] == mask_util.encode(np.asfortranarray(SQ))["counts"]
+    assert (
+        mask_util.frPyObjects(unc, 64, 64)["counts"]
+        == mask_util.encode(np.asfortranarray(SQ))["counts"]
+    )
     gt["annotations"][0]["segmentations"] = [poly, unc, GT_SEGS[2], None]
     gt["annotations"][0].pop("areas")
     segs = [rle(poly_mask), rle(SQ), rle(SQ), None]
@@ -134,9 +185,17 @@ def area_gt(anns, length=2):
     return {
         "videos": [{"id": 7, "width": 300, "height": 300, "length": length}],
         "categories": [{"id": 3, "name": "thing"}],
-        "annotations": [dict(id=i + 1, video_id=7, category_id=3, iscrowd=a.get("iscrowd", 0),
-                             segmentations=a["segs"]) for i, a in enumerate(anns)],
-    }  # fmt: skip
+        "annotations": [
+            dict(
+                id=i + 1,
+                video_id=7,
+                category_id=3,
+                iscrowd=a.get("iscrowd", 0),
+                segmentations=a["segs"],
+            )
+            for i, a in enumerate(anns)
+        ],
+    }
 
 
 def test_area_ranges_official_semantics():
@@ -145,7 +204,10 @@ def test_area_ranges_official_semantics():
     large = box(300, 300, 0, 0, 260, 260)  # 67600 > 256^2: large
     fp = box(300, 300, 200, 0, 100, 100)  # a small false positive, no overlap >= .5 with any GT
     gt = area_gt([{"segs": [rle(m)] * 2} for m in (small, medium, large)])
-    dets = [det([rle(fp)] * 2, score=0.9, cat=3, vid=7), det([rle(medium)] * 2, score=0.8, cat=3, vid=7)]
+    dets = [
+        det([rle(fp)] * 2, score=0.9, cat=3, vid=7),
+        det([rle(medium)] * 2, score=0.8, cat=3, vid=7),
+    ]
     s = evaluate(gt, dets).as_dict()
     # all: FP then TP, 1 of 3 GTs: precision 1/2 up to recall 1/3 (recall points 0..0.33: 34)
     assert s["AP"] == pytest.approx(34 * 0.5 / 101, abs=1e-12)
@@ -160,12 +222,16 @@ def test_area_ranges_official_semantics():
 
 def test_area_bounds_inclusive_and_mean_over_present_frames():
     b128 = box(300, 300, 0, 0, 128, 128)  # exactly 128^2: small and medium
-    s = evaluate(area_gt([{"segs": [rle(b128)] * 2}]), [det([rle(b128)] * 2, cat=3, vid=7)]).as_dict()
+    s = evaluate(
+        area_gt([{"segs": [rle(b128)] * 2}]), [det([rle(b128)] * 2, cat=3, vid=7)]
+    ).as_dict()
     assert (s["APs"], s["APm"], s["APl"]) == (1.0, 1.0, -1.0)
     # present only in frame 0 with 170x170 = 28900: medium (absent frames are not averaged in;
     # averaging them in as 0 would give 14450, small)
     b170 = box(300, 300, 0, 0, 170, 170)
-    s = evaluate(area_gt([{"segs": [rle(b170), None]}]), [det([rle(b170), None], cat=3, vid=7)]).as_dict()
+    s = evaluate(
+        area_gt([{"segs": [rle(b170), None]}]), [det([rle(b170), None], cat=3, vid=7)]
+    ).as_dict()
     assert (s["APs"], s["APm"], s["APl"]) == (-1.0, 1.0, -1.0)
     # mean of 200x200 and 100x100 = 25000: medium
     segs = [rle(box(300, 300, 0, 0, 200, 200)), rle(box(300, 300, 0, 0, 100, 100))]
@@ -181,11 +247,14 @@ def test_area_bounds_inclusive_and_mean_over_present_frames():
 def test_crowd_absorbs_detections_and_max_dets():
     h = w = 64
     a, c = box(h, w, 0, 0, 20, 20), box(h, w, 30, 30, 30, 30)
-    gt = {"videos": [{"id": 1, "width": w, "height": h, "length": 2}],
-          "categories": [{"id": 1, "name": "x"}],
-          "annotations": [
-              {"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0, "segmentations": [rle(a)] * 2},
-              {"id": 2, "video_id": 1, "category_id": 1, "iscrowd": 1, "segmentations": [rle(c)] * 2}]}  # fmt: skip
+    gt = {
+        "videos": [{"id": 1, "width": w, "height": h, "length": 2}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [
+            {"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0, "segmentations": [rle(a)] * 2},
+            {"id": 2, "video_id": 1, "category_id": 1, "iscrowd": 1, "segmentations": [rle(c)] * 2},
+        ],
+    }
     dets = [det([rle(c)] * 2, 0.95), det([rle(c)] * 2, 0.9), det([rle(a)] * 2, 0.5)]
     s = evaluate(gt, dets).as_dict()
     assert s["AP"] == 1.0 and s["AR1"] == 0.0 and s["AR10"] == 1.0  # both crowd dets ignored
@@ -212,7 +281,9 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match=r"unknown category_id 9"):
         evaluate(gt, [det(GT_SEGS, cat=9)])
     small = rle(np.zeros((32, 64), np.uint8))
-    with pytest.raises(ValueError, match=r"video_id=1\) frame 1: mask size 32x64 != video size 64x64"):
+    with pytest.raises(
+        ValueError, match=r"video_id=1\) frame 1: mask size 32x64 != video size 64x64"
+    ):
         evaluate(gt, [det([GT_SEGS[0], small, None, None])])
     bad = dict(GT_SEGS[0], counts=GT_SEGS[0]["counts"][:-3])
     with pytest.raises(ValueError, match=r"frame 0: RLE covers \d+ pixels"):
@@ -288,8 +359,11 @@ def test_writer_round_trip_and_cli(tmp_path, capsys):
     # the real command line, once
     proc = subprocess.run(
         [sys.executable, "-m", "maskprop_d2.evaluation", "--check", str(gt_path), zip_path],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "OK" in proc.stdout
     # scoring with --json (in-process)
@@ -333,7 +407,6 @@ def brute_force(gt, results):
     thrs = np.linspace(0.5, 0.95, 10).tolist()
     rec_pts = np.linspace(0.0, 1.0, 101).tolist()
     areas = [(0, 1e10), (0, 128**2), (128**2, 256**2), (256**2, 1e10)]
-    max_dets = [1, 10, 100]
 
     def masks(segs, v):
         return [_decode(s, v["height"], v["width"]) for s in segs]
@@ -344,7 +417,7 @@ def brute_force(gt, results):
 
     def viou(d, g):
         i = u = 0
-        for a, b in zip(d, g):
+        for a, b in zip(d, g, strict=True):
             if a is not None and b is not None:
                 i += (a & b).sum()
                 u += (a | b).sum()
@@ -359,7 +432,8 @@ def brute_force(gt, results):
         v = vids[ann["video_id"]]
         ms = masks(ann["segmentations"], v)
         G.setdefault((ann["video_id"], ann["category_id"]), []).append(
-            (ms, mean_area(ms), bool(ann.get("iscrowd", 0))))
+            (ms, mean_area(ms), bool(ann.get("iscrowd", 0)))
+        )
     D = {}
     for r in results:
         ms = masks(r["segmentations"], vids[r["video_id"]])
@@ -377,7 +451,9 @@ def brute_force(gt, results):
             dts = [dts[i] for i in order]
             for ai, (lo, hi) in enumerate(areas):
                 ign = [g[2] or g[1] < lo or g[1] > hi for g in gts]
-                gorder = [i for i in range(len(gts)) if not ign[i]] + [i for i in range(len(gts)) if ign[i]]
+                gorder = [i for i in range(len(gts)) if not ign[i]] + [
+                    i for i in range(len(gts)) if ign[i]
+                ]
                 matched = [[False] * len(dts) for _ in thrs]
                 dig = [[False] * len(dts) for _ in thrs]
                 for ti, t in enumerate(thrs):
@@ -400,7 +476,8 @@ def brute_force(gt, results):
                         elif d[1] < lo or d[1] > hi:
                             dig[ti][di] = True
                 E.setdefault((c, ai), []).append(
-                    ([d[2] for d in dts], matched, dig, sum(not x for x in ign)))
+                    ([d[2] for d in dts], matched, dig, sum(not x for x in ign))
+                )
 
     def ap_ar(c, ai, md, tsel):
         ev = E.get((c, ai), [])
@@ -446,10 +523,20 @@ def brute_force(gt, results):
         return avg(out)
 
     allt = range(10)
-    stats = [stat("ap", 0, 100, allt), stat("ap", 0, 100, [0]), stat("ap", 0, 100, [5]),
-             stat("ap", 1, 100, allt), stat("ap", 2, 100, allt), stat("ap", 3, 100, allt),
-             stat("ar", 0, 1, allt), stat("ar", 0, 10, allt), stat("ar", 0, 100, allt),
-             stat("ar", 1, 100, allt), stat("ar", 2, 100, allt), stat("ar", 3, 100, allt)]  # fmt: skip
+    stats = [
+        stat("ap", 0, 100, allt),
+        stat("ap", 0, 100, [0]),
+        stat("ap", 0, 100, [5]),
+        stat("ap", 1, 100, allt),
+        stat("ap", 2, 100, allt),
+        stat("ap", 3, 100, allt),
+        stat("ar", 0, 1, allt),
+        stat("ar", 0, 10, allt),
+        stat("ar", 0, 100, allt),
+        stat("ar", 1, 100, allt),
+        stat("ar", 2, 100, allt),
+        stat("ar", 3, 100, allt),
+    ]
     per_cat = {}
     for c in cat_ids:
         aps, _ = ap_ar(c, 0, 100, allt)
@@ -465,12 +552,12 @@ def random_case(seed):
     for vid in range(1, 5):
         length = int(rng.integers(2, 5))
         videos.append({"id": vid * 10, "width": w, "height": h, "length": length})
-        for k in range(int(rng.integers(1, 4))):
+        for _ in range(int(rng.integers(1, 4))):
             cat = int(rng.choice(cats))
             size = int(rng.choice([60, 100, 150, 200, 270]))
             y, x = (int(v) for v in rng.integers(0, h - size + 1, 2))
             frames = []
-            for f in range(length):
+            for _ in range(length):
                 if rng.random() < 0.2:
                     frames.append(None)
                     continue
@@ -490,10 +577,29 @@ def random_case(seed):
                 else:
                     ys, xs = np.nonzero(m)
                     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-                    segs.append([[float(x0), float(y0), float(x1), float(y0), float(x1), float(y1),
-                                  float(x0), float(y1)]])  # fmt: skip
-            anns.append({"id": len(anns) + 1, "video_id": vid * 10, "category_id": cat,
-                         "iscrowd": int(rng.random() < 0.15), "segmentations": segs})  # fmt: skip
+                    segs.append(
+                        [
+                            [
+                                float(x0),
+                                float(y0),
+                                float(x1),
+                                float(y0),
+                                float(x1),
+                                float(y1),
+                                float(x0),
+                                float(y1),
+                            ]
+                        ]
+                    )
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "video_id": vid * 10,
+                    "category_id": cat,
+                    "iscrowd": int(rng.random() < 0.15),
+                    "segmentations": segs,
+                }
+            )
             # detections: noisy copies (some with the wrong class), in several copies
             for _ in range(int(rng.integers(0, 4))):
                 dsegs = []
@@ -509,21 +615,36 @@ def random_case(seed):
         for _ in range(int(rng.integers(0, 4))):  # false positives
             size = int(rng.choice([30, 130, 265]))
             y, x = (int(v) for v in rng.integers(0, h - size + 1, 2))
-            dsegs = [rle(box(h, w, y, x, size, size)) if rng.random() < 0.8 else None for _ in range(length)]
-            results.append(det(dsegs, float(np.round(rng.random(), 1)), int(rng.choice(cats)), vid * 10))
+            dsegs = [
+                rle(box(h, w, y, x, size, size)) if rng.random() < 0.8 else None
+                for _ in range(length)
+            ]
+            results.append(
+                det(dsegs, float(np.round(rng.random(), 1)), int(rng.choice(cats)), vid * 10)
+            )
     # a (video, category) with more than 10 detections: AR10 < AR100 possible
     v0 = videos[0]
     for i in range(12):
         dsegs = [rle(box(h, w, 5 * i, 5 * i, 120, 120))] * v0["length"]
         results.append(det(dsegs, 0.05 + 0.01 * i, 1, v0["id"]))
-    anns.append({"id": len(anns) + 1, "video_id": v0["id"], "category_id": 1, "iscrowd": 0,
-                 "segmentations": [rle(box(h, w, 0, 0, 120, 120))] * v0["length"]})  # fmt: skip
-    gt = {"videos": videos, "annotations": anns,
-          "categories": [{"id": c, "name": "c{}".format(c)} for c in cats + [9]]}  # fmt: skip
+    anns.append(
+        {
+            "id": len(anns) + 1,
+            "video_id": v0["id"],
+            "category_id": 1,
+            "iscrowd": 0,
+            "segmentations": [rle(box(h, w, 0, 0, 120, 120))] * v0["length"],
+        }
+    )
+    gt = {
+        "videos": videos,
+        "annotations": anns,
+        "categories": [{"id": c, "name": "c{}".format(c)} for c in cats + [9]],
+    }
     return gt, results
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [1, 5, 8, 11])
 def test_random_case_matches_brute_force(seed):
     gt, results = random_case(seed)
     res = evaluate(gt, results)
@@ -535,6 +656,67 @@ def test_random_case_matches_brute_force(seed):
             assert math.isnan(res.per_category_ap[c])
         else:
             assert res.per_category_ap[c] == pytest.approx(v, abs=1e-9)
-    # the case exercises every area range and some crowd GTs
-    assert any(a["iscrowd"] for a in gt["annotations"]) or seed != 0
-    assert sum(s > -1 for s in stats) >= 9
+    # these seeds have crowd GTs, and non-trivial values
+    assert any(a["iscrowd"] for a in gt["annotations"])
+    assert 0 < stats[0] < 1 and sum(x > -1 for x in stats) >= 10
+
+
+def test_single_frame_videos_match_pycocotools_cocoeval(capsys):
+    """With one-frame videos the video IoU is the mask IoU: COCOeval (segm, YTVIS area ranges)
+    is then an independent reference (no crowd GTs: COCO scores crowd IoU differently)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt, results = random_case(3)
+    for a in gt["annotations"]:
+        a["iscrowd"] = 0
+    # keep frame 0 only
+    for v in gt["videos"]:
+        v["length"] = 1
+    gt["annotations"] = [
+        dict(a, segmentations=a["segmentations"][:1])
+        for a in gt["annotations"]
+        if a["segmentations"][0] is not None
+    ]
+    results = [dict(r, segmentations=r["segmentations"][:1]) for r in results]
+    results = [r for r in results if r["segmentations"][0] is not None]
+    res = evaluate(gt, results)
+
+    images = [{"id": v["id"], "width": v["width"], "height": v["height"]} for v in gt["videos"]]
+    anns = []
+    for a in gt["annotations"]:
+        m = _decode(a["segmentations"][0], 280, 280)
+        r = rle(m)
+        anns.append(
+            {
+                "id": a["id"],
+                "image_id": a["video_id"],
+                "category_id": a["category_id"],
+                "iscrowd": 0,
+                "segmentation": r,
+                "area": float(m.sum()),
+                "bbox": mask_util.toBbox(r).tolist(),
+            }
+        )
+    coco_gt = COCO()
+    coco_gt.dataset = {"images": images, "annotations": anns, "categories": gt["categories"]}
+    coco_gt.createIndex()
+    coco_dt = coco_gt.loadRes(
+        [
+            {
+                "image_id": r["video_id"],
+                "category_id": r["category_id"],
+                "score": r["score"],
+                "segmentation": r["segmentations"][0],
+            }
+            for r in results
+        ]
+    )
+    ev = COCOeval(coco_gt, coco_dt, "segm")
+    ev.params.areaRng = [[0, 1e10], [0, 128**2], [128**2, 256**2], [256**2, 1e10]]
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    capsys.readouterr()
+    assert res.stats.tolist() == pytest.approx(ev.stats.tolist(), abs=1e-9)
+    assert sum(x > -1 for x in ev.stats) >= 10 and 0 < ev.stats[0] < 1

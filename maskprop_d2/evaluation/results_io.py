@@ -1,9 +1,10 @@
-"""YouTube-VIS results: RLE helpers, the results writer (results.json + results.zip) and a validator.
+"""YouTube-VIS results: RLE helpers, the results writer (results.json + .zip) and a validator.
 
-Results format (DESIGN.md §2): a list of ``{"video_id", "category_id", "score", "segmentations":
-[{"size": [h, w], "counts": str} | None, one per frame]}``. The zip holds ``results.json`` at its root
-(what CodaLab takes). No detectron2 dependency.
+Results format (DESIGN.md §2): a list of ``{"video_id", "category_id", "score",
+"segmentations": [{"size": [h, w], "counts": str} | None, one per frame]}``. The zip holds
+``results.json`` at its root (what CodaLab takes). No detectron2 dependency.
 """
+
 import json
 import math
 import numbers
@@ -159,7 +160,9 @@ def segmentation_problems(
         c = seg["counts"]
         if isinstance(c, list):
             if not allow_uncompressed:
-                problems.append((f, "uncompressed RLE (list counts); compressed str counts expected"))
+                problems.append(
+                    (f, "uncompressed RLE (list counts); compressed str counts expected")
+                )
                 continue
             arr = np.asarray(c)
             if arr.dtype.kind not in "iu" or (arr.size and arr.min() < 0):
@@ -172,7 +175,7 @@ def segmentation_problems(
             problems.append((f, "RLE counts must be a string, got {}".format(type(c).__name__)))
     if compressed:
         ok, total = rle_totals([c for _, c in compressed])
-        for (f, _), good, tot in zip(compressed, ok.tolist(), total.tolist()):
+        for (f, _), good, tot in zip(compressed, ok.tolist(), total.tolist(), strict=True):
             if not good:
                 problems.append((f, "malformed compressed RLE counts"))
             elif tot != h * w:
@@ -279,7 +282,9 @@ def write_results(results: List[Dict[str, Any]], output_dir: str) -> Tuple[str, 
     json_path = os.path.join(output_dir, "results.json")
     zip_path = os.path.join(output_dir, "results.zip")
     _atomic_write_bytes(json_path, data)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".zip", dir=os.path.dirname(os.path.abspath(zip_path)))
+    fd, tmp = tempfile.mkstemp(
+        prefix=".tmp-", suffix=".zip", dir=os.path.dirname(os.path.abspath(zip_path))
+    )
     os.close(fd)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:

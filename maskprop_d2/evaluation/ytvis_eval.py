@@ -29,6 +29,7 @@ IoUs are computed per (video, category) and per frame with ``pycocotools.mask.io
 recovered from the IoU and the two areas (``I = iou (a + b) / (1 + iou)``, rounded) and summed over
 frames.
 """
+
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -50,7 +51,20 @@ __all__ = [
     "MAX_DETS",
 ]
 
-STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+STAT_NAMES = (
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+)
 AREA_RANGES = (
     ("all", (0.0, 1e10)),
     ("small", (0.0, 128.0**2)),
@@ -83,7 +97,7 @@ class YTVISEvalResult:
 
     def as_dict(self) -> Dict[str, float]:
         """{"AP": ..., "AP50": ..., ..., "ARl": ...} as fractions (-1 where undefined)."""
-        return {k: float(v) for k, v in zip(STAT_NAMES, self.stats)}
+        return {k: float(v) for k, v in zip(STAT_NAMES, self.stats, strict=True)}
 
     def summary(self) -> str:
         """The 12-line summary in the COCO layout, with YTVIS area ranges."""
@@ -94,10 +108,12 @@ class YTVISEvalResult:
             (0, None, "all", 1), (0, None, "all", 10), (0, None, "all", 100),
             (0, None, "small", 100), (0, None, "medium", 100), (0, None, "large", 100),
         ]  # fmt: skip
-        for value, (ap, thr, area, md) in zip(self.stats, spec):
+        for value, (ap, thr, area, md) in zip(self.stats, spec, strict=True):
             title, kind = ("Average Precision", "(AP)") if ap else ("Average Recall", "(AR)")
-            iou = "{:0.2f}".format(thr) if thr is not None else "{:0.2f}:{:0.2f}".format(
-                IOU_THRESHOLDS[0], IOU_THRESHOLDS[-1]
+            iou = (
+                "{:0.2f}".format(thr)
+                if thr is not None
+                else "{:0.2f}:{:0.2f}".format(IOU_THRESHOLDS[0], IOU_THRESHOLDS[-1])
             )
             lines.append(
                 " {:<18} {} @[ IoU={:<9} | area={:>6s} | maxDets={:>3d} ] = {:0.3f}".format(
@@ -183,7 +199,9 @@ def _parse_gt(gt: Dict[str, Any]):
     gts: Dict[Tuple[int, int], List[_Track]] = defaultdict(list)
     problems = []
     for i, ann in enumerate(gt["annotations"]):
-        where = "annotations[{}] (id={!r}, video_id={!r})".format(i, ann.get("id"), ann.get("video_id"))
+        where = "annotations[{}] (id={!r}, video_id={!r})".format(
+            i, ann.get("id"), ann.get("video_id")
+        )
         vid, cat = ann.get("video_id"), ann.get("category_id")
         if vid not in videos:
             problems.append("{}: unknown video_id".format(where))
@@ -241,7 +259,9 @@ def video_ious(dts: Sequence[_Track], gts: Sequence[_Track]) -> np.ndarray:
     for f in np.flatnonzero(dpres.any(0) & gpres.any(0)):
         di, gi = np.flatnonzero(dpres[:, f]), np.flatnonzero(gpres[:, f])
         iou = np.asarray(
-            mask_util.iou([dts[i].rles[f] for i in di], [gts[j].rles[f] for j in gi], [0] * len(gi)),
+            mask_util.iou(
+                [dts[i].rles[f] for i in di], [gts[j].rles[f] for j in gi], [0] * len(gi)
+            ),
             dtype=np.float64,
         ).reshape(len(di), len(gi))
         a = dfa[di, f][:, None] + gfa[gi, f][None, :]
@@ -386,7 +406,9 @@ def evaluate(gt: Dict[str, Any], results: List[Dict[str, Any]]) -> YTVISEvalResu
     )
 
 
-def video_iou(det_segmentations: Sequence, gt_segmentations: Sequence, height: int, width: int) -> float:
+def video_iou(
+    det_segmentations: Sequence, gt_segmentations: Sequence, height: int, width: int
+) -> float:
     """Video IoU of two per-frame segmentation lists (RLE/polygons/None) of one video."""
     if len(det_segmentations) != len(gt_segmentations):
         raise ValueError("segmentation lists differ in length")

@@ -4,8 +4,9 @@ Rows whose GT is empty (the instance is absent from the target frame) need care:
 probabilities the prediction is never exactly 0, so the plain soft IoU of such a row is 0 (loss 1)
 for *any* prediction and carries no gradient. Those rows instead get ``q / (q + empty_smooth)``,
 ``q = Σ_p sigmoid(pred)(p)`` the predicted mass: 0 for an empty prediction (consistent with
-soft_iou's empty/empty = 1), 0.5 for one pixel of mass (``empty_smooth`` = 1), → 1 as the mass grows, with a
-gradient that pushes the prediction toward empty. Rows with a non-empty GT use the exact soft IoU.
+soft_iou's empty/empty = 1), 0.5 for one pixel of mass (``empty_smooth`` = 1), → 1 as the mass
+grows, with a gradient that pushes the prediction toward empty. Rows with a non-empty GT use the
+exact soft IoU.
 """
 import torch
 

@@ -12,10 +12,11 @@ the frames ``max(0, t-T) .. min(L-1, t+T)``. Clips are processed in frame order 
   score is 0;
 * a track takes ``argmax_y q(y)`` if ``q > match_thresh`` (strictly), else a new ID.
 
-Same-clip conflicts: two tracks of one clip never share an ID. The IDs are chosen by a maximum-weight
-one-to-one assignment (``scipy.optimize.linear_sum_assignment``) of tracks to existing IDs with
-weights ``q`` where ``q > match_thresh`` and 0 otherwise; a track left unassigned, or assigned to an
-ID with ``q <= match_thresh``, gets a new ID. Without conflicts this is exactly the per-track argmax.
+Same-clip conflicts: two tracks of one clip never share an ID. The IDs are chosen by a
+maximum-weight one-to-one assignment (``scipy.optimize.linear_sum_assignment``) of tracks to
+existing IDs with weights ``q`` where ``q > match_thresh`` and 0 otherwise; a track left unassigned,
+or assigned to an ID with ``q <= match_thresh``, gets a new ID. Without conflicts this is exactly
+the per-track argmax.
 
 IDs are consecutive ints starting at ``first_id`` (default 0), handed out in track order.
 
@@ -24,6 +25,7 @@ stored clip whose last frame precedes the start of the current clip can never ov
 dropped, as soon as the next clip's earliest possible start ``max(start, t+1-T)`` is past its end.
 With clips of half-length T that keeps at most the 2T previous clips (O(T), not O(video length)).
 """
+
 from collections import namedtuple
 from typing import List, Optional, Sequence, Tuple
 
@@ -60,7 +62,7 @@ def assign_ids_from_scores(
     eligible = q > match_thresh
     weights = np.where(eligible, q, 0.0)
     rows, cols = linear_sum_assignment(weights, maximize=True)
-    for r, c in zip(rows.tolist(), cols.tolist()):
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
         if eligible[r, c]:
             out[r] = int(ids[c])
     return out
@@ -162,7 +164,9 @@ class ClipTrackMatcher:
                 cover = [k for k, c in enumerate(window) if tau in c.frames]
                 if not cover:
                     continue
-                others = torch.cat([window[k].masks[:, tau - window[k].frames.start] for k in cover])
+                others = torch.cat(
+                    [window[k].masks[:, tau - window[k].frames.start] for k in cover]
+                )
                 s = pairwise_soft_iou(masks[:, tau - frame_range.start], others.to(device))
                 cols = torch.cat(
                     [torch.arange(offsets[k], offsets[k + 1], device=device) for k in cover]
@@ -171,7 +175,9 @@ class ClipTrackMatcher:
                 counts[cols] += 1
         m = sums / counts.clamp(min=1)
         ids = torch.cat([c.ids for c in window]) if window else torch.zeros(0, dtype=torch.long)
-        clip_t = torch.tensor([c.t for c in window for _ in range(c.masks.shape[0])], dtype=torch.long)
+        clip_t = torch.tensor(
+            [c.t for c in window for _ in range(c.masks.shape[0])], dtype=torch.long
+        )
         return m, ids.cpu(), clip_t
 
     def id_scores(self, frame_range: range, masks: torch.Tensor) -> Tuple[torch.Tensor, List[int]]:

@@ -1,0 +1,152 @@
+"""YTVISEvaluator (detectron2's DatasetEvaluator protocol) and the video inference loop."""
+import copy
+import datetime
+import itertools
+import logging
+import os
+import time
+from collections import OrderedDict
+
+import detectron2.utils.comm as comm
+import torch
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.utils.logger import create_small_table
+from tabulate import tabulate
+
+from .results_io import load_json, write_results
+from .ytvis_eval import evaluate as ytvis_evaluate
+
+__all__ = ["YTVISEvaluator", "inference_on_videos"]
+
+logger = logging.getLogger(__name__)
+
+
+class YTVISEvaluator(DatasetEvaluator):
+    """Collects video results, writes CodaLab-ready files, and scores them where GT exists.
+
+    ``process(inputs, outputs)``: ``inputs`` are video dicts (``video_id``, ``length``), ``outputs``
+    per video a list of ``{"category_id" (contiguous), "score", "segmentations"}``.
+    ``evaluate()`` gathers all processes' results, writes ``output_dir/results.json`` and
+    ``output_dir/results.zip`` (results.json at the zip root), and returns
+    ``{"segm": {"AP", "AP50", ..., "AP-<class>"}}`` in percent when the dataset's JSON has
+    annotations, else ``{}``.
+    """
+
+    def __init__(self, dataset_name, output_dir=None, distributed=True):
+        self._dataset_name = dataset_name
+        self._metadata = MetadataCatalog.get(dataset_name)
+        if not hasattr(self._metadata, "json_file"):
+            raise ValueError(
+                "dataset {!r} has no json_file in its metadata: register it with "
+                "register_ytvis_instances".format(dataset_name)
+            )
+        self._output_dir = output_dir
+        self._distributed = distributed
+        mapping = getattr(self._metadata, "thing_dataset_id_to_contiguous_id", None)
+        self._contiguous_to_dataset = {v: k for k, v in mapping.items()} if mapping else None
+        self.reset()
+
+    def reset(self):
+        self._predictions = []
+
+    def process(self, inputs, outputs):
+        for video, entries in zip(inputs, outputs):
+            length = int(video["length"])
+            for e in entries:
+                if len(e["segmentations"]) != length:
+                    raise ValueError(
+                        "video {}: a result has {} segmentations for {} frames".format(
+                            video["video_id"], len(e["segmentations"]), length
+                        )
+                    )
+                cat = int(e["category_id"])
+                if self._contiguous_to_dataset is not None:
+                    cat = self._contiguous_to_dataset[cat]
+                self._predictions.append(
+                    {
+                        "video_id": int(video["video_id"]),
+                        "category_id": cat,
+                        "score": float(e["score"]),
+                        "segmentations": e["segmentations"],
+                    }
+                )
+
+    def evaluate(self):
+        if self._distributed:
+            comm.synchronize()
+            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
+            if not comm.is_main_process():
+                return {}
+        else:
+            predictions = self._predictions
+        predictions.sort(key=lambda p: (p["video_id"], -p["score"]))
+
+        if self._output_dir:
+            os.makedirs(self._output_dir, exist_ok=True)
+            json_path, zip_path = write_results(predictions, self._output_dir)
+            logger.info("wrote %d results to %s and %s", len(predictions), json_path, zip_path)
+        gt = load_json(self._metadata.json_file)
+        if "annotations" not in gt:
+            where = (
+                os.path.join(self._output_dir, "results.zip") if self._output_dir else "(no OUTPUT_DIR)"
+            )
+            logger.info(
+                "%s has no annotations: no local metrics. Submit %s to the CodaLab server.",
+                self._dataset_name,
+                where,
+            )
+            return {}
+        result = ytvis_evaluate(gt, predictions)
+        logger.info("YouTube-VIS evaluation of %s:\n%s", self._dataset_name, result.summary())
+        segm = OrderedDict((k, 100.0 * v if v >= 0 else float("nan")) for k, v in result.as_dict().items())
+        segm = OrderedDict((k, segm[k]) for k in ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"])
+        names = {c["id"]: c["name"] for c in gt.get("categories", [])}
+        rows = []
+        for cid in result.category_ids:
+            ap = result.per_category_ap.get(cid, float("nan"))
+            segm["AP-" + names.get(cid, str(cid))] = 100.0 * ap
+            rows.append((names.get(cid, str(cid)), 100.0 * ap))
+        logger.info("Evaluation results for segm:\n" + create_small_table({k: segm[k] for k in list(segm)[:8]}))
+        if rows:
+            logger.info("Per-category segm AP:\n" + tabulate(rows, headers=["category", "AP"], floatfmt=".3f"))
+        return {"segm": segm}
+
+
+def inference_on_videos(cfg, model, data_loader, evaluator, tracker=None):
+    """Run streaming video inference on every video of ``data_loader`` and evaluate.
+
+    Args:
+        data_loader: yields lists of one video dict (``frames``: lazy frames, ``length``, ...).
+        evaluator: a DatasetEvaluator taking video dicts and lists of result entries.
+        tracker: None: ``cfg.MODEL.MASKPROP.INFERENCE.TRACKER`` decides.
+    """
+    from ..inference import build_video_inference, collect_video_results
+
+    vi = build_video_inference(cfg, model, tracker)
+    evaluator.reset()
+    total = len(data_loader)
+    start = time.perf_counter()
+    frames = 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i, inputs in enumerate(data_loader):
+                video = inputs[0]
+                entries = collect_video_results(
+                    vi.stream(video["frames"]), vi.video_instances, int(video["length"])
+                )
+                evaluator.process([video], [entries])
+                frames += int(video["length"])
+                elapsed = time.perf_counter() - start
+                if comm.is_main_process() and (i + 1 == total or (i + 1) % 10 == 0):
+                    eta = elapsed / (i + 1) * (total - i - 1)
+                    logger.info(
+                        "video %d/%d, %.2f frames/s, ETA %s", i + 1, total, frames / elapsed,
+                        str(datetime.timedelta(seconds=int(eta))),
+                    )
+    finally:
+        model.train(was_training)
+    results = evaluator.evaluate()
+    return copy.deepcopy(results) if results is not None else {}
