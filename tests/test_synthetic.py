@@ -69,7 +69,7 @@ def test_layout_and_format(standard):
             for key in ("segmentations", "areas", "bboxes"):
                 assert len(a[key]) == v["length"]
             assert any(s is not None for s in a["segmentations"])
-            for seg, area, box in zip(a["segmentations"], a["areas"], a["bboxes"]):
+            for seg, area, box in zip(a["segmentations"], a["areas"], a["bboxes"], strict=True):
                 assert (seg is None) == (area is None) == (box is None)
                 if seg is None:
                     continue
@@ -138,7 +138,7 @@ def test_hook_matches_written_masks(standard):
     visible = [o["visible"] for o in r["objects"] if o["visible"].any()]
     annos = [a for a in d["annotations"] if a["video_id"] == 1]
     assert len(annos) == len(visible)
-    for a, vis in zip(annos, visible):
+    for a, vis in zip(annos, visible, strict=True):
         for t, seg in enumerate(a["segmentations"]):
             if seg is None:
                 assert not vis[t].any()
@@ -167,7 +167,7 @@ def _same_class_overlaps(d):
                 continue
             n += any(
                 ba is not None and bb is not None and _boxes_overlap(ba, bb)
-                for ba, bb in zip(a["bboxes"], b["bboxes"])
+                for ba, bb in zip(a["bboxes"], b["bboxes"], strict=True)
             )
     return n
 
@@ -188,7 +188,7 @@ def _occlusion_measures(d):
         for a, b in itertools.combinations(annos, 2):
             pairs += sum(
                 ba is not None and bb is not None and _boxes_overlap(ba, bb)
-                for ba, bb in zip(a["bboxes"], b["bboxes"])
+                for ba, bb in zip(a["bboxes"], b["bboxes"], strict=True)
             )
     n = len(d["videos"])
     return gaps / n, pairs / n

@@ -11,9 +11,17 @@ from .builtin import (
     register_synthetic_ytvis,
     synthetic_root,
 )
+from .build import build_clip_train_loader, build_video_test_loader, get_video_dataset_dicts
+from .clip_mapper import ClipDatasetMapper, VideoFrames, VideoInferenceMapper
 from .ytvis import load_ytvis_json, register_ytvis_instances
 
 __all__ = [
+    "ClipDatasetMapper",
+    "VideoInferenceMapper",
+    "VideoFrames",
+    "build_clip_train_loader",
+    "build_video_test_loader",
+    "get_video_dataset_dicts",
     "load_ytvis_json",
     "register_ytvis_instances",
     "register_all_ytvis",

@@ -127,7 +127,9 @@ _PROFILES = {
 
 
 def DEFAULT_SYNTHETIC_ROOT() -> str:  # noqa: N802 (name requested by the project)
-    """``$MASKPROP_SYNTHETIC_ROOT``, else ``$DETECTRON2_DATASETS/synthetic_ytvis`` (``datasets/``)."""
+    """``$MASKPROP_SYNTHETIC_ROOT``, else ``$DETECTRON2_DATASETS/synthetic_ytvis``.
+
+    ``$DETECTRON2_DATASETS`` defaults to ``datasets``."""
     root = os.environ.get("MASKPROP_SYNTHETIC_ROOT") or os.path.join(
         os.environ.get("DETECTRON2_DATASETS", "datasets"), "synthetic_ytvis"
     )
@@ -194,7 +196,8 @@ def _free_object(rng, P, H, W, L, S, k) -> Dict:
          inward[0] * math.sin(tilt) + inward[1] * math.cos(tilt)]
     )
     # frames needed to travel one bounding radius (+2 px) across the edge
-    n_cross = int(math.ceil((_BOUND * r_a + 2.0) / (speed * math.cos(tilt)))) + int(rng.integers(0, 4))
+    n_cross = int(math.ceil((_BOUND * r_a + 2.0) / (speed * math.cos(tilt))))
+    n_cross += int(rng.integers(0, 4))
     a_mag = rng.uniform(0, P["accel"]) * k
     if role == 1:  # enters: at t_a its centre is on the edge, decelerating as it comes in
         t_a = float(min(L - 1, n_cross))
@@ -217,7 +220,8 @@ def _occlusion_pair(rng, P, H, W, L, S, k) -> List[Dict]:
     v_t = _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(0.2, 0.9) * k
     a_t = _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(0, 0.3 * P["accel"]) * k
     g_t = rng.uniform(-0.01, 0.01)
-    target = _make_object(rng, P, rng.integers(1, _NUM_CLASSES + 1), t, p_c, v_t, a_t, t_c, r_t, g_t)
+    cid_t = rng.integers(1, _NUM_CLASSES + 1)
+    target = _make_object(rng, P, cid_t, t, p_c, v_t, a_t, t_c, r_t, g_t)
 
     w = _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(*P["occluder_speed"]) * k
     h = int(rng.integers(P["hidden_halfwidth"][0], P["hidden_halfwidth"][1] + 1))
@@ -246,9 +250,10 @@ def _crossing_pair(rng, P, H, W, L, S, k) -> List[Dict]:
     p_x = np.array([rng.uniform(0.25, 0.75) * W, rng.uniform(0.25, 0.75) * H])
     th = rng.uniform(0, 2 * math.pi)
     out = []
-    for i, (r, theta) in enumerate(
-        [(r0, th), (r0 * rng.uniform(0.8, 1.25), th + rng.choice([-1, 1]) * rng.uniform(1.0, 3.1))]
-    ):
+    for r, theta in [
+        (r0, th),
+        (r0 * rng.uniform(0.8, 1.25), th + rng.choice([-1, 1]) * rng.uniform(1.0, 3.1)),
+    ]:
         speed = max(rng.uniform(*P["speed"]), 1.0) * k
         off = rng.uniform(-0.3, 0.3, 2) * r
         a = _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(0, P["accel"]) * k
@@ -312,7 +317,8 @@ def _background(rng, H, W, L) -> np.ndarray:
     canvas = np.zeros((CH, CW, 3), np.float32) + rng.uniform(50, 200, 3).astype(np.float32)
     for cells, amp in ((12, rng.uniform(40, 80)), (4, rng.uniform(10, 25))):
         field = rng.uniform(-1, 1, (max(2, CH // cells), max(2, CW // cells), 3))
-        canvas += cv2.resize(field.astype(np.float32), (CW, CH), interpolation=cv2.INTER_CUBIC) * amp
+        field = cv2.resize(field.astype(np.float32), (CW, CH), interpolation=cv2.INTER_CUBIC)
+        canvas += field * amp
     yy, xx = np.mgrid[0:CH, 0:CW].astype(np.float32)
     for _ in range(2):
         th = rng.uniform(0, math.pi)
@@ -439,7 +445,8 @@ def _encode_track(visible: np.ndarray):
         ys = np.flatnonzero(rows_any[t])
         xs = np.flatnonzero(cols_any[t])
         rle = rles[t]
-        segs.append({"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")})
+        size = [int(s) for s in rle["size"]]
+        segs.append({"size": size, "counts": rle["counts"].decode("ascii")})
         ars.append(float(areas[t]))
         boxes.append([float(xs[0]), float(ys[0]), float(xs[-1] - xs[0] + 1),
                       float(ys[-1] - ys[0] + 1)])
@@ -453,7 +460,8 @@ def _write_split(root, split, stream, num_videos, params, jpeg_quality) -> None:
     for idx in range(num_videos):
         rng = _video_rng(params["seed"], stream, idx)
         objects = _sample_scene(rng, H, W, L, params["max_objects"], params["difficulty"])
-        frames, _, visible = _render(rng, H, W, L, objects, _PROFILES[params["difficulty"]]["noise"])
+        noise = _PROFILES[params["difficulty"]]["noise"]
+        frames, _, visible = _render(rng, H, W, L, objects, noise)
         name = f"{split}_{idx:05d}"
         os.makedirs(os.path.join(img_root, name))
         file_names = []
@@ -519,8 +527,8 @@ def generate_synthetic_dataset(
     out_dir = os.path.abspath(os.path.expanduser(out_dir))
     if os.path.exists(out_dir) and not overwrite:
         if _is_complete(out_dir):
-            raise FileExistsError(f"{out_dir} already holds a synthetic dataset; pass overwrite=True "
-                                  "(--overwrite) to regenerate it")
+            raise FileExistsError(f"{out_dir} already holds a synthetic dataset; pass "
+                                  "overwrite=True (--overwrite) to regenerate it")
         if not os.path.isdir(out_dir) or os.listdir(out_dir):
             raise FileExistsError(f"{out_dir} exists, is not empty and is not a complete dataset "
                                   "(train.json/valid.json missing); pass overwrite=True "
@@ -533,7 +541,7 @@ def generate_synthetic_dataset(
     tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
     try:
         os.chmod(tmp, 0o755)
-        for (split, stream), num in zip(_SPLITS, (num_train, num_val)):
+        for (split, stream), num in zip(_SPLITS, (num_train, num_val), strict=True):
             _write_split(tmp, split, stream, int(num), params, jpeg_quality)
         if overwrite and os.path.lexists(out_dir):
             trash = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex[:8]}")
@@ -580,7 +588,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         description="Write a deterministic synthetic YouTube-VIS dataset (train.json/valid.json "
         "+ JPEG frames).",
     )
-    p.add_argument("--out", default=None, help="output folder (default: %s)" % DEFAULT_SYNTHETIC_ROOT())
+    p.add_argument("--out", default=None,
+                   help="output folder (default: $MASKPROP_SYNTHETIC_ROOT or "
+                   "$DETECTRON2_DATASETS/synthetic_ytvis)")
     p.add_argument("--num-train", type=int, default=60, help="training videos (60)")
     p.add_argument("--num-val", type=int, default=12, help="validation videos (12)")
     p.add_argument("--length", type=int, default=24, help="frames per video (24)")

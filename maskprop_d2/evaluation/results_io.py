@@ -189,6 +189,40 @@ def _is_id(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
+def _entry_problems(i: int, r: Any, videos: Dict, cats: set, allow_uncompressed: bool):
+    """Yield the problems of results[i]."""
+    where = "results[{}]".format(i)
+    if not isinstance(r, dict):
+        yield "{}: entry must be an object, got {}".format(where, type(r).__name__)
+        return
+    missing = [k for k in ("video_id", "category_id", "score", "segmentations") if k not in r]
+    if missing:
+        yield "{}: missing key(s) {}".format(where, ", ".join(missing))
+        return
+    vid = r["video_id"]
+    where = "results[{}] (video_id={!r})".format(i, vid)
+    if not _is_id(vid) or vid not in videos:
+        yield "{}: unknown video_id {!r}".format(where, vid)
+        return
+    if not _is_id(r["category_id"]) or r["category_id"] not in cats:
+        yield "{}: unknown category_id {!r}".format(where, r["category_id"])
+    s = r["score"]
+    if not isinstance(s, numbers.Real) or isinstance(s, bool) or not math.isfinite(s):
+        yield "{}: score must be a finite number, got {!r}".format(where, s)
+    v = videos[vid]
+    segs = r["segmentations"]
+    length = int(v["length"]) if "length" in v else len(v.get("file_names", []))
+    if not isinstance(segs, list):
+        yield "{}: 'segmentations' must be a list, got {}".format(where, type(segs).__name__)
+        return
+    if len(segs) != length:
+        yield "{}: {} segmentations for a video of {} frames".format(where, len(segs), length)
+        return
+    h, w = int(v["height"]), int(v["width"])
+    for f, msg in segmentation_problems(segs, h, w, allow_uncompressed=allow_uncompressed):
+        yield "{} frame {}: {}".format(where, f, msg)
+
+
 def check_results(
     gt: Dict[str, Any], results: Any, *, allow_uncompressed: bool = False, max_errors: int = 0
 ) -> List[str]:
@@ -196,62 +230,18 @@ def check_results(
 
     Checks: a list of dicts with video_id (known), category_id (known), score (finite number) and
     segmentations (a list with one entry per video frame; each null or a well-formed compressed RLE
-    of the video's size). Returns the problems as messages naming the entry and video ("[]" = OK).
+    of the video's size). Returns the problems as messages naming the entry and video ([] = OK).
     ``max_errors`` > 0 stops after that many problems.
     """
-    errors: List[str] = []
-
-    def add(msg):
-        errors.append(msg)
-        return max_errors > 0 and len(errors) >= max_errors
-
     if not isinstance(results, list):
         return ["results must be a JSON list of entries, got {}".format(type(results).__name__)]
     videos = {v["id"]: v for v in gt.get("videos", [])}
     cats = {c["id"] for c in gt.get("categories", [])}
+    errors: List[str] = []
     for i, r in enumerate(results):
-        where = "results[{}]".format(i)
-        if not isinstance(r, dict):
-            if add("{}: entry must be an object, got {}".format(where, type(r).__name__)):
-                break
-            continue
-        missing = [k for k in ("video_id", "category_id", "score", "segmentations") if k not in r]
-        if missing:
-            if add("{}: missing key(s) {}".format(where, ", ".join(missing))):
-                break
-            continue
-        vid = r["video_id"]
-        where = "results[{}] (video_id={!r})".format(i, vid)
-        stop = False
-        if not _is_id(vid) or vid not in videos:
-            if add("{}: unknown video_id {!r}".format(where, vid)):
-                break
-            continue
-        if not _is_id(r["category_id"]) or r["category_id"] not in cats:
-            stop = add("{}: unknown category_id {!r}".format(where, r["category_id"]))
-        s = r["score"]
-        if stop:
-            break
-        if not isinstance(s, numbers.Real) or isinstance(s, bool) or not math.isfinite(s):
-            if add("{}: score must be a finite number, got {!r}".format(where, s)):
-                break
-        v = videos[vid]
-        segs = r["segmentations"]
-        length = v.get("length", len(v.get("file_names", [])))
-        if not isinstance(segs, list):
-            if add("{}: 'segmentations' must be a list".format(where)):
-                break
-            continue
-        if len(segs) != length:
-            if add(
-                "{}: {} segmentations for a video of {} frames".format(where, len(segs), length)
-            ):
-                break
-            continue
-        for f, msg in segmentation_problems(
-            segs, int(v["height"]), int(v["width"]), allow_uncompressed=allow_uncompressed
-        ):
-            if add("{} frame {}: {}".format(where, f, msg)):
+        for msg in _entry_problems(i, r, videos, cats, allow_uncompressed):
+            errors.append(msg)
+            if 0 < max_errors <= len(errors):
                 return errors
     return errors
 
