@@ -98,8 +98,9 @@ def _grad_norms(head, feats, masks, pair_index, gt):
             for k, v in head.named_parameters()}
 
 
-def test_gradients_reach_offsets_and_attention():
-    head = _head()
+@pytest.mark.parametrize("roi_size", [0, 8])
+def test_gradients_reach_offsets_and_attention(roi_size):
+    head = _head(roi_size=roi_size)
     feats, masks, pair_index = _inputs(2, 4, 10, 14)
     gt = torch.roll(masks, shifts=2, dims=-1)
     grads = _grad_norms(head, feats, masks, pair_index, gt)
