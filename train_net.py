@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Train and evaluate MaskProp with detectron2.
 
-    python train_net.py --config-file configs/synthetic/maskprop_tiny.yaml
-    python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS model_final.pth
-    python train_net.py --config-file CFG --num-gpus 8
+python train_net.py --config-file configs/synthetic/maskprop_tiny.yaml
+python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS model_final.pth
+python train_net.py --config-file CFG --num-gpus 8
 """
+
 import logging
 import os
 from collections import OrderedDict

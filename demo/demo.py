@@ -5,6 +5,7 @@
         --video-input in.mp4 --output out.mp4 [--json tracks.json] \
         --opts MODEL.WEIGHTS output/synthetic/maskprop_tiny/model_final.pth
 """
+
 import argparse
 import glob
 import json
@@ -15,7 +16,6 @@ import tempfile
 import time
 
 import cv2
-import numpy as np
 import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,10 +37,16 @@ def get_parser():
     p.add_argument("--output", required=True, help="output video (.mp4 or .avi)")
     p.add_argument("--json", help="also write the tracks in the YouTube-VIS results format")
     p.add_argument("--fps", type=float, default=6.0, help="output fps for --input frames")
-    p.add_argument("--confidence-threshold", type=float, default=None,
-                   help="detection score threshold (MODEL.MASKPROP.INFERENCE.SCORE_THRESH)")
+    p.add_argument(
+        "--confidence-threshold",
+        type=float,
+        default=None,
+        help="detection score threshold (MODEL.MASKPROP.INFERENCE.SCORE_THRESH)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="config overrides KEY VALUE")
+    p.add_argument(
+        "--opts", default=[], nargs=argparse.REMAINDER, help="config overrides KEY VALUE"
+    )
     return p
 
 
@@ -177,7 +183,11 @@ def run(args):
     if args.json:
         _check_output(args.json, args.overwrite)
     cfg = setup_cfg(args)
-    source = VideoFileSource(args.video_input) if args.video_input else FrameFilesSource(args.input, args.fps)
+    source = (
+        VideoFileSource(args.video_input)
+        if args.video_input
+        else FrameFilesSource(args.input, args.fps)
+    )
 
     from maskprop_d2.inference import VideoPredictor, encode_frame_masks
 
@@ -202,7 +212,11 @@ def run(args):
             labels = []
             for y in ids:
                 inst = predictor.instance_label(y)
-                name = names[inst.category_id] if inst.category_id < len(names) else str(inst.category_id)
+                name = (
+                    names[inst.category_id]
+                    if inst.category_id < len(names)
+                    else str(inst.category_id)
+                )
                 labels.append("{} {:.2f}".format(name, inst.score))
             writer.write(draw_frame(frame, ids, out.masks.numpy(), labels))
             if args.json:
@@ -221,23 +235,31 @@ def run(args):
     if args.json:
         contiguous_to_dataset = {}
         if meta is not None and hasattr(meta, "thing_dataset_id_to_contiguous_id"):
-            contiguous_to_dataset = {v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
+            contiguous_to_dataset = {
+                v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()
+            }
         entries = []
         for inst in predictor.video_instances():
             frames = rles.get(inst.id)
             if not frames:
                 continue
-            entries.append({
-                "video_id": 1,
-                "category_id": int(contiguous_to_dataset.get(inst.category_id, inst.category_id + 1)),
-                "score": float(inst.score),
-                "segmentations": [frames.get(f) for f in range(n)],
-            })
+            entries.append(
+                {
+                    "video_id": 1,
+                    "category_id": int(
+                        contiguous_to_dataset.get(inst.category_id, inst.category_id + 1)
+                    ),
+                    "score": float(inst.score),
+                    "segmentations": [frames.get(f) for f in range(n)],
+                }
+            )
         tmp_json = _tmp_path(args.json)
         with open(tmp_json, "w") as f:
             json.dump(entries, f)
         os.replace(tmp_json, args.json)
-    logger.info("wrote %d frames to %s (%.2f frames/s)", n, args.output, n / (time.perf_counter() - start))
+    logger.info(
+        "wrote %d frames to %s (%.2f frames/s)", n, args.output, n / (time.perf_counter() - start)
+    )
     return n
 
 

@@ -1,4 +1,5 @@
 """Draw tracked instance masks on BGR frames: a colour that stays with the track id."""
+
 import colorsys
 
 import cv2
@@ -30,12 +31,14 @@ def draw_frame(frame: np.ndarray, ids, masks: np.ndarray, labels, alpha: float =
     tint = np.einsum("nhw,nc->hwc", m, colors) / np.maximum(cover, 1)[..., None]
     sel = cover > 0
     out[sel] = (out[sel] * (1 - alpha) + tint[sel] * alpha).astype(np.uint8)
-    for i, mask, label in zip(ids, masks, labels):
+    for i, mask, label in zip(ids, masks, labels, strict=True):
         ys, xs = np.nonzero(mask)
         if len(ys) == 0:
             continue
         color = track_color(int(i))
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours, _ = cv2.findContours(
+            mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
         cv2.drawContours(out, contours, -1, color, 1)
         text = "{} {}".format(int(i), label)
         x, y = int(xs.min()), max(int(ys.min()) - 3, 10)

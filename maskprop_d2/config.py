@@ -1,4 +1,5 @@
 """Config keys added by MaskProp. Every key has a default and a one-line comment."""
+
 from detectron2.config import CfgNode as CN
 
 

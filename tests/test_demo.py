@@ -1,4 +1,5 @@
 """demo/demo.py on generated video files: output readable with same frame count/size/fps."""
+
 import json
 import os
 import subprocess
@@ -45,7 +46,9 @@ def run_demo_inprocess(capsys, *args):
     """Run demo.main in this process (fast: no re-import of torch/detectron2)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("maskprop_demo", os.path.join(ROOT, "demo/demo.py"))
+    spec = importlib.util.spec_from_file_location(
+        "maskprop_demo", os.path.join(ROOT, "demo/demo.py")
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     rc = mod.main(["--config-file", CONFIG] + [str(a) for a in args])
@@ -53,7 +56,9 @@ def run_demo_inprocess(capsys, *args):
 
 
 def run_demo(*args):
-    cmd = [sys.executable, os.path.join(ROOT, "demo/demo.py"), "--config-file", CONFIG] + [str(a) for a in args]
+    cmd = [sys.executable, os.path.join(ROOT, "demo/demo.py"), "--config-file", CONFIG] + [
+        str(a) for a in args
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
 
 
@@ -62,8 +67,21 @@ def test_demo_video_roundtrip(tmp_path, weights, capsys):
     write_video(src)
     out = tmp_path / "out.mp4"
     tracks = tmp_path / "tracks.json"
-    r = run_demo("--video-input", src, "--output", out, "--json", tracks, "--confidence-threshold", "0.0",
-                 "--opts", "MODEL.WEIGHTS", weights, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0")
+    r = run_demo(
+        "--video-input",
+        src,
+        "--output",
+        out,
+        "--json",
+        tracks,
+        "--confidence-threshold",
+        "0.0",
+        "--opts",
+        "MODEL.WEIGHTS",
+        weights,
+        "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+        "0.0",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     cap = cv2.VideoCapture(str(out))
     assert cap.isOpened()
@@ -80,7 +98,9 @@ def test_demo_video_roundtrip(tmp_path, weights, capsys):
         assert len(e["segmentations"]) == 14
         assert {"video_id", "category_id", "score"} <= set(e)
     # never overwrites without --overwrite
-    r = run_demo_inprocess(capsys, "--video-input", src, "--output", out, "--opts", "MODEL.WEIGHTS", weights)
+    r = run_demo_inprocess(
+        capsys, "--video-input", src, "--output", out, "--opts", "MODEL.WEIGHTS", weights
+    )
     assert r.returncode == 2 and "--overwrite" in r.stderr
 
 
@@ -90,7 +110,9 @@ def test_demo_frame_folder(tmp_path, weights, capsys):
     for i in range(5):
         cv2.imwrite(str(d / "{:05d}.jpg".format(i)), np.full((48, 64, 3), 40 * i, np.uint8))
     out = tmp_path / "out.avi"
-    r = run_demo_inprocess(capsys, "--input", d, "--output", out, "--fps", "5", "--opts", "MODEL.WEIGHTS", weights)
+    r = run_demo_inprocess(
+        capsys, "--input", d, "--output", out, "--fps", "5", "--opts", "MODEL.WEIGHTS", weights
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
@@ -100,11 +122,22 @@ def test_demo_clear_errors(tmp_path, weights, capsys):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(5000))
     out = tmp_path / "o.mp4"
-    r = run_demo_inprocess(capsys, "--video-input", corrupt, "--output", out, "--opts", "MODEL.WEIGHTS", weights)
+    r = run_demo_inprocess(
+        capsys, "--video-input", corrupt, "--output", out, "--opts", "MODEL.WEIGHTS", weights
+    )
     assert r.returncode == 2 and "corrupt.mp4" in r.stderr
     assert not out.exists()
 
-    r = run_demo_inprocess(capsys, "--video-input", tmp_path / "missing.mp4", "--output", out, "--opts", "MODEL.WEIGHTS", weights)
+    r = run_demo_inprocess(
+        capsys,
+        "--video-input",
+        tmp_path / "missing.mp4",
+        "--output",
+        out,
+        "--opts",
+        "MODEL.WEIGHTS",
+        weights,
+    )
     assert r.returncode == 2 and "not found" in r.stderr
 
     src = tmp_path / "in.avi"
@@ -112,13 +145,33 @@ def test_demo_clear_errors(tmp_path, weights, capsys):
     data = src.read_bytes()
     trunc = tmp_path / "trunc.avi"
     trunc.write_bytes(data[: len(data) // 2])
-    r = run_demo_inprocess(capsys, "--video-input", trunc, "--output", out, "--opts", "MODEL.WEIGHTS", weights)
+    r = run_demo_inprocess(
+        capsys, "--video-input", trunc, "--output", out, "--opts", "MODEL.WEIGHTS", weights
+    )
     assert r.returncode == 2 and "trunc.avi" in r.stderr, r.stderr[-2000:]
     assert not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".o.")], "temp output left behind"
 
-    r = run_demo_inprocess(capsys, "--video-input", src, "--output", tmp_path / "nodir" / "o.mp4", "--opts", "MODEL.WEIGHTS", weights)
+    r = run_demo_inprocess(
+        capsys,
+        "--video-input",
+        src,
+        "--output",
+        tmp_path / "nodir" / "o.mp4",
+        "--opts",
+        "MODEL.WEIGHTS",
+        weights,
+    )
     assert r.returncode == 2 and "does not exist" in r.stderr
 
-    r = run_demo_inprocess(capsys, "--video-input", src, "--output", out, "--opts", "MODEL.WEIGHTS", tmp_path / "nope.pth")
+    r = run_demo_inprocess(
+        capsys,
+        "--video-input",
+        src,
+        "--output",
+        out,
+        "--opts",
+        "MODEL.WEIGHTS",
+        tmp_path / "nope.pth",
+    )
     assert r.returncode == 2 and "nope.pth" in r.stderr

@@ -1,4 +1,5 @@
 """The detectron2 this project runs on: Mask R-CNN builds, trains a step and infers on CPU."""
+
 import importlib.util
 import os
 
@@ -11,7 +12,9 @@ def _tiny_mask_rcnn_cfg():
     from detectron2.config import get_cfg
 
     cfg = get_cfg()
-    cfg.merge_from_file(model_zoo.get_config_file("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"))
+    cfg.merge_from_file(
+        model_zoo.get_config_file("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml")
+    )
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.RESNETS.DEPTH = 18

@@ -1,4 +1,5 @@
 """MaskProp meta-architecture: builds from the tiny config, trains, loads Mask R-CNN weights."""
+
 import os
 
 import pytest
@@ -42,8 +43,15 @@ def make_clip(n_frames=3, h=64, w=96, center=1, absent=(2, 1)):
         inst.gt_boxes = inst.gt_masks.get_bounding_boxes()
         images.append(img)
         insts.append(inst)
-    return {"video_id": 1, "height": h, "width": w, "frame_ids": list(range(n_frames)),
-            "center": center, "image": images, "instances": insts}
+    return {
+        "video_id": 1,
+        "height": h,
+        "width": w,
+        "frame_ids": list(range(n_frames)),
+        "center": center,
+        "image": images,
+        "instances": insts,
+    }
 
 
 def test_registered_and_built_from_config():
@@ -63,7 +71,14 @@ def test_one_training_step_returns_finite_losses(all_frames):
     clips = [make_clip(), make_clip(n_frames=2, center=0, absent=(1, 0))]
     with EventStorage(0):
         losses = model(clips)
-    expected = {"loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc", "loss_mask_prop"}
+    expected = {
+        "loss_cls",
+        "loss_box_reg",
+        "loss_mask",
+        "loss_rpn_cls",
+        "loss_rpn_loc",
+        "loss_mask_prop",
+    }
     assert expected <= set(losses)
     for k, v in losses.items():
         assert torch.isfinite(v), k
@@ -90,11 +105,16 @@ def test_clip_without_instances_gives_zero_prop_loss():
     clip = make_clip()
     for inst in clip["instances"]:
         inst.remove("gt_ids")
-    empty = [Instances(i.image_size, gt_ids=torch.zeros(0, dtype=torch.long),
-                       gt_classes=torch.zeros(0, dtype=torch.long),
-                       gt_boxes=Boxes(torch.zeros(0, 4)),
-                       gt_masks=BitMasks(torch.zeros(0, *i.image_size, dtype=torch.bool)))
-             for i in clip["instances"]]
+    empty = [
+        Instances(
+            i.image_size,
+            gt_ids=torch.zeros(0, dtype=torch.long),
+            gt_classes=torch.zeros(0, dtype=torch.long),
+            gt_boxes=Boxes(torch.zeros(0, 4)),
+            gt_masks=BitMasks(torch.zeros(0, *i.image_size, dtype=torch.bool)),
+        )
+        for i in clip["instances"]
+    ]
     clip["instances"] = empty
     with EventStorage(0):
         losses = model([clip])
@@ -103,7 +123,7 @@ def test_clip_without_instances_gives_zero_prop_loss():
 
 
 def test_mask_rcnn_checkpoint_loads_into_maskprop(tmp_path):
-    """A plain detectron2 Mask R-CNN (other class count) loads; the propagation head keeps its init."""
+    """A plain Mask R-CNN checkpoint loads; the propagation head keeps its init."""
     cfg = tiny_cfg()
     rcnn_cfg = cfg.clone()
     rcnn_cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"

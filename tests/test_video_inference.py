@@ -1,4 +1,5 @@
 """Streaming video inference: equals a whole-video reference, one backbone pass per frame."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,9 @@ def _video(n, h=64, w=96, seed=0):
     base = torch.randint(0, 255, (3, h, w), generator=g, dtype=torch.uint8)
     frames = []
     for i in range(n):  # a textured image drifting right by 2 px a frame
-        frames.append({"image": torch.roll(base, shifts=2 * i, dims=2), "height": 2 * h, "width": 2 * w})
+        frames.append(
+            {"image": torch.roll(base, shifts=2 * i, dims=2), "height": 2 * h, "width": 2 * w}
+        )
     return frames
 
 
@@ -62,11 +65,15 @@ def _reference(cfg, model, frames):
     for t in range(L):
         fr = range(max(0, t - T), min(L, t + T + 1))
         inst = dets[t]
-        fm = paste_soft_masks(inst.pred_masks[:, 0], inst.pred_boxes.tensor / stride, feats[t].shape[-2:])
+        fm = paste_soft_masks(
+            inst.pred_masks[:, 0], inst.pred_boxes.tensor / stride, feats[t].shape[-2:]
+        )
         tracks = torch.zeros((len(inst), len(fr)) + feats[t].shape[-2:])
         for i in range(len(inst)):  # per instance, per frame: the slow obvious way
             for k, f in enumerate(fr):
-                lg = heads.propagate(feats[t][None], feats[f][None], fm[i : i + 1], torch.zeros(1, dtype=torch.long))
+                lg = heads.propagate(
+                    feats[t][None], feats[f][None], fm[i : i + 1], torch.zeros(1, dtype=torch.long)
+                )
                 tracks[i, k] = lg[0].sigmoid()
         ids = matcher.assign(t, fr, tracks)
         for i, y in enumerate(ids):
@@ -79,10 +86,20 @@ def _reference(cfg, model, frames):
                     m = paste_soft_masks(inst.pred_masks[i : i + 1, 0], box, (H, W))[0]
                 else:
                     hf, wf = tracks.shape[-2:]
-                    up = F.interpolate(tracks[i, k][None, None], size=(hf * stride, wf * stride), mode="bilinear", align_corners=False)
+                    up = F.interpolate(
+                        tracks[i, k][None, None],
+                        size=(hf * stride, wf * stride),
+                        mode="bilinear",
+                        align_corners=False,
+                    )
                     h, w = sizes[f]
                     up = up[..., :h, :w]
-                    m = F.interpolate(up, size=(frames[f]["height"], frames[f]["width"]), mode="bilinear", align_corners=False)[0, 0]
+                    m = F.interpolate(
+                        up,
+                        size=(frames[f]["height"], frames[f]["width"]),
+                        mode="bilinear",
+                        align_corners=False,
+                    )[0, 0]
                 per_frame[f].append((y, m))
     out = []
     for f in range(L):
@@ -103,9 +120,9 @@ def test_streaming_equals_whole_video_reference(length, T):
     outs = list(vi.stream(frames))
     assert [o.frame_idx for o in outs] == list(range(length))
     nonempty = 0
-    for o, r in zip(outs, ref):
+    for o, r in zip(outs, ref, strict=True):
         assert sorted(o.ids.tolist()) == sorted(r)
-        for y, m in zip(o.ids.tolist(), o.masks):
+        for y, m in zip(o.ids.tolist(), o.masks, strict=True):
             assert m.shape == (128, 192)
             # bilinear sums vs. per-track means differ only by float rounding at the threshold
             assert (m != r[y]).float().mean() < 1e-3

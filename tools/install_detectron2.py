@@ -10,9 +10,11 @@
    those ops: ROIAlign/NMS come from torchvision, deformable convolution from
    ``torchvision.ops.deform_conv2d``.
 
-Run with the interpreter of the target environment: ``.venv/bin/python tools/install_detectron2.py``.
+Run it with the interpreter of the target environment:
+``.venv/bin/python tools/install_detectron2.py``.
 Exits non-zero with a message naming the failing step; a failed run leaves no partial install.
 """
+
 import argparse
 import hashlib
 import importlib
@@ -101,7 +103,7 @@ def __getattr__(name):
     return _MissingOp(name)
 '''
 
-SETUP_PY = '''\
+SETUP_PY = """\
 from setuptools import find_packages, setup
 
 setup(
@@ -113,7 +115,7 @@ setup(
     include_package_data=False,
     python_requires=">=3.6",
 )
-'''
+"""
 
 
 def log(msg):

@@ -1,4 +1,5 @@
 """Data loaders for video datasets: clip loader for training, one-video-at-a-time for testing."""
+
 import itertools
 import logging
 

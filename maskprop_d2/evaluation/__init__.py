@@ -1,4 +1,5 @@
 """YouTube-VIS evaluation: metrics, results files, the DatasetEvaluator and the CLI."""
+
 from .evaluator import YTVISEvaluator, inference_on_videos
 from .results_io import check_results, load_results, write_results
 from .ytvis_eval import YTVISEvalResult, evaluate

@@ -1,4 +1,5 @@
 """YTVISEvaluator (detectron2's DatasetEvaluator protocol) and the video inference loop."""
+
 import copy
 import datetime
 import itertools
@@ -43,15 +44,31 @@ class YTVISEvaluator(DatasetEvaluator):
             )
         self._output_dir = output_dir
         self._distributed = distributed
-        mapping = getattr(self._metadata, "thing_dataset_id_to_contiguous_id", None)
-        self._contiguous_to_dataset = {v: k for k, v in mapping.items()} if mapping else None
+        self._contiguous_to_dataset = None  # resolved on first use (_to_dataset_id)
         self.reset()
+
+    def _to_dataset_id(self, contiguous_id):
+        if self._contiguous_to_dataset is None:
+            mapping = self._metadata.get("thing_dataset_id_to_contiguous_id", None)
+            if not mapping:
+                # not loaded yet (the loader sets it): the same map load_ytvis_json builds
+                cats = load_json(self._metadata.json_file).get("categories", [])
+                mapping = {cid: i for i, cid in enumerate(sorted(c["id"] for c in cats))}
+            self._contiguous_to_dataset = {v: k for k, v in mapping.items()}
+        try:
+            return self._contiguous_to_dataset[contiguous_id]
+        except KeyError:
+            raise ValueError(
+                "{}: contiguous category id {} out of range (0..{})".format(
+                    self._dataset_name, contiguous_id, len(self._contiguous_to_dataset) - 1
+                )
+            ) from None
 
     def reset(self):
         self._predictions = []
 
     def process(self, inputs, outputs):
-        for video, entries in zip(inputs, outputs):
+        for video, entries in zip(inputs, outputs, strict=True):
             length = int(video["length"])
             for e in entries:
                 if len(e["segmentations"]) != length:
@@ -60,9 +77,7 @@ class YTVISEvaluator(DatasetEvaluator):
                             video["video_id"], len(e["segmentations"]), length
                         )
                     )
-                cat = int(e["category_id"])
-                if self._contiguous_to_dataset is not None:
-                    cat = self._contiguous_to_dataset[cat]
+                cat = self._to_dataset_id(int(e["category_id"]))
                 self._predictions.append(
                     {
                         "video_id": int(video["video_id"]),
@@ -89,7 +104,9 @@ class YTVISEvaluator(DatasetEvaluator):
         gt = load_json(self._metadata.json_file)
         if "annotations" not in gt:
             where = (
-                os.path.join(self._output_dir, "results.zip") if self._output_dir else "(no OUTPUT_DIR)"
+                os.path.join(self._output_dir, "results.zip")
+                if self._output_dir
+                else "(no OUTPUT_DIR)"
             )
             logger.info(
                 "%s has no annotations: no local metrics. Submit %s to the CodaLab server.",
@@ -99,17 +116,27 @@ class YTVISEvaluator(DatasetEvaluator):
             return {}
         result = ytvis_evaluate(gt, predictions)
         logger.info("YouTube-VIS evaluation of %s:\n%s", self._dataset_name, result.summary())
-        segm = OrderedDict((k, 100.0 * v if v >= 0 else float("nan")) for k, v in result.as_dict().items())
-        segm = OrderedDict((k, segm[k]) for k in ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"])
+        segm = OrderedDict(
+            (k, 100.0 * v if v >= 0 else float("nan")) for k, v in result.as_dict().items()
+        )
+        segm = OrderedDict(
+            (k, segm[k]) for k in ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"]
+        )
         names = {c["id"]: c["name"] for c in gt.get("categories", [])}
         rows = []
         for cid in result.category_ids:
             ap = result.per_category_ap.get(cid, float("nan"))
             segm["AP-" + names.get(cid, str(cid))] = 100.0 * ap
             rows.append((names.get(cid, str(cid)), 100.0 * ap))
-        logger.info("Evaluation results for segm:\n" + create_small_table({k: segm[k] for k in list(segm)[:8]}))
+        logger.info(
+            "Evaluation results for segm:\n"
+            + create_small_table({k: segm[k] for k in list(segm)[:8]})
+        )
         if rows:
-            logger.info("Per-category segm AP:\n" + tabulate(rows, headers=["category", "AP"], floatfmt=".3f"))
+            logger.info(
+                "Per-category segm AP:\n"
+                + tabulate(rows, headers=["category", "AP"], floatfmt=".3f")
+            )
         return {"segm": segm}
 
 
@@ -143,7 +170,10 @@ def inference_on_videos(cfg, model, data_loader, evaluator, tracker=None):
                 if comm.is_main_process() and (i + 1 == total or (i + 1) % 10 == 0):
                     eta = elapsed / (i + 1) * (total - i - 1)
                     logger.info(
-                        "video %d/%d, %.2f frames/s, ETA %s", i + 1, total, frames / elapsed,
+                        "video %d/%d, %.2f frames/s, ETA %s",
+                        i + 1,
+                        total,
+                        frames / elapsed,
                         str(datetime.timedelta(seconds=int(eta))),
                     )
     finally:

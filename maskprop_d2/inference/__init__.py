@@ -1,4 +1,5 @@
 """Streaming video inference."""
+
 from .predictor import VideoPredictor
 from .video_inference import FrameOutput, VideoInference, VideoInstance
 from .video_results import collect_video_results, encode_frame_masks
@@ -14,8 +15,11 @@ def build_video_inference(cfg, model, tracker=None):
 
         return FrameLinkingInference(cfg, model)
     raise ValueError(
-        "MODEL.MASKPROP.INFERENCE.TRACKER must be 'maskprop' or 'frame_linking', got {!r}".format(tracker)
+        "MODEL.MASKPROP.INFERENCE.TRACKER must be 'maskprop' or 'frame_linking', got {!r}".format(
+            tracker
+        )
     )
+
 
 __all__ = [
     "FrameOutput",

@@ -1,4 +1,5 @@
 """VideoPredictor: raw frames in, tracked instance masks out, streaming (for demos and tools)."""
+
 import collections
 from typing import Iterable, Iterator, Tuple
 

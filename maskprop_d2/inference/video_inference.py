@@ -12,6 +12,7 @@ tau+T has been matched (after frame tau+2T arrived: the matching score of clip t
 frames). It is then handed out as a :class:`FrameOutput` and forgotten. Memory is O(T), independent
 of the video length.
 """
+
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional
@@ -103,7 +104,9 @@ class VideoInference:
                 mask (full resolution); "propagated": the propagation head's output there too.
         """
         if center_mask not in ("detection", "propagated"):
-            raise ValueError("center_mask must be 'detection' or 'propagated', got {!r}".format(center_mask))
+            raise ValueError(
+                "center_mask must be 'detection' or 'propagated', got {!r}".format(center_mask)
+            )
         self.model = model
         self.T = int(half_length)
         self.score_thresh = score_thresh
@@ -182,7 +185,9 @@ class VideoInference:
         n, nf = len(det.scores), len(frames)
         if n == 0:
             self._center[t] = (torch.zeros(0, dtype=torch.long), det.mask_probs, det.boxes)
-            self._matcher.assign(t, frames, det.feat_masks.new_zeros((0, nf) + det.feat_masks.shape[-2:]))
+            self._matcher.assign(
+                t, frames, det.feat_masks.new_zeros((0, nf) + det.feat_masks.shape[-2:])
+            )
             return
         feats = torch.stack([self._features[f] for f in frames])  # (F, D, H', W')
         src = self._features[t][None].expand_as(feats)
@@ -228,9 +233,13 @@ class VideoInference:
             summed = torch.zeros((len(uniq),) + m.shape[-2:]).index_add_(0, inverse[:k], m)
             count.index_add_(0, inverse[:k], torch.ones(k))
             hf, wf = summed.shape[-2:]
-            up = F.interpolate(summed[None], size=(hf * stride, wf * stride), mode="bilinear", align_corners=False)
+            up = F.interpolate(
+                summed[None], size=(hf * stride, wf * stride), mode="bilinear", align_corners=False
+            )
             up = up[..., :h, :w]
-            total += F.interpolate(up, size=(height, width), mode="bilinear", align_corners=False)[0]
+            total += F.interpolate(up, size=(height, width), mode="bilinear", align_corners=False)[
+                0
+            ]
             pos = k
         if self.center_mask == "detection" and len(c_ids):
             scale = c_boxes.new_tensor([width / w, height / h, width / w, height / h])

@@ -1,4 +1,5 @@
 """Turn a stream of FrameOutputs into YouTube-VIS result entries (compressed RLE per frame)."""
+
 from typing import Dict, Iterable, List
 
 import numpy as np
@@ -17,12 +18,10 @@ def encode_frame_masks(out: FrameOutput) -> Dict[int, dict]:
     rles = mask_util.encode(arr)
     for r in rles:
         r["counts"] = r["counts"].decode("ascii")
-    return dict(zip(out.ids.tolist(), rles))
+    return dict(zip(out.ids.tolist(), rles, strict=True))
 
 
-def collect_video_results(
-    stream: Iterable[FrameOutput], instances_fn, length: int
-) -> List[dict]:
+def collect_video_results(stream: Iterable[FrameOutput], instances_fn, length: int) -> List[dict]:
     """Consume a video's frame stream and build its result entries.
 
     Args:
@@ -37,7 +36,9 @@ def collect_video_results(
     seen = 0
     for out in stream:
         if out.frame_idx != seen:
-            raise RuntimeError("frame stream out of order: got {}, expected {}".format(out.frame_idx, seen))
+            raise RuntimeError(
+                "frame stream out of order: got {}, expected {}".format(out.frame_idx, seen)
+            )
         seen += 1
         for y, rle in encode_frame_masks(out).items():
             per_id.setdefault(y, {})[out.frame_idx] = rle
@@ -50,5 +51,7 @@ def collect_video_results(
         if not frames:
             continue
         segs = [frames.get(f) for f in range(length)]
-        results.append({"category_id": inst.category_id, "score": inst.score, "segmentations": segs})
+        results.append(
+            {"category_id": inst.category_id, "score": inst.score, "segmentations": segs}
+        )
     return results

@@ -1,4 +1,5 @@
 """MaskProp model components; importing this module registers them with detectron2."""
+
 from .meta_arch import MaskProp
 from .propagation import ROI_MASK_PROP_HEAD_REGISTRY, MaskPropagationHead, build_mask_prop_head
 from .roi_heads import MaskPropROIHeads

@@ -1,4 +1,5 @@
 """Moving instance masks between image resolution and a feature map's resolution."""
+
 import torch
 import torch.nn.functional as F
 
@@ -23,7 +24,9 @@ def masks_to_feature_resolution(masks: torch.Tensor, feature_hw, stride: int) ->
     ph, pw = hf * stride - h, wf * stride - w
     if ph < 0 or pw < 0:
         raise ValueError(
-            "mask size {}x{} exceeds the feature grid {}x{} at stride {}".format(h, w, hf, wf, stride)
+            "mask size {}x{} exceeds the feature grid {}x{} at stride {}".format(
+                h, w, hf, wf, stride
+            )
         )
     x = F.pad(masks.float()[:, None], (0, pw, 0, ph))
     return F.avg_pool2d(x, kernel_size=stride, stride=stride)[:, 0]
@@ -50,8 +53,6 @@ def paste_soft_masks(masks: torch.Tensor, boxes: torch.Tensor, out_hw) -> torch.
     # Normalised [-1, 1] coordinates of canvas pixel centres inside each box.
     gy = (ys[None] - y0[:, None]) / (y1 - y0).clamp(min=1e-6)[:, None] * 2 - 1  # (N, H)
     gx = (xs[None] - x0[:, None]) / (x1 - x0).clamp(min=1e-6)[:, None] * 2 - 1  # (N, W)
-    grid = torch.stack(
-        [gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=3
-    )
+    grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=3)
     out = F.grid_sample(masks[:, None].float(), grid, mode="bilinear", align_corners=False)
     return out[:, 0]

@@ -1,4 +1,5 @@
 """The MaskProp meta-architecture: Mask R-CNN on clip centre frames + mask propagation."""
+
 from typing import Dict, List
 
 import torch

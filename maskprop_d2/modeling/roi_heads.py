@@ -1,4 +1,5 @@
 """ROI heads with MaskProp's mask propagation branch."""
+
 from typing import Dict, List, Sequence
 
 import torch
@@ -138,13 +139,15 @@ class MaskPropROIHeads(StandardROIHeads):
             src = self._source_masks(
                 features, center_inst, clip.frame_positions[clip.center], feat_hw
             )
-            for pos, inst in zip(clip.frame_positions, clip.instances):
+            for pos, inst in zip(clip.frame_positions, clip.instances, strict=True):
                 pair_index.append(torch.full((n,), len(src_pos), dtype=torch.long))
                 src_pos.append(clip.frame_positions[clip.center])
                 dst_pos.append(pos)
                 src_masks.append(src)
                 tgt_masks.append(
-                    masks_to_feature_resolution(inst.gt_masks.tensor, feat_hw, self.mask_prop_stride)
+                    masks_to_feature_resolution(
+                        inst.gt_masks.tensor, feat_hw, self.mask_prop_stride
+                    )
                 )
         if not src_pos:
             return {"loss_mask_prop": reduced.sum() * 0.0}

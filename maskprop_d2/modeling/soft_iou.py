@@ -8,6 +8,7 @@ denominator; 0 / 1 adds 1 to the denominator; q / 1 adds q to the numerator and 
 denominator. When the denominator is 0 (both masks empty) the soft IoU is defined as 1: an
 instance correctly predicted absent is a perfect match (loss 0). This module depends on torch only.
 """
+
 import torch
 
 __all__ = ["soft_iou", "pairwise_soft_iou"]
@@ -42,7 +43,9 @@ def pairwise_soft_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a = a.reshape(a.shape[0], -1).float()
     b = b.reshape(b.shape[0], -1).float()
     if a.shape[1] != b.shape[1]:
-        raise ValueError("pairwise_soft_iou: mask sizes differ: {} vs {}".format(a.shape[1], b.shape[1]))
+        raise ValueError(
+            "pairwise_soft_iou: mask sizes differ: {} vs {}".format(a.shape[1], b.shape[1])
+        )
     inter = a @ b.t()
     union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
     empty = union <= 0
