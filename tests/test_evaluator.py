@@ -1,5 +1,6 @@
 """YTVISEvaluator (detectron2 DatasetEvaluator protocol), its files, the distributed gather and
 ``train_net.py --eval-only`` end to end, on a tiny generated synthetic dataset."""
+
 import copy
 import importlib.util
 import json
@@ -88,7 +89,13 @@ def dataset(tmp_path_factory):
     """2 train + 3 val videos of 6 frames, 64x48, registered under a unique name."""
     root = generate_synthetic_dataset(
         str(tmp_path_factory.mktemp("evaluator") / "ds"),
-        num_train=2, num_val=3, length=6, height=48, width=64, max_objects=3, seed=5,
+        num_train=2,
+        num_val=3,
+        length=6,
+        height=48,
+        width=64,
+        max_objects=3,
+        seed=5,
     )
     json_file = os.path.join(root, "valid.json")
     image_root = os.path.join(root, "valid", "JPEGImages")
@@ -98,8 +105,14 @@ def dataset(tmp_path_factory):
     assert len({a["video_id"] for a in gt["annotations"]}) >= 2
     name = "test_evaluator_val_" + uuid.uuid4().hex[:8]
     _register(name, json_file, image_root)
-    yield {"name": name, "root": root, "json": json_file, "image_root": image_root, "gt": gt,
-           "id_map": _metadata()["thing_dataset_id_to_contiguous_id"]}
+    yield {
+        "name": name,
+        "root": root,
+        "json": json_file,
+        "image_root": image_root,
+        "gt": gt,
+        "id_map": _metadata()["thing_dataset_id_to_contiguous_id"],
+    }
     _unregister(name)
 
 
@@ -231,8 +244,9 @@ def test_wrong_number_of_segmentations_names_the_video(dataset):
     ev = YTVISEvaluator(dataset["name"], output_dir=None, distributed=False)
     video = _videos(gt)[1]
     entry = {"category_id": 0, "score": 0.5, "segmentations": [None] * (video["length"] - 1)}
-    with pytest.raises(ValueError, match=r"video {}\b.*5 segmentations for 6 frames".format(
-            video["video_id"])):
+    with pytest.raises(
+        ValueError, match=r"video {}\b.*5 segmentations for 6 frames".format(video["video_id"])
+    ):
         ev.process([video], [[entry]])
     entry["segmentations"] = [None] * (video["length"] + 2)
     with pytest.raises(ValueError, match=r"video {}\b".format(video["video_id"])):
@@ -269,12 +283,18 @@ def _gather_worker(rank, world_size, port, ds, out_dirs, report_dir):
 
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method="tcp://127.0.0.1:{}".format(port), rank=rank, world_size=world_size,
+        "gloo",
+        init_method="tcp://127.0.0.1:{}".format(port),
+        rank=rank,
+        world_size=world_size,
         timeout=datetime.timedelta(seconds=60),
     )
     try:
-        report = {"world_size": comm.get_world_size(), "rank": comm.get_rank(),
-                  "is_main": comm.is_main_process()}
+        report = {
+            "world_size": comm.get_world_size(),
+            "rank": comm.get_rank(),
+            "is_main": comm.is_main_process(),
+        }
         _register(ds["name"], ds["json"], ds["image_root"])
         gt = ds["gt"]
         mine = {v["id"] for i, v in enumerate(gt["videos"]) if i % world_size == rank}
@@ -340,6 +360,15 @@ _LOGGERS = ("detectron2", "fvcore", "maskprop_d2", "d2")
 
 
 @pytest.fixture
+def one_thread():
+    """Intra-op threads spin-wait: on a busy 2-core machine 2 threads run ~15x slower than 1."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def restore_loggers():
     """train_net/default_setup add handlers and turn propagation off: undo that afterwards."""
     saved = {}
@@ -364,7 +393,7 @@ def _import_train_net():
     return mod
 
 
-def test_train_net_eval_only_end_to_end(dataset, tmp_path, restore_loggers):
+def test_train_net_eval_only_end_to_end(dataset, tmp_path, restore_loggers, one_thread):
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
 
@@ -382,18 +411,27 @@ def test_train_net_eval_only_end_to_end(dataset, tmp_path, restore_loggers):
     out_dir = tmp_path / "out"
     args = train_net.default_argument_parser().parse_args(
         [
-            "--config-file", TINY_CFG, "--eval-only",
-            "MODEL.WEIGHTS", str(weights),
-            "MODEL.DEVICE", "cpu",
-            "OUTPUT_DIR", str(out_dir),
-            "DATASETS.TEST", '("{}",)'.format(dataset["name"]),
-            "INPUT.CLIP.HALF_LENGTH", "1",
-            "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
-            "MODEL.MASKPROP.INFERENCE.SCORE_THRESH", "0.0",
-            "MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME", "3",
-            # keep it cheap on CPU: frames at their own size, few boxes through the mask head
-            "INPUT.MIN_SIZE_TEST", "48", "INPUT.MAX_SIZE_TEST", "64",
-            "TEST.DETECTIONS_PER_IMAGE", "5",
+            "--config-file",
+            TINY_CFG,
+            "--eval-only",
+            "MODEL.WEIGHTS",
+            str(weights),
+            "MODEL.DEVICE",
+            "cpu",
+            "OUTPUT_DIR",
+            str(out_dir),
+            "DATASETS.TEST",
+            '("{}",)'.format(dataset["name"]),
+            "INPUT.CLIP.HALF_LENGTH",
+            "1",
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+            "0.0",
+            "MODEL.MASKPROP.INFERENCE.SCORE_THRESH",
+            "0.0",
+            "MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME",
+            "3",
+            "TEST.DETECTIONS_PER_IMAGE",
+            "10",
         ]
     )
     res = train_net.main(args)
