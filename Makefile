@@ -8,7 +8,7 @@ STAMP := $(VENV)/.maskprop-setup-done
 # TORCH_SPEC="" to keep whatever torch is already in the venv.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test quickstart lint data clean-venv
+.PHONY: setup test quickstart lint data train eval demo clean-venv
 
 setup: $(STAMP)
 
@@ -26,10 +26,33 @@ test: setup
 lint: setup
 	$(PY) -m ruff check maskprop_d2 tests tools demo train_net.py
 
-data: setup
-	$(PY) -m maskprop_d2.data.synthetic --out datasets/synthetic_ytvis
+SYN_ROOT := datasets/synthetic_ytvis
+TINY_CFG := configs/synthetic/maskprop_tiny.yaml
+TINY_OUT := output/synthetic/maskprop_tiny
+DEMO_VIDEO := $(SYN_ROOT)/valid/JPEGImages/valid_00000
 
-quickstart: setup data
+data: setup
+	$(PY) -m maskprop_d2.data.synthetic --out $(SYN_ROOT)
+
+# Train the tiny model on CPU (resumes from the last checkpoint; skipped once model_final.pth
+# exists), evaluate it on the synthetic val split, render a demo video of one val video.
+train: data
+	@if [ -f $(TINY_OUT)/model_final.pth ]; then \
+	  echo "$(TINY_OUT)/model_final.pth exists: training skipped (delete it to retrain)"; \
+	else \
+	  $(PY) train_net.py --config-file $(TINY_CFG) --resume OUTPUT_DIR $(TINY_OUT) 'DATASETS.TEST' '()'; \
+	fi
+
+eval: train
+	$(PY) train_net.py --config-file $(TINY_CFG) --eval-only \
+	  MODEL.WEIGHTS $(TINY_OUT)/model_final.pth OUTPUT_DIR $(TINY_OUT)
+
+demo: train
+	$(PY) demo/demo.py --config-file $(TINY_CFG) --input $(DEMO_VIDEO) --fps 6 \
+	  --output output/demo_synthetic_valid_00000.mp4 --json output/demo_synthetic_valid_00000.json \
+	  --overwrite --opts MODEL.WEIGHTS $(TINY_OUT)/model_final.pth
+
+quickstart: setup data train eval demo
 
 clean-venv:
 	rm -rf $(VENV)

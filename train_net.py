@@ -51,7 +51,9 @@ class Trainer(DefaultTrainer):
             results[name] = inference_on_videos(cfg, model, loader, evaluator)
             if comm.is_main_process() and results[name]:
                 logger.info("Evaluation results for %s: %s", name, dict(results[name]))
-        return results[cfg.DATASETS.TEST[0]] if len(results) == 1 else results
+        if len(results) == 1:
+            return results[cfg.DATASETS.TEST[0]]
+        return results  # several datasets by name, or {} when DATASETS.TEST is empty
 
 
 def setup(args):

@@ -34,11 +34,16 @@ def add_maskprop_config(cfg):
     # Backbone/FPN feature the propagation runs on ("p2" is faithful; "p3" is 4x cheaper).
     cfg.MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE = "p3"
     # Channels after the 1x1 reduction of the input feature (the head's working width).
-    cfg.MODEL.ROI_MASK_PROP_HEAD.CONV_DIM = 64
+    cfg.MODEL.ROI_MASK_PROP_HEAD.CONV_DIM = 32
     # Kernel size k of the deformable convolution (offsets have 2*k*k channels).
     cfg.MODEL.ROI_MASK_PROP_HEAD.KERNEL_SIZE = 3
     # Residual blocks predicting the offsets from f_t - f_{t+delta}.
     cfg.MODEL.ROI_MASK_PROP_HEAD.NUM_RES_BLOCKS = 1
+    # ROI mode: run the deformable conv on ROI_SIZE x ROI_SIZE windows around each source
+    # instance (0 = over the whole frame; same result inside a window, much cheaper).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE = 16
+    # Motion margin (feature pixels) added on each side of the source box to make its window.
+    cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_MARGIN = 4.0
     # Weight of loss_mask_prop (mean over (instance, frame) pairs of 1 - soft IoU).
     cfg.MODEL.ROI_MASK_PROP_HEAD.LOSS_WEIGHT = 1.0
     # Centre masks propagated in training: "gt" (teacher forcing) or "pred" (predicted masks
