@@ -62,6 +62,8 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.5
     # "maskprop" (clip tracks + ID assignment) or "frame_linking" (per-frame baseline).
     cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "maskprop"
+    # frame_linking: a detection joins a previous-frame track when their mask IoU is >= this.
+    cfg.MODEL.MASKPROP.INFERENCE.LINK_IOU_THRESH = 0.3
     # At most this many instances per video in the results (sorted by score).
     cfg.TEST.DETECTIONS_PER_VIDEO = 100
     # A track's mask at its own centre frame: "detection" (Mask R-CNN mask, full resolution) or

@@ -245,10 +245,10 @@ def test_registry_builds_from_cfg():
     assert "MaskPropagationHead" in ROI_MASK_PROP_HEAD_REGISTRY
     head = build_mask_prop_head(cfg, ShapeSpec(channels=32, stride=8))
     assert isinstance(head, MaskPropagationHead)
-    assert head.in_channels == 32 and head.conv_dim == 16 and head.roi_size == 0
+    assert head.in_channels == 32 and head.conv_dim == 16 and head.roi_size == cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE
     assert len(head.offset_blocks) == 2
     assert head.offset_conv.out_channels == 2 * cfg.MODEL.ROI_MASK_PROP_HEAD.KERNEL_SIZE ** 2
-    # optional ROI keys are honoured when a config defines them
+    # the ROI keys are honoured
     cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE = 24
     cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_MARGIN = 3.0
     head = build_mask_prop_head(cfg, ShapeSpec(channels=32, stride=8))

@@ -24,7 +24,13 @@ from detectron2.config import configurable
 from ..modeling.mask_ops import paste_soft_masks
 from ..tracking import ClipTrackMatcher
 
-__all__ = ["FrameOutput", "VideoInstance", "VideoInference"]
+__all__ = [
+    "FrameOutput",
+    "VideoInstance",
+    "VideoInference",
+    "detect_frame",
+    "paste_at_output_size",
+]
 
 
 @dataclass
@@ -66,6 +72,44 @@ class _Detections:
 class _FrameInfo:
     image_size: tuple  # (h, w) of the network input (before padding)
     out_size: tuple  # (height, width) of the output
+
+
+def detect_frame(model, frame: dict, score_thresh: float, topk: int):
+    """One backbone pass and the frame-level detections of one frame.
+
+    Runs ``preprocess_image -> backbone -> proposal_generator -> roi_heads`` of a MaskProp model
+    (its Mask R-CNN part; no propagation), keeps detections with score >= ``score_thresh`` and at
+    most ``topk`` of them (highest scores). Shared by :class:`VideoInference` and the per-frame
+    baseline, so both see exactly the same detections.
+
+    Returns:
+        (images, features, instances, mask_probs): the ImageList, the backbone features, the kept
+        Instances (boxes in input-image pixels) and their (N, M, M) box-relative mask
+        probabilities (a (N, 1, 1) box-filling mask when the model has no mask head).
+    """
+    images = model.preprocess_image([frame])
+    features = model.backbone(images.tensor)
+    proposals, _ = model.proposal_generator(images, features, None)
+    instances, _ = model.roi_heads(images, features, proposals, None)
+    inst = instances[0]
+    keep = inst.scores >= score_thresh
+    inst = inst[keep]
+    if len(inst) > topk:
+        inst = inst[torch.topk(inst.scores, topk).indices]
+    if inst.has("pred_masks"):
+        probs = inst.pred_masks[:, 0]
+    else:  # no mask head: the box itself is the mask
+        probs = inst.pred_boxes.tensor.new_ones((len(inst), 1, 1))
+    return images, features, inst, probs
+
+
+def paste_at_output_size(mask_probs, boxes, image_size, out_size) -> torch.Tensor:
+    """Paste box-relative soft masks of detections made on an (h, w) network input into an
+    output canvas of ``out_size`` = (height, width). Returns (N, height, width) float on CPU."""
+    height, width = out_size
+    h, w = image_size
+    scale = boxes.new_tensor([width / w, height / h, width / w, height / h])
+    return paste_soft_masks(mask_probs, boxes * scale, (height, width)).cpu()
 
 
 class VideoInference:
@@ -152,24 +196,13 @@ class VideoInference:
 
     def _ingest(self, idx: int, frame: dict) -> None:
         """Backbone (once), detections and the reduced propagation feature of one frame."""
-        model = self.model
-        images = model.preprocess_image([frame])
-        features = model.backbone(images.tensor)
+        images, features, inst, probs = detect_frame(
+            self.model, frame, self.score_thresh, self.topk
+        )
         self.backbone_calls += 1
-        proposals, _ = model.proposal_generator(images, features, None)
-        instances, _ = model.roi_heads(images, features, proposals, None)
-        inst = instances[0]
-        keep = inst.scores >= self.score_thresh
-        inst = inst[keep]
-        if len(inst) > self.topk:
-            inst = inst[torch.topk(inst.scores, self.topk).indices]
         reduced = self._heads.reduce_prop_features(features)[0]
         stride = self._heads.mask_prop_stride
         boxes = inst.pred_boxes.tensor
-        if inst.has("pred_masks"):
-            probs = inst.pred_masks[:, 0]
-        else:  # no mask head: the box itself is the mask
-            probs = boxes.new_ones((len(inst), 1, 1))
         feat_masks = paste_soft_masks(probs, boxes / stride, reduced.shape[-2:])
         self._features[idx] = reduced
         self._dets[idx] = _Detections(inst.scores, inst.pred_classes, boxes, probs, feat_masks)
@@ -242,8 +275,7 @@ class VideoInference:
             ]
             pos = k
         if self.center_mask == "detection" and len(c_ids):
-            scale = c_boxes.new_tensor([width / w, height / h, width / w, height / h])
-            pasted = paste_soft_masks(c_probs, c_boxes * scale, (height, width)).cpu()
+            pasted = paste_at_output_size(c_probs, c_boxes, (h, w), (height, width))
             total.index_add_(0, inverse[pos:], pasted)
             count.index_add_(0, inverse[pos:], torch.ones(len(c_ids)))
         masks = (total / count[:, None, None]) > self.mask_thresh

@@ -59,6 +59,11 @@ def build_mask_prop_head(cfg, input_shape: ShapeSpec) -> nn.Module:
     return ROI_MASK_PROP_HEAD_REGISTRY.get(name)(cfg, input_shape)
 
 
+# Default ROI boxes cover every source-mask cell above this value: soft masks at feature
+# resolution (area fractions of small objects, pasted probabilities) rarely exceed 0.5.
+BOX_MASK_THRESH = 0.05
+
+
 def mask_boxes(masks: torch.Tensor, thresh: float = 0.5) -> torch.Tensor:
     """Boxes ``(x0, y0, x1, y1)`` (x1/y1 exclusive, feature pixels) of ``masks > thresh``.
 
@@ -170,12 +175,9 @@ class MaskPropagationHead(nn.Module):
             "conv_dim": c.CONV_DIM,
             "kernel_size": c.KERNEL_SIZE,
             "num_res_blocks": c.NUM_RES_BLOCKS,
+            "roi_size": c.ROI_SIZE,
+            "roi_margin": c.ROI_MARGIN,
         }
-        # Optional keys (ROI mode); absent from older configs.
-        if "ROI_SIZE" in c:
-            ret["roi_size"] = c.ROI_SIZE
-        if "ROI_MARGIN" in c:
-            ret["roi_margin"] = c.ROI_MARGIN
         return ret
 
     # ------------------------------------------------------------------ pieces
@@ -224,7 +226,7 @@ class MaskPropagationHead(nn.Module):
             pair_index: (N,) long, the pair of each row.
             offsets: optional (P, 2k², H, W) precomputed ``self.offsets(f_src, f_dst)``.
             boxes: ROI mode only, optional (N, 4) source boxes (x0, y0, x1, y1) in feature
-                pixels; default: the box of ``masks > 0.5``.
+                pixels; default: the box of ``masks > BOX_MASK_THRESH``.
         Returns:
             (N, H, W) mask logits of the instances in the target frames.
         """
@@ -286,7 +288,7 @@ class MaskPropagationHead(nn.Module):
         n = masks.shape[0]
         h, w = f_src.shape[-2:]
         if boxes is None:
-            boxes = mask_boxes(masks)
+            boxes = mask_boxes(masks, thresh=BOX_MASK_THRESH)
         windows = self.roi_windows(boxes.to(f_src.dtype), (h, w))
         if n == 0:
             return f_src.new_zeros((0, s, s)) + 0.0 * self.predictor.bias.sum(), windows

@@ -1,0 +1,245 @@
+"""Per-frame baseline (the paper's Table 3): frame-level masks linked over time by mask IoU.
+
+The same MaskProp model is used, but only its Mask R-CNN part: every frame gets one backbone pass
+and its own detections (score threshold, top-k; :func:`detect_frame`, the code path
+:class:`VideoInference` uses), whose masks are pasted at the output size and thresholded. There is
+no propagation. The detections of frame t are linked to the tracks of frame t-1 by an optimal
+one-to-one assignment on mask IoU (:func:`link_by_iou`); a detection left without a partner of
+IoU >= ``LINK_IOU_THRESH`` starts a new video ID.
+
+Frame t's output is final as soon as frame t has been processed (no delay). Only the masks of the
+previous frame's tracks are kept (plus, with ``max_gap`` > 0, the last masks of tracks missed in
+the last ``max_gap`` frames), so memory does not grow with the video length.
+"""
+
+from collections import defaultdict
+from typing import Dict, Iterable, Iterator, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from scipy.optimize import linear_sum_assignment
+
+from .video_inference import FrameOutput, VideoInstance, detect_frame, paste_at_output_size
+
+__all__ = ["mask_iou", "link_by_iou", "FrameLinker", "FrameLinkingInference"]
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU of two sets of binary masks, by one matrix product on the flattened masks.
+
+    Args:
+        a: (n, H, W) bool masks; b: (m, H, W) bool masks of the same size.
+    Returns:
+        (n, m) float IoU; 0 where both masks are empty.
+    """
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(
+            "mask sizes differ: {} vs {}".format(tuple(a.shape[1:]), tuple(b.shape[1:]))
+        )
+    af = a.flatten(1).float()
+    bf = b.to(a.device).flatten(1).float()
+    inter = af @ bf.T  # exact integer counts up to 2^24 pixels per mask
+    union = af.sum(1)[:, None] + bf.sum(1)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+
+
+def link_by_iou(iou, thresh: float) -> torch.Tensor:
+    """One-to-one links between detections (rows) and tracks (columns).
+
+    The assignment maximises the summed IoU over admissible pairs (IoU >= ``thresh`` and > 0) with
+    ``scipy.optimize.linear_sum_assignment``; inadmissible pairs are never linked, so two
+    detections can never take the same track.
+
+    Args:
+        iou: (n, m) IoU matrix (tensor or array).
+        thresh: minimum IoU of a link (IoU equal to it links).
+    Returns:
+        (n,) long: the linked column of each row, or -1 (the row starts a new track).
+    """
+    w = torch.as_tensor(iou).detach().cpu().double().numpy()
+    n = w.shape[0]
+    out = np.full(n, -1, dtype=np.int64)
+    ok = (w >= thresh) & (w > 0)
+    if ok.any():
+        rows, cols = linear_sum_assignment(np.where(ok, w, 0.0), maximize=True)
+        good = ok[rows, cols]
+        out[rows[good]] = cols[good]
+    return torch.from_numpy(out)
+
+
+class FrameLinker:
+    """Online ID assignment from per-frame binary masks (no detectron2 needed).
+
+    ``step(masks)`` takes one frame's masks, links them to the current tracks with
+    :func:`link_by_iou` on :func:`mask_iou`, and returns their IDs (new IDs count up from
+    ``first_id``). Tracks are the previous frame's masks; with ``max_gap`` = g > 0 a track that was
+    not matched stays a candidate (with its last mask) for g more frames, so it can be re-linked
+    after up to g missed detections.
+    """
+
+    def __init__(self, iou_thresh: float, max_gap: int = 0, first_id: int = 0):
+        if max_gap < 0:
+            raise ValueError("max_gap must be >= 0, got {}".format(max_gap))
+        self.iou_thresh = float(iou_thresh)
+        self.max_gap = int(max_gap)
+        self.first_id = int(first_id)
+        self.reset()
+
+    def reset(self) -> None:
+        self._frame = 0
+        self._next_id = self.first_id
+        self._ids = torch.zeros(0, dtype=torch.long)  # (k,) IDs of the candidate tracks
+        self._masks: Optional[torch.Tensor] = None  # (k, H, W) bool, their last masks
+        self._last = torch.zeros(0, dtype=torch.long)  # (k,) frame each was last seen
+
+    @property
+    def num_ids(self) -> int:
+        """Number of IDs handed out since the last reset."""
+        return self._next_id - self.first_id
+
+    @property
+    def num_tracks(self) -> int:
+        """Number of tracks currently kept as link candidates (with their masks)."""
+        return len(self._ids)
+
+    def step(self, masks: torch.Tensor) -> torch.Tensor:
+        """Assign IDs to one frame's (n, H, W) bool masks; returns (n,) long IDs."""
+        t = self._frame
+        self._frame += 1
+        masks = masks.bool()
+        n = len(masks)
+        ids = torch.full((n,), -1, dtype=torch.long)
+        if n and len(self._ids):
+            cols = link_by_iou(mask_iou(masks, self._masks), self.iou_thresh)
+            linked = cols >= 0
+            ids[linked] = self._ids[cols[linked]]
+        new = ids < 0
+        k = int(new.sum())
+        ids[new] = torch.arange(self._next_id, self._next_id + k, dtype=torch.long)
+        self._next_id += k
+        # Candidates for frame t+1: this frame's tracks, plus unmatched older tracks whose number
+        # of missed frames at t+1, (t+1) - last - 1, is still <= max_gap.
+        keep = (self._last >= t - self.max_gap) & ~torch.isin(self._ids, ids)
+        if self._masks is None or not bool(keep.any()):
+            self._ids, self._masks = ids, masks
+            self._last = torch.full((n,), t, dtype=torch.long)
+        else:
+            self._ids = torch.cat([ids, self._ids[keep]])
+            self._masks = torch.cat([masks, self._masks[keep].to(masks.device)])
+            self._last = torch.cat([torch.full((n,), t, dtype=torch.long), self._last[keep]])
+        return ids
+
+
+class FrameLinkingInference:
+    """Per-frame detection + IoU linking over a video (see module docstring).
+
+    Same public API as :class:`VideoInference`::
+
+        fl = FrameLinkingInference(cfg, model)   # or build_video_inference(cfg, model, "frame_linking")
+        for out in fl.stream(frames):            # one FrameOutput per frame, final at once
+            ...
+        instances = fl.video_instances()
+    """
+
+    @configurable
+    def __init__(
+        self,
+        model,
+        *,
+        score_thresh: float = 0.3,
+        topk_per_frame: int = 10,
+        link_iou_thresh: float = 0.3,
+        mask_thresh: float = 0.5,
+        max_instances: int = 100,
+        max_gap: int = 0,
+    ):
+        """
+        Args:
+            model: a :class:`maskprop_d2.modeling.MaskProp` (only its Mask R-CNN part is used).
+            score_thresh, topk_per_frame: which detections of a frame are kept.
+            link_iou_thresh: minimum mask IoU for a detection to continue a track.
+            mask_thresh: threshold on the pasted soft masks.
+            max_instances: at most this many video instances are reported (by score).
+            max_gap: frames a track may go undetected and still be re-linked (0: only the
+                previous frame's tracks are candidates). Not a config key; pass it explicitly,
+                e.g. ``FrameLinkingInference(cfg, model, max_gap=2)``.
+        """
+        self.model = model
+        self.score_thresh = score_thresh
+        self.topk = topk_per_frame
+        self.link_iou_thresh = link_iou_thresh
+        self.mask_thresh = mask_thresh
+        self.max_instances = max_instances
+        self.max_gap = max_gap
+        self.backbone_calls = 0
+        self._reset()
+
+    @classmethod
+    def from_config(cls, cfg, model):
+        c = cfg.MODEL.MASKPROP.INFERENCE
+        return {
+            "model": model,
+            "score_thresh": c.SCORE_THRESH,
+            "topk_per_frame": c.TOPK_PER_FRAME,
+            "link_iou_thresh": c.LINK_IOU_THRESH,
+            "mask_thresh": c.MASK_THRESH,
+            "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
+        }
+
+    def _reset(self):
+        self._linker = FrameLinker(self.link_iou_thresh, self.max_gap)
+        self._class_score: Dict[int, torch.Tensor] = {}
+        self._num_dets: Dict[int, int] = defaultdict(int)
+        self._num_classes = self.model.roi_heads.num_classes
+
+    def _process(self, idx: int, frame: dict) -> FrameOutput:
+        images, _, inst, probs = detect_frame(self.model, frame, self.score_thresh, self.topk)
+        self.backbone_calls += 1
+        h, w = images.image_sizes[0]
+        out_size = (int(frame.get("height", h)), int(frame.get("width", w)))
+        soft = paste_at_output_size(probs, inst.pred_boxes.tensor, (h, w), out_size)
+        masks = soft > self.mask_thresh
+        visible = masks.flatten(1).any(1)  # an empty mask can neither be linked nor evaluated
+        masks = masks[visible]
+        scores = inst.scores.cpu()[visible]
+        classes = inst.pred_classes.cpu()[visible]
+        ids = self._linker.step(masks)
+        onehot = F.one_hot(classes.long(), self._num_classes).float() * scores[:, None]
+        for row, y in enumerate(ids.tolist()):
+            if y not in self._class_score:
+                self._class_score[y] = torch.zeros(self._num_classes)
+            self._class_score[y] += onehot[row]
+            self._num_dets[y] += 1
+        order = torch.argsort(ids)
+        return FrameOutput(idx, ids[order], masks[order])
+
+    @torch.no_grad()
+    def stream(self, frames: Iterable[dict]) -> Iterator[FrameOutput]:
+        """Yield one FrameOutput per input frame, in order, right after the frame is processed.
+
+        Args:
+            frames: iterable of dicts with "image" ((3, H, W) tensor in the model's input format)
+                and optionally "height"/"width" (the output size; default: the image size).
+        """
+        self.model.eval()
+        self._reset()
+        for idx, frame in enumerate(frames):
+            yield self._process(idx, frame)
+
+    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
+        """Category and score of an ID from the detections seen so far (None if unknown)."""
+        cs = self._class_score.get(instance_id)
+        if cs is None:
+            return None
+        cat = int(cs.argmax())
+        return VideoInstance(instance_id, cat, float(cs[cat]) / self._num_dets[instance_id])
+
+    def video_instances(self) -> List[VideoInstance]:
+        """All video instances of the last streamed video, by decreasing score (at most
+        ``max_instances``). Category: the class with the largest summed detection score over the
+        ID's detections; score: that sum divided by the ID's number of detections."""
+        out = [self.current_instance(y) for y in self._class_score]
+        out.sort(key=lambda v: -v.score)
+        return out[: self.max_instances]
