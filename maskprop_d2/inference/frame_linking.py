@@ -137,8 +137,8 @@ class FrameLinkingInference:
 
     Same public API as :class:`VideoInference`::
 
-        fl = FrameLinkingInference(cfg, model)   # or build_video_inference(cfg, model, "frame_linking")
-        for out in fl.stream(frames):            # one FrameOutput per frame, final at once
+        fl = build_video_inference(cfg, model, "frame_linking")  # FrameLinkingInference(cfg, model)
+        for out in fl.stream(frames):  # one FrameOutput per frame, final at once
             ...
         instances = fl.video_instances()
     """
