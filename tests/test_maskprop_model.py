@@ -158,7 +158,9 @@ def test_short_run_on_synthetic_data_lowers_prop_loss(tmp_path):
     root = generate_synthetic_dataset(
         str(tmp_path / "syn"), num_train=3, num_val=1, length=8, height=64, width=96, seed=3
     )
-    records = load_ytvis_json(os.path.join(root, "train.json"), os.path.join(root, "train/JPEGImages"))
+    records = load_ytvis_json(
+        os.path.join(root, "train.json"), os.path.join(root, "train/JPEGImages")
+    )
     cfg = tiny_cfg()
     cfg.INPUT.MIN_SIZE_TRAIN = (64,)
     cfg.INPUT.CLIP.HALF_LENGTH = 2

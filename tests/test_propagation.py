@@ -1,4 +1,5 @@
 """Tests of the mask propagation head (maskprop_d2/modeling/propagation.py)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,8 +20,12 @@ C, D = 12, 8
 def _head(roi_size=0, roi_margin=4.0, num_res_blocks=1, seed=0, random_offsets=False):
     torch.manual_seed(seed)
     head = MaskPropagationHead(
-        in_channels=C, conv_dim=D, kernel_size=3, num_res_blocks=num_res_blocks,
-        roi_size=roi_size, roi_margin=roi_margin,
+        in_channels=C,
+        conv_dim=D,
+        kernel_size=3,
+        num_res_blocks=num_res_blocks,
+        roi_size=roi_size,
+        roi_margin=roi_margin,
     )
     if random_offsets:  # the offset conv is zero-initialised; make the motion non-trivial
         with torch.no_grad():
@@ -46,7 +51,7 @@ def _box_masks(n, h, w, seed=2):
         bh = int(torch.randint(2, max(3, h // 3), (1,), generator=g))
         x0 = int(torch.randint(0, w - bw + 1, (1,), generator=g))
         y0 = int(torch.randint(0, h - bh + 1, (1,), generator=g))
-        masks[i, y0:y0 + bh, x0:x0 + bw] = 1.0
+        masks[i, y0 : y0 + bh, x0 : x0 + bw] = 1.0
     return masks
 
 
@@ -82,8 +87,9 @@ def test_zero_offsets_equal_plain_conv():
     red = head.reduce(feats)
     f_src, f_dst = red[:2], red[1:]
     out = head(f_src, f_dst, masks, pair_index)
-    g = F.conv2d(masks[:, None] * f_src[pair_index], head.deform_weight, head.deform_bias,
-                 padding=1)
+    g = F.conv2d(
+        masks[:, None] * f_src[pair_index], head.deform_weight, head.deform_bias, padding=1
+    )
     att = torch.sigmoid(head.attention_conv(f_dst))[pair_index]
     ref = head.predictor(F.relu(g + f_dst[pair_index]) * att)[:, 0]
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
@@ -94,8 +100,10 @@ def _grad_norms(head, feats, masks, pair_index, gt):
     red = head.reduce(feats)
     out = head(red[:2], red[1:], masks, pair_index)
     mask_prop_loss(out, gt).backward()
-    return {k: (v.grad.abs().sum().item() if v.grad is not None else 0.0)
-            for k, v in head.named_parameters()}
+    return {
+        k: (v.grad.abs().sum().item() if v.grad is not None else 0.0)
+        for k, v in head.named_parameters()
+    }
 
 
 @pytest.mark.parametrize("roi_size", [0, 8])
@@ -106,8 +114,14 @@ def test_gradients_reach_offsets_and_attention(roi_size):
     grads = _grad_norms(head, feats, masks, pair_index, gt)
     # the zero-initialised offset conv gets a gradient (through deform_conv2d's offset input)
     assert grads["offset_conv.weight"] > 0 and grads["offset_conv.bias"] > 0
-    for k in ["attention_conv.weight", "attention_conv.bias", "deform_weight", "deform_bias",
-              "predictor.weight", "reduce_conv.weight"]:
+    for k in [
+        "attention_conv.weight",
+        "attention_conv.bias",
+        "deform_weight",
+        "deform_bias",
+        "predictor.weight",
+        "reduce_conv.weight",
+    ]:
         assert grads[k] > 0, k
     # after one SGD step the offset conv is non-zero and the residual blocks get gradients too
     with torch.no_grad():
@@ -116,8 +130,12 @@ def test_gradients_reach_offsets_and_attention(roi_size):
                 prm -= 1.0 * prm.grad
     assert torch.count_nonzero(head.offset_conv.weight) > 0
     grads = _grad_norms(head, feats, masks, pair_index, gt)
-    for k in ["offset_blocks.0.conv1.weight", "offset_blocks.0.conv2.weight",
-              "offset_conv.weight", "attention_conv.weight"]:
+    for k in [
+        "offset_blocks.0.conv1.weight",
+        "offset_blocks.0.conv2.weight",
+        "offset_conv.weight",
+        "attention_conv.weight",
+    ]:
         assert grads[k] > 0, k
 
 
@@ -135,10 +153,11 @@ def _reference_loop(head, f_src, f_dst, masks, pair_index):
     outs = []
     for i in range(masks.shape[0]):
         p = int(pair_index[i])
-        fs, fd = f_src[p:p + 1], f_dst[p:p + 1]
+        fs, fd = f_src[p : p + 1], f_dst[p : p + 1]
         off = head.offset_conv(head.offset_blocks(fs - fd))
-        g = deform_conv2d(masks[i][None, None] * fs, off, head.deform_weight, head.deform_bias,
-                          padding=(1, 1))
+        g = deform_conv2d(
+            masks[i][None, None] * fs, off, head.deform_weight, head.deform_bias, padding=(1, 1)
+        )
         att = torch.sigmoid(head.attention_conv(fd))
         outs.append(head.predictor(F.relu(g + fd) * att)[0, 0])
     return torch.stack(outs)
@@ -191,8 +210,9 @@ def test_roi_mode_equals_full_frame_inside_window():
     for i in range(n):
         x0, y0, x1, y1 = [int(v) for v in windows[i]]
         torch.testing.assert_close(crops[i], ref[i, y0:y1, x0:x1], rtol=1e-9, atol=1e-9)
-        torch.testing.assert_close(pasted[i, y0:y1, x0:x1], ref[i, y0:y1, x0:x1],
-                                   rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(
+            pasted[i, y0:y1, x0:x1], ref[i, y0:y1, x0:x1], rtol=1e-9, atol=1e-9
+        )
         outside = torch.ones(h, w, dtype=torch.bool)
         outside[y0:y1, x0:x1] = False
         assert (pasted[i][outside] == OUTSIDE_LOGIT).all()
@@ -204,8 +224,9 @@ def test_roi_mode_rescales_offsets_when_resampling():
     dx = 6.0
     heads = {}
     for s in (0, 16):
-        hd = MaskPropagationHead(in_channels=1, conv_dim=1, kernel_size=3, num_res_blocks=0,
-                                 roi_size=s, roi_margin=2.0).double()
+        hd = MaskPropagationHead(
+            in_channels=1, conv_dim=1, kernel_size=3, num_res_blocks=0, roi_size=s, roi_margin=2.0
+        ).double()
         with torch.no_grad():
             hd.offset_conv.bias.zero_()
             hd.offset_conv.bias[1::2] = dx  # every tap moves by +dx in x
@@ -245,9 +266,13 @@ def test_registry_builds_from_cfg():
     assert "MaskPropagationHead" in ROI_MASK_PROP_HEAD_REGISTRY
     head = build_mask_prop_head(cfg, ShapeSpec(channels=32, stride=8))
     assert isinstance(head, MaskPropagationHead)
-    assert head.in_channels == 32 and head.conv_dim == 16 and head.roi_size == cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE
+    assert (
+        head.in_channels == 32
+        and head.conv_dim == 16
+        and head.roi_size == cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE
+    )
     assert len(head.offset_blocks) == 2
-    assert head.offset_conv.out_channels == 2 * cfg.MODEL.ROI_MASK_PROP_HEAD.KERNEL_SIZE ** 2
+    assert head.offset_conv.out_channels == 2 * cfg.MODEL.ROI_MASK_PROP_HEAD.KERNEL_SIZE**2
     # the ROI keys are honoured
     cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE = 24
     cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_MARGIN = 3.0
