@@ -58,7 +58,7 @@ def test_registered_and_built_from_config():
     model = build_model(tiny_cfg())
     assert isinstance(model, MaskProp)
     assert isinstance(model.roi_heads, MaskPropROIHeads)
-    assert model.roi_heads.mask_prop_stride == 8
+    assert model.roi_heads.mask_prop_stride == 4
 
 
 @pytest.mark.parametrize("all_frames", [False, True])

@@ -21,9 +21,11 @@ model (random init, ``MODEL.WEIGHTS ""``: timings do not depend on the weights) 
 ``model([{"image", "height", "width"}])`` with exactly k detections (score threshold 0, at most k
 per image) for every instance count k of the grid, so the mask head runs on as many boxes as the
 propagation head propagates. With random weights the RPN's box deltas are huge (no normalisation
-in FrozenBN) and NMS leaves a handful of whole-image proposals; the RPN delta conv is therefore
-zeroed so that the proposals are the anchors and POST_NMS_TOPK_TEST proposals reach the box head,
-as with trained weights. Then the head runs at the config's own settings (level from
+in FrozenBN) and NMS leaves a handful of whole-image proposals, and the box head's huge class
+logits make most scores exactly 0. The RPN delta conv and the box predictor (class scores, box
+deltas) are therefore zeroed: the proposals are the anchors, POST_NMS_TOPK_TEST proposals reach the
+box head as with trained weights, every class score is 1/(K+1) > 0 and the mask head gets exactly
+k boxes. The zeroed layers cost the same as trained ones. Then the head runs at the config's own settings (level from
 MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE, in_channels = FPN.OUT_CHANNELS, CONV_DIM, ROI_SIZE,
 ROI_MARGIN, KERNEL_SIZE, NUM_RES_BLOCKS) for every (instance count, T) and at alternative settings
 (p3/p4 × D 32/64 × full frame/ROI 8/16/24) at T = 6 with 10 instances. The table gives
@@ -193,13 +195,15 @@ def bench_model(config_file, opts=(), dets=(1, 5, 10, 20), repeats=5, threads=1,
     torch.manual_seed(seed)
     cfg = _load_cfg(config_file, opts)
     model = build_model(cfg).eval()
-    with torch.no_grad():  # proposals = anchors (see module docstring)
-        model.proposal_generator.rpn_head.anchor_deltas.weight.zero_()
-        model.proposal_generator.rpn_head.anchor_deltas.bias.zero_()
+    predictor = model.roi_heads.box_predictor
+    with torch.no_grad():  # proposals = anchors, boxes = proposals, uniform class scores
+        for layer in (model.proposal_generator.rpn_head.anchor_deltas, predictor.cls_score,
+                      predictor.bbox_pred):
+            layer.weight.zero_()
+            layer.bias.zero_()
     g = torch.Generator().manual_seed(seed)
     image = torch.randint(0, 256, (3,) + IMAGE_SIZE, dtype=torch.uint8, generator=g)
     inputs = [{"image": image, "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1]}]
-    predictor = model.roi_heads.box_predictor
     res = {"config": config_file, "threads": threads, "num_params_m":
            sum(p.numel() for p in model.parameters()) / 1e6, "forward": {}}
     base = _maxrss_mib()
