@@ -9,15 +9,15 @@ frames t-T..t+T (the centre itself included, as ``_process_clip`` does) in one b
 offsets and attention for the 2T+1 pairs, ``rows = n_inst * (2T+1)`` deformable-conv rows, and
 in ROI mode the paste back to the frame. ``--exclude-center`` drops the centre pair (2T pairs).
 
-Feature sizes follow detectron2's padding of a 360×640 frame to a multiple of 32 (384×640):
-p2 (stride 4) 96×160, p3 (stride 8) 48×80, p4 (stride 16) 24×40. Instances are filled boxes of
-about 96×96 input pixels. Peak memory is the growth of the process's max RSS
-(``resource.getrusage``) over a baseline taken after the inputs (and the model) are built; every
-setting runs in a fresh subprocess so each high-water mark is that setting's own.
+Feature sizes follow detectron2's padding of a 360×640 frame (``--image-size``) to a multiple of
+32 (384×640): p2 (stride 4) 96×160, p3 (stride 8) 48×80, p4 (stride 16) 24×40. Instances are
+filled boxes of about 96×96 input pixels (``--inst-px``). Peak memory is the growth of the
+process's max RSS (``resource.getrusage``) over a baseline taken after the inputs (and the model)
+are built; every setting runs in a fresh subprocess so each high-water mark is that setting's own.
 
 Comparison mode (``--configs``/``--config-file``): for each config, one subprocess builds the
 model (random init, ``MODEL.WEIGHTS ""``: timings do not depend on the weights) and times on a
-360×640 uint8 frame (a) the backbone alone and (b) the full per-frame Mask R-CNN forward
+360×640 random uint8 frame (a) the backbone alone and (b) the full per-frame Mask R-CNN forward
 ``model([{"image", "height", "width"}])`` with exactly k detections (score threshold 0, at most k
 per image) for every instance count k of the grid, so the mask head runs on as many boxes as the
 propagation head propagates. With random weights the RPN's box deltas are huge (no normalisation
@@ -25,10 +25,12 @@ in FrozenBN) and NMS leaves a handful of whole-image proposals, and the box head
 logits make most scores exactly 0. The RPN delta conv and the box predictor (class scores, box
 deltas) are therefore zeroed: the proposals are the anchors, POST_NMS_TOPK_TEST proposals reach the
 box head as with trained weights, every class score is 1/(K+1) > 0 and the mask head gets exactly
-k boxes. The zeroed layers cost the same as trained ones. Then the head runs at the config's own settings (level from
-MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE, in_channels = FPN.OUT_CHANNELS, CONV_DIM, ROI_SIZE,
-ROI_MARGIN, KERNEL_SIZE, NUM_RES_BLOCKS) for every (instance count, T) and at alternative settings
-(p3/p4 × D 32/64 × full frame/ROI 8/16/24) at T = 6 with 10 instances. The table gives
+k boxes. The zeroed layers cost the same as trained ones. Then the head runs at the config's own
+settings (level from MODEL.ROI_MASK_PROP_HEAD.IN_FEATURE, in_channels = FPN.OUT_CHANNELS,
+CONV_DIM, ROI_SIZE, ROI_MARGIN, KERNEL_SIZE, NUM_RES_BLOCKS) for every (instance count, T) and at
+alternative settings ((the config's level, p3, p4) × D 32/64 × full frame/ROI 8/16/24) at T = 6
+with 10 instances. The
+table gives
 head / Mask R-CNN (forward with the same number of detections) and PASS/FAIL against the issue's
 goal (at T = 6 and ≤ 10 instances the clip's propagation costs < 0.5 frame forward).
 
@@ -40,7 +42,7 @@ Usage::
     python tools/bench_prop_head.py                       # head-only grid, markdown table
     python tools/bench_prop_head.py --strides 8 --dims 64 --inst 1 10 --T 6 --roi 0 24
     python tools/bench_prop_head.py --configs tiny r50 --out benchmarks/prop_head_cpu.md
-    python tools/bench_prop_head.py --config-file my.yaml --opts MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE 24
+    python tools/bench_prop_head.py --config-file my.yaml --opts MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE 8
 """
 import argparse
 import datetime
@@ -102,7 +104,8 @@ def _timed(fn, repeats, budget_s):
 
 def bench_head(level_stride=8, conv_dim=64, n_inst=10, T=6, roi_size=0, repeats=3,
                roi_margin=4.0, inst_size_px=96, in_channels=FPN_CHANNELS, threads=1, seed=0,
-               kernel_size=3, num_res_blocks=1, include_center=True, budget_s=15.0):
+               kernel_size=3, num_res_blocks=1, include_center=True, budget_s=15.0,
+               image_size=IMAGE_SIZE):
     """Time the head on one clip's worth of work; see the module docstring.
 
     Returns:
@@ -112,7 +115,7 @@ def bench_head(level_stride=8, conv_dim=64, n_inst=10, T=6, roi_size=0, repeats=
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    h, w = feature_size(level_stride)
+    h, w = feature_size(level_stride, tuple(image_size))
     head = MaskPropagationHead(in_channels=in_channels, conv_dim=conv_dim, roi_size=roi_size,
                                roi_margin=roi_margin, kernel_size=kernel_size,
                                num_res_blocks=num_res_blocks).eval()
@@ -181,8 +184,8 @@ def head_settings(cfg):
 
 
 def bench_model(config_file, opts=(), dets=(1, 5, 10, 20), repeats=5, threads=1, seed=0,
-                budget_s=30.0):
-    """Per-frame Mask R-CNN cost of a config at 360×640 (see the module docstring).
+                budget_s=30.0, image_size=IMAGE_SIZE):
+    """Per-frame Mask R-CNN cost of a config on one frame (see the module docstring).
 
     Returns:
         dict with ``backbone_ms``/``backbone_min_ms``/``backbone_peak_mib``, ``proposals``, and
@@ -202,8 +205,8 @@ def bench_model(config_file, opts=(), dets=(1, 5, 10, 20), repeats=5, threads=1,
             layer.weight.zero_()
             layer.bias.zero_()
     g = torch.Generator().manual_seed(seed)
-    image = torch.randint(0, 256, (3,) + IMAGE_SIZE, dtype=torch.uint8, generator=g)
-    inputs = [{"image": image, "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1]}]
+    image = torch.randint(0, 256, (3,) + tuple(image_size), dtype=torch.uint8, generator=g)
+    inputs = [{"image": image, "height": image_size[0], "width": image_size[1]}]
     res = {"config": config_file, "threads": threads, "num_params_m":
            sum(p.numel() for p in model.parameters()) / 1e6, "forward": {}}
     base = _maxrss_mib()
@@ -279,8 +282,8 @@ def _goal_cell(T, n_inst, ratio):
 
 def compare(args, out):
     configs = [CONFIG_ALIASES.get(c, c) for c in (args.configs or [])] + (args.config_file or [])
-    common = dict(threads=args.threads, repeats=args.repeats,
-                  include_center=not args.exclude_center)
+    common = dict(threads=args.threads, repeats=args.repeats, image_size=args.image_size,
+                  inst_size_px=args.inst_px, include_center=not args.exclude_center)
     summary = []
     for path in configs:
         cfg = _load_cfg(os.path.join(REPO, path) if not os.path.isabs(path) else path, args.opts)
@@ -294,16 +297,19 @@ def compare(args, out):
                 own["roi_margin"], own["kernel_size"], own["num_res_blocks"]))
         out()
         m = _try("model", dict(config_file=path, opts=list(args.opts), dets=args.inst,
-                               repeats=args.model_repeats, threads=args.threads),
+                               repeats=args.model_repeats, threads=args.threads,
+                               image_size=args.image_size),
                  args.timeout, args.threads)
         if m is None:
             out("Mask R-CNN forward failed (see stderr).")
             out()
             continue
         fwd = {int(k): v for k, v in m["forward"].items()}
-        out("Mask R-CNN per-frame cost (360×640 → padded {}; {} proposals reach the box head; "
-            "{:.1f} M parameters):".format("×".join(map(str, m["feature_shapes"]["p2"])).join(
-                ["p2 ", ""]), m["proposals"], m["num_params_m"]))
+        out("Mask R-CNN per-frame cost ({}×{} frame, p2 {}; {} proposals reach the box head; "
+            "{:.1f} M parameters):".format(
+                args.image_size[0], args.image_size[1],
+                "×".join(map(str, m["feature_shapes"]["p2"])), m["proposals"],
+                m["num_params_m"]))
         out()
         out("| part | detections | median ms | min ms | runs | peak RSS growth MiB |")
         out("|---|---|---|---|---|---|")
@@ -354,7 +360,7 @@ def compare(args, out):
         out("| level | feat | D | mode | rows | head median ms | min ms | runs | head peak MiB "
             "| head / Mask R-CNN | goal |")
         out("|---|---|---|---|---|---|---|---|---|---|---|")
-        for stride in args.alt_strides:
+        for stride in sorted(set(args.alt_strides) | {own["level_stride"]}):
             for dim in args.alt_dims:
                 for roi in args.alt_roi:
                     kw = dict(own, level_stride=stride, conv_dim=dim, roi_size=roi,
@@ -391,7 +397,8 @@ def head_grid(args, out):
                     for n_inst in args.inst:
                         kw = dict(level_stride=stride, conv_dim=dim, n_inst=n_inst, T=T,
                                   roi_size=roi, repeats=args.repeats, roi_margin=args.margin,
-                                  threads=args.threads, include_center=not args.exclude_center)
+                                  threads=args.threads, include_center=not args.exclude_center,
+                                  image_size=args.image_size, inst_size_px=args.inst_px)
                         r = _try("head", kw, args.timeout, args.threads)
                         if r is None:
                             out("| {} | {} | {} | {} | {} | – | – | failed | | | |".format(
@@ -415,7 +422,10 @@ def main():
     ap.add_argument("--margin", type=float, default=4.0, help="head-only grid: ROI margin, feat px")
     ap.add_argument("--inst", type=int, nargs="+", default=[1, 5, 10, 20])
     ap.add_argument("--T", type=int, nargs="+", default=[1, 3, 6])
-    ap.add_argument("--alt-strides", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--image-size", type=int, nargs=2, default=list(IMAGE_SIZE), metavar=("H", "W"))
+    ap.add_argument("--inst-px", type=int, default=96, help="instance box side, input pixels")
+    ap.add_argument("--alt-strides", type=int, nargs="+", default=[8, 16],
+                    help="alternatives' levels (the config's own level is always added)")
     ap.add_argument("--alt-dims", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--alt-roi", type=int, nargs="+", default=[0, 8, 16, 24])
     ap.add_argument("--alt-T", type=int, default=GOAL_T)
@@ -452,7 +462,9 @@ def main():
         "{} thread(s)".format(os.cpu_count(), _cpu_model(), torch.__version__,
                               torchvision.__version__, args.threads))
     out("* load average at start (1/5/15 min): {:.2f} / {:.2f} / {:.2f}".format(*load0))
-    out("* frame 360×640 (padded to 384×640); head: instances ≈96×96 px, clip = {} frames".format(
+    hp, wp = feature_size(1, tuple(args.image_size))
+    out("* frame {}×{} (padded to {}×{}); head: instances ≈{}×{} px, clip = {} frames".format(
+        args.image_size[0], args.image_size[1], hp, wp, args.inst_px, args.inst_px,
         "2T" if args.exclude_center else "2T+1 (centre included, as in inference)"))
     out("* times: median (and min) of the timed runs after one warm-up, each setting in a fresh "
         "process; peak = growth of max RSS over the process's baseline")
