@@ -16,7 +16,7 @@ from maskprop_d2.inference.frame_linking import (
     link_by_iou,
     mask_iou,
 )
-from maskprop_d2.inference.video_inference import detect_frame, paste_at_output_size
+from maskprop_d2.inference.video_inference import CategoryVotes, detect_frame, paste_at_output_size
 
 
 # ---------------------------------------------------------------------- linking on plain masks
@@ -226,14 +226,17 @@ def test_static_video_keeps_every_id(tiny):
     assert got == pytest.approx(exp, rel=1e-5)  # 3 detections each: sum / 3 = the score
 
 
-def test_category_and_score_per_id(tiny):
-    _, model = tiny
-    fl = FrameLinkingInference(model, max_instances=1)
-    fl._class_score = {0: torch.tensor([0.9, 0.0, 0.5, 0, 0]), 1: torch.tensor([0, 0, 0, 0, 0.4])}
-    fl._num_dets.update({0: 3, 1: 1})
-    assert fl.current_instance(0).category_id == 0
-    assert fl.current_instance(0).score == pytest.approx(0.3)
-    assert [v.id for v in fl.video_instances()] == [1]  # 0.4 > 0.3, capped at one
+def test_category_and_score_per_id():
+    votes = CategoryVotes(5)
+    # ID 0: class 0 at .5 and .4, class 2 at .5 -> class 0, (.5 + .4) / 3 = .3; ID 1: class 4 at .4
+    votes.add([0, 1], torch.tensor([0, 4]), torch.tensor([0.5, 0.4]))
+    votes.add([0], torch.tensor([0]), torch.tensor([0.4]))
+    votes.add([0], torch.tensor([2]), torch.tensor([0.5]))
+    assert votes.get(0).category_id == 0
+    assert votes.get(0).score == pytest.approx(0.3)
+    assert votes.get(7) is None
+    assert [v.id for v in votes.ranked(1)] == [1]  # 0.4 > 0.3, capped at one
+    assert [v.id for v in votes.ranked(5)] == [1, 0]
 
 
 def test_collect_video_results_gives_valid_entries(tiny):

@@ -12,16 +12,20 @@ previous frame's tracks are kept (plus, with ``max_gap`` > 0, the last masks of 
 the last ``max_gap`` frames), so memory does not grow with the video length.
 """
 
-from collections import defaultdict
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import Iterable, Iterator, List, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
 from scipy.optimize import linear_sum_assignment
 
-from .video_inference import FrameOutput, VideoInstance, detect_frame, paste_at_output_size
+from .video_inference import (
+    CategoryVotes,
+    FrameOutput,
+    VideoInstance,
+    detect_frame,
+    paste_at_output_size,
+)
 
 __all__ = ["mask_iou", "link_by_iou", "FrameLinker", "FrameLinkingInference"]
 
@@ -190,9 +194,7 @@ class FrameLinkingInference:
 
     def _reset(self):
         self._linker = FrameLinker(self.link_iou_thresh, self.max_gap)
-        self._class_score: Dict[int, torch.Tensor] = {}
-        self._num_dets: Dict[int, int] = defaultdict(int)
-        self._num_classes = self.model.roi_heads.num_classes
+        self._votes = CategoryVotes(self.model.roi_heads.num_classes)
 
     def _process(self, idx: int, frame: dict) -> FrameOutput:
         images, _, inst, probs = detect_frame(self.model, frame, self.score_thresh, self.topk)
@@ -206,12 +208,7 @@ class FrameLinkingInference:
         scores = inst.scores.cpu()[visible]
         classes = inst.pred_classes.cpu()[visible]
         ids = self._linker.step(masks)
-        onehot = F.one_hot(classes.long(), self._num_classes).float() * scores[:, None]
-        for row, y in enumerate(ids.tolist()):
-            if y not in self._class_score:
-                self._class_score[y] = torch.zeros(self._num_classes)
-            self._class_score[y] += onehot[row]
-            self._num_dets[y] += 1
+        self._votes.add(ids.tolist(), classes, scores)
         order = torch.argsort(ids)
         return FrameOutput(idx, ids[order], masks[order])
 
@@ -230,16 +227,9 @@ class FrameLinkingInference:
 
     def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
         """Category and score of an ID from the detections seen so far (None if unknown)."""
-        cs = self._class_score.get(instance_id)
-        if cs is None:
-            return None
-        cat = int(cs.argmax())
-        return VideoInstance(instance_id, cat, float(cs[cat]) / self._num_dets[instance_id])
+        return self._votes.get(instance_id)
 
     def video_instances(self) -> List[VideoInstance]:
         """All video instances of the last streamed video, by decreasing score (at most
-        ``max_instances``). Category: the class with the largest summed detection score over the
-        ID's detections; score: that sum divided by the ID's number of detections."""
-        out = [self.current_instance(y) for y in self._class_score]
-        out.sort(key=lambda v: -v.score)
-        return out[: self.max_instances]
+        ``max_instances``); see :class:`CategoryVotes` (one vote per detection)."""
+        return self._votes.ranked(self.max_instances)

@@ -57,6 +57,43 @@ class VideoInstance:
     score: float
 
 
+class CategoryVotes:
+    """Category and score of each video ID from the detections of its tracks.
+
+    Category: the class with the largest summed detection score over the ID's tracks; score: that
+    sum divided by the ID's number of tracks (tracks of another class count as 0).
+    """
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self._sum: Dict[int, torch.Tensor] = {}
+        self._count: Dict[int, int] = defaultdict(int)
+
+    def add(self, ids: List[int], classes: torch.Tensor, scores: torch.Tensor) -> None:
+        """One vote per track: ``ids[i]`` saw class ``classes[i]`` with ``scores[i]``."""
+        onehot = F.one_hot(classes.long().cpu(), self.num_classes).float()
+        onehot *= scores.float().cpu()[:, None]
+        for row, y in enumerate(ids):
+            if y not in self._sum:
+                self._sum[y] = torch.zeros(self.num_classes)
+            self._sum[y] += onehot[row]
+            self._count[y] += 1
+
+    def get(self, instance_id: int) -> Optional[VideoInstance]:
+        """The ID's current category and score, None if it has no vote."""
+        cs = self._sum.get(instance_id)
+        if cs is None:
+            return None
+        cat = int(cs.argmax())
+        return VideoInstance(instance_id, cat, float(cs[cat]) / self._count[instance_id])
+
+    def ranked(self, max_instances: int) -> List[VideoInstance]:
+        """All IDs by decreasing score, at most ``max_instances``."""
+        out = [self.get(y) for y in self._sum]
+        out.sort(key=lambda v: -v.score)
+        return out[:max_instances]
+
+
 @dataclass
 class _Detections:
     """Frame-level detections of one frame (already filtered by score and top-k)."""
@@ -185,9 +222,7 @@ class VideoInference:
         self._pending: Dict[int, list] = defaultdict(list)
         self._center: Dict[int, tuple] = {}  # frame -> (ids, mask_probs, boxes) of its own tracks
         self._matcher = ClipTrackMatcher(self.T, self.match_thresh)
-        self._class_score: Dict[int, torch.Tensor] = {}
-        self._num_tracks: Dict[int, int] = defaultdict(int)
-        self._num_classes = self.model.roi_heads.num_classes
+        self._votes = CategoryVotes(self.model.roi_heads.num_classes)
 
     # ------------------------------------------------------------------ per-frame work
     @property
@@ -235,12 +270,7 @@ class VideoInference:
                 continue
             self._pending[f].append((ids, tracks[:, k]))
         self._center[t] = (ids, det.mask_probs, det.boxes)
-        onehot = F.one_hot(det.classes.long(), self._num_classes).float() * det.scores[:, None]
-        for row, y in enumerate(ids.tolist()):
-            if y not in self._class_score:
-                self._class_score[y] = torch.zeros(self._num_classes)
-            self._class_score[y] += onehot[row].cpu()
-            self._num_tracks[y] += 1
+        self._votes.add(ids.tolist(), det.classes, det.scores)
 
     def _emit(self, tau: int) -> FrameOutput:
         """Combine the tracks covering frame tau into its final masks and forget the frame."""
@@ -313,16 +343,9 @@ class VideoInference:
 
     def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
         """Category and score of an ID from the tracks seen so far (None if unknown)."""
-        cs = self._class_score.get(instance_id)
-        if cs is None:
-            return None
-        cat = int(cs.argmax())
-        return VideoInstance(instance_id, cat, float(cs[cat]) / self._num_tracks[instance_id])
+        return self._votes.get(instance_id)
 
     def video_instances(self) -> List[VideoInstance]:
         """All video instances of the last streamed video, by decreasing score (at most
-        ``max_instances``). Category: the class with the largest summed detection score over
-        the ID's tracks; score: that sum divided by the ID's number of tracks."""
-        out = [self.current_instance(y) for y in self._class_score]
-        out.sort(key=lambda v: -v.score)
-        return out[: self.max_instances]
+        ``max_instances``); see :class:`CategoryVotes`."""
+        return self._votes.ranked(self.max_instances)
