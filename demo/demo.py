@@ -189,6 +189,7 @@ def run(args):
         else FrameFilesSource(args.input, args.fps)
     )
 
+    from maskprop_d2.evaluation.results_io import publish_file
     from maskprop_d2.inference import VideoPredictor, encode_frame_masks
 
     predictor = VideoPredictor(cfg)
@@ -231,7 +232,7 @@ def run(args):
         writer.release()
         os.remove(tmp_video)
         raise
-    os.replace(tmp_video, args.output)
+    publish_file(tmp_video, args.output)
     if args.json:
         contiguous_to_dataset = {}
         if meta is not None and hasattr(meta, "thing_dataset_id_to_contiguous_id"):
@@ -254,9 +255,14 @@ def run(args):
                 }
             )
         tmp_json = _tmp_path(args.json)
-        with open(tmp_json, "w") as f:
-            json.dump(entries, f)
-        os.replace(tmp_json, args.json)
+        try:
+            with open(tmp_json, "w") as f:
+                json.dump(entries, f)
+            publish_file(tmp_json, args.json)
+        except BaseException:
+            if os.path.exists(tmp_json):
+                os.remove(tmp_json)
+            raise
     logger.info(
         "wrote %d frames to %s (%.2f frames/s)", n, args.output, n / (time.perf_counter() - start)
     )

@@ -92,6 +92,10 @@ def test_demo_video_roundtrip(tmp_path, weights, capsys):
     while cap.read()[0]:
         n += 1
     assert n == 14
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in (out, tracks):  # published with normal permissions, not mkstemp's 0600
+        assert os.stat(p).st_mode & 0o777 == 0o666 & ~umask
     entries = json.load(open(tracks))
     assert isinstance(entries, list)
     for e in entries:

@@ -247,6 +247,18 @@ def check_results(
 
 
 # ---------------------------------------------------------------------------------- files
+def publish_file(tmp: str, path: str) -> None:
+    """Rename a finished temporary file onto ``path`` with the usual permissions.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only; the published file gets
+    ``0o666`` less the process umask, as ``open(path, "w")`` would have given it.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def _atomic_write_bytes(path: str, data: bytes) -> None:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
@@ -256,7 +268,7 @@ def _atomic_write_bytes(path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -279,7 +291,7 @@ def write_results(results: List[Dict[str, Any]], output_dir: str) -> Tuple[str, 
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
             z.writestr("results.json", data)
-        os.replace(tmp, zip_path)
+        publish_file(tmp, zip_path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
