@@ -140,11 +140,14 @@ def test_backbone_runs_once_per_frame_and_memory_is_windowed():
     vi = VideoInference(cfg, model)
     max_feats = 0
     n = 0
+    max_pending = 0
     for _ in vi.stream(_video(12)):
         max_feats = max(max_feats, len(vi._features))
+        max_pending = max(max_pending, vi._tracks.num_pending_frames())
         n += 1
     assert n == 12
     assert len(calls) == 12
     assert vi.backbone_calls == 12
     assert max_feats <= 2 * 2 + 1
-    assert not vi._features and not vi._pending and not vi._dets
+    assert max_pending <= 3 * 2 + 1  # frames tau-2T .. tau+T hold track masks
+    assert not vi._features and not vi._dets and vi._tracks.num_pending_frames() == 0

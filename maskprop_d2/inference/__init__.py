@@ -1,5 +1,6 @@
 """Streaming video inference."""
 
+from .clip_tracks import ClipTrackAggregator, FrameGeometry
 from .predictor import VideoPredictor
 from .video_inference import FrameOutput, VideoInference, VideoInstance
 from .video_results import collect_video_results, encode_frame_masks
@@ -22,6 +23,8 @@ def build_video_inference(cfg, model, tracker=None):
 
 
 __all__ = [
+    "ClipTrackAggregator",
+    "FrameGeometry",
     "FrameOutput",
     "VideoInference",
     "VideoInstance",

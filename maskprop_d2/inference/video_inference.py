@@ -13,85 +13,24 @@ frames). It is then handed out as a :class:`FrameOutput` and forgotten. Memory i
 of the video length.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional
 
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
 
 from ..modeling.mask_ops import paste_soft_masks
-from ..tracking import ClipTrackMatcher
+from .clip_tracks import ClipTrackAggregator, FrameGeometry
+from .outputs import CategoryVotes, FrameOutput, VideoInstance
 
 __all__ = [
+    "CategoryVotes",
     "FrameOutput",
     "VideoInstance",
     "VideoInference",
     "detect_frame",
     "paste_at_output_size",
 ]
-
-
-@dataclass
-class FrameOutput:
-    """Final result of one frame.
-
-    Attributes:
-        frame_idx: index of the frame in the video.
-        ids: (n,) long, video instance IDs visible in the frame.
-        masks: (n, H, W) bool masks at the frame's output size (``height``, ``width``).
-    """
-
-    frame_idx: int
-    ids: torch.Tensor
-    masks: torch.Tensor
-
-
-@dataclass
-class VideoInstance:
-    """A video-level instance: ID, contiguous category and score (from its tracks' detections)."""
-
-    id: int
-    category_id: int
-    score: float
-
-
-class CategoryVotes:
-    """Category and score of each video ID from the detections of its tracks.
-
-    Category: the class with the largest summed detection score over the ID's tracks; score: that
-    sum divided by the ID's number of tracks (tracks of another class count as 0).
-    """
-
-    def __init__(self, num_classes: int):
-        self.num_classes = num_classes
-        self._sum: Dict[int, torch.Tensor] = {}
-        self._count: Dict[int, int] = defaultdict(int)
-
-    def add(self, ids: List[int], classes: torch.Tensor, scores: torch.Tensor) -> None:
-        """One vote per track: ``ids[i]`` saw class ``classes[i]`` with ``scores[i]``."""
-        onehot = F.one_hot(classes.long().cpu(), self.num_classes).float()
-        onehot *= scores.float().cpu()[:, None]
-        for row, y in enumerate(ids):
-            if y not in self._sum:
-                self._sum[y] = torch.zeros(self.num_classes)
-            self._sum[y] += onehot[row]
-            self._count[y] += 1
-
-    def get(self, instance_id: int) -> Optional[VideoInstance]:
-        """The ID's current category and score, None if it has no vote."""
-        cs = self._sum.get(instance_id)
-        if cs is None:
-            return None
-        cat = int(cs.argmax())
-        return VideoInstance(instance_id, cat, float(cs[cat]) / self._count[instance_id])
-
-    def ranked(self, max_instances: int) -> List[VideoInstance]:
-        """All IDs by decreasing score, at most ``max_instances``."""
-        out = [self.get(y) for y in self._sum]
-        out.sort(key=lambda v: -v.score)
-        return out[:max_instances]
 
 
 @dataclass
@@ -103,12 +42,6 @@ class _Detections:
     boxes: torch.Tensor  # (N, 4) XYXY in input-image pixels
     mask_probs: torch.Tensor  # (N, M, M) box-relative mask probabilities
     feat_masks: torch.Tensor  # (N, H', W') soft masks at propagation-feature resolution
-
-
-@dataclass
-class _FrameInfo:
-    image_size: tuple  # (h, w) of the network input (before padding)
-    out_size: tuple  # (height, width) of the output
 
 
 def detect_frame(model, frame: dict, score_thresh: float, topk: int):
@@ -217,12 +150,10 @@ class VideoInference:
     def _reset(self):
         self._features: Dict[int, torch.Tensor] = {}  # frame -> (D, H', W') reduced feature
         self._dets: Dict[int, _Detections] = {}
-        self._info: Dict[int, _FrameInfo] = {}
-        # frame -> list of (ids (n,), soft masks (n, H', W')) from the tracks covering it
-        self._pending: Dict[int, list] = defaultdict(list)
-        self._center: Dict[int, tuple] = {}  # frame -> (ids, mask_probs, boxes) of its own tracks
-        self._matcher = ClipTrackMatcher(self.T, self.match_thresh)
-        self._votes = CategoryVotes(self.model.roi_heads.num_classes)
+        self._geometry: Dict[int, FrameGeometry] = {}
+        self._tracks = ClipTrackAggregator(
+            self.T, self.match_thresh, self.mask_thresh, self.model.roi_heads.num_classes
+        )
 
     # ------------------------------------------------------------------ per-frame work
     @property
@@ -242,75 +173,35 @@ class VideoInference:
         self._features[idx] = reduced
         self._dets[idx] = _Detections(inst.scores, inst.pred_classes, boxes, probs, feat_masks)
         h, w = images.image_sizes[0]
-        self._info[idx] = _FrameInfo(
-            (h, w), (int(frame.get("height", h)), int(frame.get("width", w)))
-        )
+        out_size = (int(frame.get("height", h)), int(frame.get("width", w)))
+        geo = FrameGeometry((h, w), out_size, stride)
+        self._geometry[idx] = geo
+        self._tracks.set_geometry(idx, geo)
 
     def _process_clip(self, t: int, last: int) -> None:
         """Propagate frame t's detections to max(0, t-T)..last and assign their IDs."""
         frames = range(max(0, t - self.T), last + 1)
         det = self._dets.pop(t)
+        geo = self._geometry.pop(t)
         n, nf = len(det.scores), len(frames)
         if n == 0:
-            self._center[t] = (torch.zeros(0, dtype=torch.long), det.mask_probs, det.boxes)
-            self._matcher.assign(
-                t, frames, det.feat_masks.new_zeros((0, nf) + det.feat_masks.shape[-2:])
-            )
-            return
-        feats = torch.stack([self._features[f] for f in frames])  # (F, D, H', W')
-        src = self._features[t][None].expand_as(feats)
-        # rows ordered (frame, instance): row f*n + i is instance i propagated to frames[f]
-        masks = det.feat_masks.repeat(nf, 1, 1)
-        pair_index = torch.arange(nf, device=masks.device).repeat_interleave(n)
-        logits = self._heads.propagate(src, feats, masks, pair_index)
-        tracks = logits.sigmoid().view(nf, n, *logits.shape[-2:]).transpose(0, 1)  # (N, F, H', W')
-        ids = torch.as_tensor(self._matcher.assign(t, frames, tracks), dtype=torch.long)
-        for k, f in enumerate(frames):
-            if f == t and self.center_mask == "detection":
-                continue
-            self._pending[f].append((ids, tracks[:, k]))
-        self._center[t] = (ids, det.mask_probs, det.boxes)
-        self._votes.add(ids.tolist(), det.classes, det.scores)
-
-    def _emit(self, tau: int) -> FrameOutput:
-        """Combine the tracks covering frame tau into its final masks and forget the frame."""
-        info = self._info.pop(tau)
-        entries = self._pending.pop(tau, [])
-        c_ids, c_probs, c_boxes = self._center.pop(tau)
-        height, width = info.out_size
-        h, w = info.image_size
-        stride = self._heads.mask_prop_stride
-        all_ids = [e[0] for e in entries]
+            tracks = det.feat_masks.new_zeros((0, nf) + det.feat_masks.shape[-2:])
+        else:
+            feats = torch.stack([self._features[f] for f in frames])  # (F, D, H', W')
+            src = self._features[t][None].expand_as(feats)
+            # rows ordered (frame, instance): row f*n + i is instance i propagated to frames[f]
+            masks = det.feat_masks.repeat(nf, 1, 1)
+            pair_index = torch.arange(nf, device=masks.device).repeat_interleave(n)
+            logits = self._heads.propagate(src, feats, masks, pair_index)
+            tracks = logits.sigmoid().view(nf, n, *logits.shape[-2:]).transpose(0, 1)
+        center = None
         if self.center_mask == "detection":
-            all_ids.append(c_ids)
-        all_ids = torch.cat(all_ids) if all_ids else torch.zeros(0, dtype=torch.long)
-        uniq, inverse = torch.unique(all_ids, sorted=True, return_inverse=True)
-        if len(uniq) == 0:
-            return FrameOutput(tau, uniq, torch.zeros((0, height, width), dtype=torch.bool))
-        total = torch.zeros((len(uniq), height, width))
-        count = torch.zeros(len(uniq))
-        pos = 0
-        if entries:
-            m = torch.cat([e[1] for e in entries]).float().cpu()  # (M, H', W')
-            k = len(m)
-            summed = torch.zeros((len(uniq),) + m.shape[-2:]).index_add_(0, inverse[:k], m)
-            count.index_add_(0, inverse[:k], torch.ones(k))
-            hf, wf = summed.shape[-2:]
-            up = F.interpolate(
-                summed[None], size=(hf * stride, wf * stride), mode="bilinear", align_corners=False
-            )
-            up = up[..., :h, :w]
-            total += F.interpolate(up, size=(height, width), mode="bilinear", align_corners=False)[
-                0
-            ]
-            pos = k
-        if self.center_mask == "detection" and len(c_ids):
-            pasted = paste_at_output_size(c_probs, c_boxes, (h, w), (height, width))
-            total.index_add_(0, inverse[pos:], pasted)
-            count.index_add_(0, inverse[pos:], torch.ones(len(c_ids)))
-        masks = (total / count[:, None, None]) > self.mask_thresh
-        visible = masks.flatten(1).any(1)
-        return FrameOutput(tau, uniq[visible], masks[visible])
+            probs, boxes = det.mask_probs, det.boxes
+
+            def center():  # pasted at full resolution only when frame t is emitted
+                return paste_at_output_size(probs, boxes, geo.image_size, geo.out_size)
+
+        self._tracks.add_clip(t, frames, tracks, det.classes, det.scores, center)
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
@@ -334,18 +225,18 @@ class VideoInference:
                 self._process_clip(t, last=tau)
                 self._features.pop(t - T, None)  # no later clip reaches back to t - T
                 if t - T >= 0:
-                    yield self._emit(t - T)
+                    yield self._tracks.emit(t - T)
         for t in range(max(0, n - T), n):
             self._process_clip(t, last=n - 1)
         for tau in range(max(0, n - 2 * T), n):
-            yield self._emit(tau)
+            yield self._tracks.emit(tau)
         self._features.clear()
 
     def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
         """Category and score of an ID from the tracks seen so far (None if unknown)."""
-        return self._votes.get(instance_id)
+        return self._tracks.votes.get(instance_id)
 
     def video_instances(self) -> List[VideoInstance]:
         """All video instances of the last streamed video, by decreasing score (at most
         ``max_instances``); see :class:`CategoryVotes`."""
-        return self._votes.ranked(self.max_instances)
+        return self._tracks.votes.ranked(self.max_instances)
