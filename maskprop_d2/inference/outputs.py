@@ -64,6 +64,10 @@ class CategoryVotes:
         cat = int(cs.argmax())
         return VideoInstance(instance_id, cat, float(cs[cat]) / self._count[instance_id])
 
+    def ranked_all(self) -> List[VideoInstance]:
+        """All IDs by decreasing score."""
+        return self.ranked(len(self._sum))
+
     def ranked(self, max_instances: int) -> List[VideoInstance]:
         """All IDs by decreasing score, at most ``max_instances``."""
         out = [self.get(y) for y in self._sum]
