@@ -31,6 +31,9 @@ def draw_frame(frame: np.ndarray, ids, masks: np.ndarray, labels, alpha: float =
     tint = np.einsum("nhw,nc->hwc", m, colors) / np.maximum(cover, 1)[..., None]
     sel = cover > 0
     out[sel] = (out[sel] * (1 - alpha) + tint[sel] * alpha).astype(np.uint8)
+    # text scale follows the frame size: readable at 720p, not covering objects at 96p
+    scale = min(max(min(frame.shape[:2]) / 900.0, 0.25), 1.0)
+    thick = max(1, int(round(scale * 2)))
     for i, mask, label in zip(ids, masks, labels, strict=True):
         ys, xs = np.nonzero(mask)
         if len(ys) == 0:
@@ -41,7 +44,8 @@ def draw_frame(frame: np.ndarray, ids, masks: np.ndarray, labels, alpha: float =
         )
         cv2.drawContours(out, contours, -1, color, 1)
         text = "{} {}".format(int(i), label)
-        x, y = int(xs.min()), max(int(ys.min()) - 3, 10)
-        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2, cv2.LINE_AA)
-        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
+        x, y = int(xs.min()), max(int(ys.min()) - 3, int(25 * scale))
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        cv2.putText(out, text, (x, y), font, scale, (0, 0, 0), thick + 1, cv2.LINE_AA)
+        cv2.putText(out, text, (x, y), font, scale, color, thick, cv2.LINE_AA)
     return out
