@@ -11,23 +11,13 @@ hidden for more than 2T frames (clips no longer overlap, so it comes back with a
 from typing import Dict, List
 
 import numpy as np
-import pycocotools.mask as mask_util
 import torch
 
+from ..data.clip_mapper import decode_segmentation
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
 from .video_results import collect_video_results
 
 __all__ = ["oracle_results"]
-
-
-def _decode(seg, h: int, w: int) -> np.ndarray:
-    if seg is None:
-        return np.zeros((h, w), dtype=bool)
-    if isinstance(seg, dict):
-        rle = seg if isinstance(seg["counts"], (str, bytes)) else mask_util.frPyObjects(seg, h, w)
-    else:
-        rle = mask_util.merge(mask_util.frPyObjects(seg, h, w))
-    return mask_util.decode(rle).astype(bool)
 
 
 def oracle_results(gt: Dict, half_length: int, match_thresh: float = 0.3) -> List[dict]:
@@ -43,9 +33,8 @@ def oracle_results(gt: Dict, half_length: int, match_thresh: float = 0.3) -> Lis
         anns = by_video.get(v["id"], [])
         h, w, length = v["height"], v["width"], v["length"]
         if anns:
-            masks = torch.from_numpy(
-                np.stack([np.stack([_decode(s, h, w) for s in a["segmentations"]]) for a in anns])
-            )  # (A, L, H, W)
+            per_track = [[decode_segmentation(s, h, w) for s in a["segmentations"]] for a in anns]
+            masks = torch.from_numpy(np.array(per_track, dtype=bool))  # (A, L, H, W)
         else:
             masks = torch.zeros((0, length, h, w), dtype=torch.bool)
         classes = torch.tensor([to_contiguous[a["category_id"]] for a in anns], dtype=torch.long)
