@@ -5,10 +5,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 
-from maskprop_d2 import add_maskprop_config
 from maskprop_d2.inference import VideoInference, build_video_inference, collect_video_results
 from maskprop_d2.inference.frame_linking import (
     FrameLinker,
@@ -17,6 +14,7 @@ from maskprop_d2.inference.frame_linking import (
     mask_iou,
 )
 from maskprop_d2.inference.video_inference import CategoryVotes, detect_frame, paste_at_output_size
+from tests.video_helpers import drifting_video, tiny_video_model
 
 
 # ---------------------------------------------------------------------- linking on plain masks
@@ -106,35 +104,11 @@ def test_max_gap_relinks_after_a_missed_detection():
 
 
 # ---------------------------------------------------------------------- on a tiny model
-def _model():
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
-    cfg.merge_from_file("configs/synthetic/maskprop_tiny.yaml")
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.INPUT.CLIP.HALF_LENGTH = 0
-    cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = 0.0
-    cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME = 4
-    cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.2
-    cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "frame_linking"
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    model.eval()
-    return cfg, model
-
-
-def _video(n, h=64, w=96, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    base = torch.randint(0, 255, (3, h, w), generator=g, dtype=torch.uint8)
-    return [
-        {"image": torch.roll(base, shifts=2 * i, dims=2), "height": 2 * h, "width": 2 * w}
-        for i in range(n)
-    ]
-
-
 @pytest.fixture(scope="module")
 def tiny():
-    return _model()
+    return tiny_video_model(
+        "INPUT.CLIP.HALF_LENGTH", 0, "MODEL.MASKPROP.INFERENCE.TRACKER", "frame_linking"
+    )
 
 
 def test_build_and_config(tiny):
@@ -150,7 +124,7 @@ def test_build_and_config(tiny):
 @torch.no_grad()
 def test_stream_one_backbone_pass_per_frame_no_delay_same_detections(tiny):
     cfg, model = tiny
-    frames = _video(6)
+    frames = drifting_video(6)
     calls = []
     hook = model.backbone.register_forward_hook(lambda *a: calls.append(1))
     try:
@@ -210,7 +184,7 @@ def test_stream_one_backbone_pass_per_frame_no_delay_same_detections(tiny):
 def test_static_video_keeps_every_id(tiny):
     """Identical frames give identical detections: every mask links to itself (IoU 1)."""
     cfg, model = tiny
-    frames = _video(1) * 3
+    frames = drifting_video(1) * 3
     fl = FrameLinkingInference(cfg, model)
     outs = list(fl.stream(frames))
     assert len(outs[0].ids) > 1
@@ -243,7 +217,9 @@ def test_collect_video_results_gives_valid_entries(tiny):
     cfg, model = tiny
     fl = build_video_inference(cfg, model, "frame_linking")
     length = 5
-    entries = collect_video_results(fl.stream(_video(length, seed=1)), fl.video_instances, length)
+    entries = collect_video_results(
+        fl.stream(drifting_video(length, seed=1)), fl.video_instances, length
+    )
     assert entries
     assert [e["score"] for e in entries] == sorted((e["score"] for e in entries), reverse=True)
     for e in entries:

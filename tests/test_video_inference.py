@@ -3,41 +3,17 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 
-from maskprop_d2 import add_maskprop_config
 from maskprop_d2.inference import VideoInference
 from maskprop_d2.modeling.mask_ops import paste_soft_masks
 from maskprop_d2.tracking import ClipTrackMatcher
+from tests.video_helpers import drifting_video, tiny_video_model
 
 
 def _model(T=2):
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
-    cfg.merge_from_file("configs/synthetic/maskprop_tiny.yaml")
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.INPUT.CLIP.HALF_LENGTH = T
-    cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = 0.0
-    cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME = 4
-    cfg.MODEL.MASKPROP.INFERENCE.MATCH_THRESH = 0.05
-    cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.2
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    model.eval()
-    return cfg, model
-
-
-def _video(n, h=64, w=96, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    base = torch.randint(0, 255, (3, h, w), generator=g, dtype=torch.uint8)
-    frames = []
-    for i in range(n):  # a textured image drifting right by 2 px a frame
-        frames.append(
-            {"image": torch.roll(base, shifts=2 * i, dims=2), "height": 2 * h, "width": 2 * w}
-        )
-    return frames
+    return tiny_video_model(
+        "INPUT.CLIP.HALF_LENGTH", T, "MODEL.MASKPROP.INFERENCE.MATCH_THRESH", 0.05
+    )
 
 
 @torch.no_grad()
@@ -114,7 +90,7 @@ def _reference(cfg, model, frames):
 @pytest.mark.parametrize("length,T", [(7, 2), (3, 2), (1, 1), (6, 0)])
 def test_streaming_equals_whole_video_reference(length, T):
     cfg, model = _model(T)
-    frames = _video(length)
+    frames = drifting_video(length)
     ref = _reference(cfg, model, frames)
     vi = VideoInference(cfg, model)
     outs = list(vi.stream(frames))
@@ -141,7 +117,7 @@ def test_backbone_runs_once_per_frame_and_memory_is_windowed():
     max_feats = 0
     n = 0
     max_pending = 0
-    for _ in vi.stream(_video(12)):
+    for _ in vi.stream(drifting_video(12)):
         max_feats = max(max_feats, len(vi._features))
         max_pending = max(max_pending, vi._tracks.num_pending_frames())
         n += 1

@@ -1,0 +1,35 @@
+"""Shared by the video inference tests: a tiny random-weight model that detects, and a video."""
+
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from maskprop_d2 import add_maskprop_config
+
+
+def tiny_video_model(*opts):
+    """(cfg, model) of the tiny config in eval mode, thresholds at 0 so every frame has
+    detections (at most 4), soft masks cut at 0.2; ``opts`` are extra KEY VALUE overrides."""
+    cfg = get_cfg()
+    add_maskprop_config(cfg)
+    cfg.merge_from_file("configs/synthetic/maskprop_tiny.yaml")
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = 0.0
+    cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME = 4
+    cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.2
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
+    cfg.merge_from_list(list(opts))
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.eval()
+    return cfg, model
+
+
+def drifting_video(n, h=64, w=96, seed=0):
+    """n frames of one random texture drifting right by 2 px a frame, output size 2x."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randint(0, 255, (3, h, w), generator=g, dtype=torch.uint8)
+    return [
+        {"image": torch.roll(base, shifts=2 * i, dims=2), "height": 2 * h, "width": 2 * w}
+        for i in range(n)
+    ]
