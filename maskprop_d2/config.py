@@ -69,3 +69,6 @@ def add_maskprop_config(cfg):
     # A track's mask at its own centre frame: "detection" (Mask R-CNN mask, full resolution) or
     # "propagated" (the propagation head's output, as at the other frames).
     cfg.MODEL.MASKPROP.INFERENCE.CENTER_MASK = "detection"
+    # Each video instance is reported with up to this many categories (its best mean class
+    # probabilities), one result entry each; 1 gives the single-category output.
+    cfg.MODEL.MASKPROP.INFERENCE.CATEGORIES_PER_INSTANCE = 1

@@ -230,3 +230,52 @@ def test_collect_video_results_gives_valid_entries(tiny):
             if s is not None:
                 assert s["size"] == [128, 192] and isinstance(s["counts"], str)
                 assert mask_util.area(s) > 0
+
+
+def test_votes_from_class_probabilities_and_categories_per_instance():
+    votes = CategoryVotes(3, categories_per_instance=2)
+    # ID 0: two tracks with probs (.6, .3, .1) and (.2, .5, .1) -> mean (.4, .4, .1):
+    # tie between classes 0 and 1 -> class 0 first. ID 1: one track (0, .9, 0) -> class 1 only
+    # (its second class has probability 0 and is not reported).
+    votes.add(
+        [0, 1],
+        torch.tensor([0, 1]),
+        torch.tensor([0.6, 0.9]),
+        class_probs=torch.tensor([[0.6, 0.3, 0.1], [0.0, 0.9, 0.0]]),
+    )
+    votes.add([0], torch.tensor([1]), torch.tensor([0.5]), torch.tensor([[0.2, 0.5, 0.1]]))
+    got = [(v.id, v.category_id, round(v.score, 6)) for v in votes.ranked(10)]
+    assert got == [(1, 1, 0.9), (0, 0, 0.4), (0, 1, 0.4)]
+    assert [(v.id, v.category_id) for v in votes.ranked(2)] == [(1, 1), (0, 0)]
+    assert votes.get(0).category_id == 0 and votes.get(0).score == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="class_probs"):
+        votes.add([0], torch.tensor([0]), torch.tensor([0.5]), torch.ones(1, 4))
+    with pytest.raises(ValueError, match="categories_per_instance"):
+        CategoryVotes(3, categories_per_instance=0)
+
+
+def test_detections_carry_their_class_distribution(tiny):
+    _, model = tiny
+    _, _, inst, _ = detect_frame(model, drifting_video(1)[0], 0.0, 100)
+    assert len(inst) > 0
+    probs = inst.class_probs
+    assert probs.shape == (len(inst), model.roi_heads.num_classes)
+    assert bool((probs.sum(1) <= 1 + 1e-5).all())  # softmax without the background column
+    # the detection's score is the probability of its own class in that distribution
+    picked = probs[torch.arange(len(inst)), inst.pred_classes]
+    assert torch.allclose(picked, inst.scores, atol=1e-6)
+
+
+def test_categories_per_instance_reports_each_id_under_several_classes():
+    cfg, model = tiny_video_model("MODEL.MASKPROP.INFERENCE.CATEGORIES_PER_INSTANCE", "2")
+    for tracker in ("maskprop", "frame_linking"):
+        vi = build_video_inference(cfg, model, tracker)
+        entries = collect_video_results(vi.stream(drifting_video(4)), vi.video_instances, 4)
+        ids = [v.id for v in vi.video_instances()]
+        assert len(ids) == len(entries)
+        # random weights spread the probability over classes: every ID gets two categories
+        assert sorted(list(set(ids)) * 2) == sorted(ids)
+        cats = {}
+        for v in vi.video_instances():
+            cats.setdefault(v.id, []).append(v.category_id)
+        assert all(len(set(c)) == 2 for c in cats.values())

@@ -41,13 +41,20 @@ class ClipTrackAggregator:
         half_length: T (clips span at most t-T..t+T).
         match_thresh: the ID assignment threshold on q.
         mask_thresh: threshold on the averaged soft masks.
-        num_classes: for the category votes.
+        num_classes, categories_per_instance: for the category votes (:class:`CategoryVotes`).
     """
 
-    def __init__(self, half_length: int, match_thresh: float, mask_thresh: float, num_classes: int):
+    def __init__(
+        self,
+        half_length: int,
+        match_thresh: float,
+        mask_thresh: float,
+        num_classes: int,
+        categories_per_instance: int = 1,
+    ):
         self.mask_thresh = mask_thresh
         self._matcher = ClipTrackMatcher(half_length, match_thresh)
-        self.votes = CategoryVotes(num_classes)
+        self.votes = CategoryVotes(num_classes, categories_per_instance)
         self._geometry: Dict[int, FrameGeometry] = {}
         # frame -> list of (ids (n,), soft masks (n, h', w')) from the tracks covering it
         self._pending: Dict[int, list] = defaultdict(list)
@@ -66,6 +73,7 @@ class ClipTrackAggregator:
         classes: torch.Tensor,
         scores: torch.Tensor,
         center_masks: Optional[Callable[[], torch.Tensor]] = None,
+        class_probs: Optional[torch.Tensor] = None,
     ) -> List[int]:
         """Assign IDs to the tracks of the clip centred at ``t`` and record their masks.
 
@@ -76,6 +84,7 @@ class ClipTrackAggregator:
             classes, scores: (N,) the centre-frame detections' classes and scores.
             center_masks: optional; returns (N, H, W) soft masks of frame t at output size,
                 used there instead of ``tracks[:, t]`` (called when frame t is emitted).
+            class_probs: optional (N, C) class probabilities of the detections (the votes).
         Returns:
             the N video IDs.
         """
@@ -89,7 +98,7 @@ class ClipTrackAggregator:
             self._pending[f].append((ids, tracks[:, k]))
         if center_masks is not None:
             self._full_res[t].append((ids, center_masks))
-        self.votes.add(ids_list, classes, scores)
+        self.votes.add(ids_list, classes, scores, class_probs)
         return ids_list
 
     def emit(self, tau: int) -> FrameOutput:

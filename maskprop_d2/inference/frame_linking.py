@@ -158,6 +158,7 @@ class FrameLinkingInference:
         mask_thresh: float = 0.5,
         max_instances: int = 100,
         max_gap: int = 0,
+        categories_per_instance: int = 1,
     ):
         """
         Args:
@@ -169,6 +170,8 @@ class FrameLinkingInference:
             max_gap: frames a track may go undetected and still be re-linked (0: only the
                 previous frame's tracks are candidates). Not a config key; pass it explicitly,
                 e.g. ``FrameLinkingInference(cfg, model, max_gap=2)``.
+            categories_per_instance: each video instance is reported with up to this many
+                categories (see :class:`CategoryVotes`).
         """
         self.model = model
         self.score_thresh = score_thresh
@@ -177,6 +180,7 @@ class FrameLinkingInference:
         self.mask_thresh = mask_thresh
         self.max_instances = max_instances
         self.max_gap = max_gap
+        self.categories_per_instance = categories_per_instance
         self.backbone_calls = 0
         self._reset()
 
@@ -190,11 +194,14 @@ class FrameLinkingInference:
             "link_iou_thresh": c.LINK_IOU_THRESH,
             "mask_thresh": c.MASK_THRESH,
             "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
+            "categories_per_instance": c.CATEGORIES_PER_INSTANCE,
         }
 
     def _reset(self):
         self._linker = FrameLinker(self.link_iou_thresh, self.max_gap)
-        self._votes = CategoryVotes(self.model.roi_heads.num_classes)
+        self._votes = CategoryVotes(
+            self.model.roi_heads.num_classes, self.categories_per_instance
+        )
 
     def _process(self, idx: int, frame: dict) -> FrameOutput:
         images, _, inst, probs = detect_frame(self.model, frame, self.score_thresh, self.topk)
@@ -207,8 +214,9 @@ class FrameLinkingInference:
         masks = masks[visible]
         scores = inst.scores.cpu()[visible]
         classes = inst.pred_classes.cpu()[visible]
+        class_probs = inst.class_probs.cpu()[visible] if inst.has("class_probs") else None
         ids = self._linker.step(masks)
-        self._votes.add(ids.tolist(), classes, scores)
+        self._votes.add(ids.tolist(), classes, scores, class_probs)
         order = torch.argsort(ids)
         return FrameOutput(idx, ids[order], masks[order])
 

@@ -42,6 +42,7 @@ class _Detections:
     boxes: torch.Tensor  # (N, 4) XYXY in input-image pixels
     mask_probs: torch.Tensor  # (N, M, M) box-relative mask probabilities
     feat_masks: torch.Tensor  # (N, H', W') soft masks at propagation-feature resolution
+    class_probs: Optional[torch.Tensor]  # (N, K) class probabilities, None if not available
 
 
 def detect_frame(model, frame: dict, score_thresh: float, topk: int):
@@ -105,6 +106,7 @@ class VideoInference:
         mask_thresh: float = 0.5,
         max_instances: int = 100,
         center_mask: str = "detection",
+        categories_per_instance: int = 1,
     ):
         """
         Args:
@@ -116,6 +118,8 @@ class VideoInference:
             max_instances: at most this many video instances are reported (by score).
             center_mask: "detection": a track's mask at its own centre frame is the Mask R-CNN
                 mask (full resolution); "propagated": the propagation head's output there too.
+            categories_per_instance: each video instance is reported with up to this many
+                categories (see :class:`CategoryVotes`).
         """
         if center_mask not in ("detection", "propagated"):
             raise ValueError(
@@ -129,6 +133,7 @@ class VideoInference:
         self.mask_thresh = mask_thresh
         self.max_instances = max_instances
         self.center_mask = center_mask
+        self.categories_per_instance = categories_per_instance
         self.backbone_calls = 0
         self._reset()
 
@@ -144,6 +149,7 @@ class VideoInference:
             "mask_thresh": c.MASK_THRESH,
             "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
             "center_mask": c.CENTER_MASK,
+            "categories_per_instance": c.CATEGORIES_PER_INSTANCE,
         }
 
     # ------------------------------------------------------------------ state
@@ -152,7 +158,11 @@ class VideoInference:
         self._dets: Dict[int, _Detections] = {}
         self._geometry: Dict[int, FrameGeometry] = {}
         self._tracks = ClipTrackAggregator(
-            self.T, self.match_thresh, self.mask_thresh, self.model.roi_heads.num_classes
+            self.T,
+            self.match_thresh,
+            self.mask_thresh,
+            self.model.roi_heads.num_classes,
+            self.categories_per_instance,
         )
 
     # ------------------------------------------------------------------ per-frame work
@@ -171,7 +181,10 @@ class VideoInference:
         boxes = inst.pred_boxes.tensor
         feat_masks = paste_soft_masks(probs, boxes / stride, reduced.shape[-2:])
         self._features[idx] = reduced
-        self._dets[idx] = _Detections(inst.scores, inst.pred_classes, boxes, probs, feat_masks)
+        class_probs = inst.class_probs if inst.has("class_probs") else None
+        self._dets[idx] = _Detections(
+            inst.scores, inst.pred_classes, boxes, probs, feat_masks, class_probs
+        )
         h, w = images.image_sizes[0]
         out_size = (int(frame.get("height", h)), int(frame.get("width", w)))
         geo = FrameGeometry((h, w), out_size, stride)
@@ -201,7 +214,7 @@ class VideoInference:
             def center():  # pasted at full resolution only when frame t is emitted
                 return paste_at_output_size(probs, boxes, geo.image_size, geo.out_size)
 
-        self._tracks.add_clip(t, frames, tracks, det.classes, det.scores, center)
+        self._tracks.add_clip(t, frames, tracks, det.classes, det.scores, center, det.class_probs)
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()

@@ -81,6 +81,22 @@ class MaskPropROIHeads(StandardROIHeads):
         )
         return ret
 
+    def _forward_box(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
+        """StandardROIHeads' box branch; at inference each detection also carries
+        ``class_probs``: (N, K) the softmax class probabilities of its proposal (no background),
+        so that video-level category votes can use the whole distribution."""
+        if self.training:
+            return super()._forward_box(features, proposals)
+        feats = [features[f] for f in self.box_in_features]
+        box_features = self.box_head(self.box_pooler(feats, [x.proposal_boxes for x in proposals]))
+        predictions = self.box_predictor(box_features)
+        del box_features
+        pred_instances, kept = self.box_predictor.inference(predictions, proposals)
+        probs = self.box_predictor.predict_probs(predictions, proposals)
+        for inst, p, k in zip(pred_instances, probs, kept, strict=True):
+            inst.class_probs = p[k, :-1]
+        return pred_instances
+
     # ------------------------------------------------------------------ propagation
     def reduce_prop_features(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
         """(F, C, H', W') backbone feature -> (F, D, H', W') propagation feature, once per frame."""
