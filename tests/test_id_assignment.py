@@ -203,3 +203,39 @@ def test_input_checks():
         m.assign(1, range(0, 3), clip([A, A, A]))
     with pytest.raises(ValueError, match="mask size"):
         m.assign(2, range(1, 4), torch.zeros(1, 3, 2, 2))
+
+
+def _two_hidden_then_one_back():
+    """Clip 0 (frames 0-1): tracks of class 0 and 1, visible in frame 0, hidden in frame 1.
+    Clip 2 (frames 1-3): one track, hidden in frame 1 (the only frame shared with clip 0)."""
+    first = torch.zeros((2, 2, 4, 4))
+    first[0, 0, :, :2] = 1.0
+    first[1, 0, :, 2:] = 1.0
+    back = torch.zeros((1, 3, 4, 4))
+    back[0, 1:, :, 2:] = 1.0
+    return first, back
+
+
+@pytest.mark.parametrize("cls_back, expected", [(1, 1), (0, 0)])
+def test_class_breaks_a_tie_between_ids_hidden_together(cls_back, expected):
+    first, back = _two_hidden_then_one_back()
+    m = ClipTrackMatcher(1, 0.3)
+    assert m.assign(0, range(0, 2), first, torch.tensor([0, 1])) == [0, 1]
+    q, ids = m.id_scores(range(1, 4), back)
+    assert ids == [0, 1] and q.tolist() == [[1.0, 1.0]]  # empty vs empty: a tie
+    assert m.assign(2, range(1, 4), back, torch.tensor([cls_back])) == [expected]
+
+
+def test_tie_break_never_makes_a_score_eligible_and_needs_classes_everywhere():
+    # q at the threshold stays ineligible whatever the class agreement
+    assert assign_ids_from_scores(np.array([[0.3]]), [5], 0.3, np.array([[1.0]])) == [None]
+    # a real difference in q beats class agreement
+    got = assign_ids_from_scores(np.array([[0.5, 0.6]]), [0, 1], 0.3, np.array([[1.0, 0.0]]))
+    assert got == [1]
+    first, back = _two_hidden_then_one_back()
+    m = ClipTrackMatcher(1, 0.3)
+    m.assign(0, range(0, 2), first)  # no classes stored: no tie-break later
+    assert m.class_agreement(range(1, 4), torch.tensor([1]), [0, 1]) is None
+    assert m.assign(2, range(1, 4), back, torch.tensor([1])) == [0]
+    with pytest.raises(ValueError, match="classes"):
+        ClipTrackMatcher(1, 0.3).assign(0, range(0, 2), first, torch.tensor([0]))

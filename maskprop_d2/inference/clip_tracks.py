@@ -88,7 +88,7 @@ class ClipTrackAggregator:
         Returns:
             the N video IDs.
         """
-        ids_list = self._matcher.assign(t, frames, tracks)
+        ids_list = self._matcher.assign(t, frames, tracks, classes)
         ids = torch.as_tensor(ids_list, dtype=torch.long)
         if len(ids) == 0:
             return ids_list

@@ -12,6 +12,11 @@ the frames ``max(0, t-T) .. min(L-1, t+T)``. Clips are processed in frame order 
   score is 0;
 * a track takes ``argmax_y q(y)`` if ``q > match_thresh`` (strictly), else a new ID.
 
+Ties: when the tracks' classes are given, ``1e-6 x`` the fraction of an ID's earlier tracks (in
+the window) that share the track's class is added to the assignment weights. It decides only
+between (near-)equal q values, e.g. two objects hidden at the same time: every pair of empty masks
+has soft IoU 1, so a reappearing track scores q = 1 for both IDs, and the class picks the right one.
+
 Same-clip conflicts: two tracks of one clip never share an ID. The IDs are chosen by a
 maximum-weight one-to-one assignment (``scipy.optimize.linear_sum_assignment``) of tracks to
 existing IDs with weights ``q`` where ``q > match_thresh`` and 0 otherwise; a track left unassigned,
@@ -37,7 +42,9 @@ from maskprop_d2.modeling.soft_iou import pairwise_soft_iou
 
 __all__ = ["ClipTrackMatcher", "clip_frame_range", "assign_ids_from_scores"]
 
-_Clip = namedtuple("_Clip", ["t", "frames", "masks", "ids"])
+_Clip = namedtuple("_Clip", ["t", "frames", "masks", "ids", "classes"])
+# Weight of the class-agreement tie-break in the assignment (q is in [0, 1]).
+TIE_BREAK_WEIGHT = 1e-6
 
 
 def clip_frame_range(t: int, half_length: int, video_length: int) -> range:
@@ -48,18 +55,24 @@ def clip_frame_range(t: int, half_length: int, video_length: int) -> range:
 
 
 def assign_ids_from_scores(
-    q: np.ndarray, ids: Sequence[int], match_thresh: float
+    q: np.ndarray,
+    ids: Sequence[int],
+    match_thresh: float,
+    tie_break: Optional[np.ndarray] = None,
 ) -> List[Optional[int]]:
     """Pick an existing ID per track from ``q`` (N tracks x Y IDs); None means "new ID".
 
     Maximum-weight one-to-one assignment on the eligible scores (``q > match_thresh``); without
-    conflicts this equals the per-track argmax.
+    conflicts this equals the per-track argmax. ``tie_break`` (N x Y, in [0, 1]) is added with
+    weight :data:`TIE_BREAK_WEIGHT`; it never makes a score eligible.
     """
     q = np.asarray(q, dtype=np.float64).reshape(len(q), len(ids))
     out: List[Optional[int]] = [None] * q.shape[0]
     if q.size == 0:
         return out
     eligible = q > match_thresh
+    if tie_break is not None:
+        q = q + TIE_BREAK_WEIGHT * np.asarray(tie_break, dtype=np.float64).reshape(q.shape)
     weights = np.where(eligible, q, 0.0)
     rows, cols = linear_sum_assignment(weights, maximize=True)
     for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
@@ -194,28 +207,61 @@ class ClipTrackMatcher:
         q = (m @ onehot) / onehot.sum(0).clamp(min=1)
         return q, ids.tolist()
 
+    def class_agreement(
+        self, frame_range: range, classes: torch.Tensor, ids: List[int]
+    ) -> Optional[torch.Tensor]:
+        """(N, Y) fraction of the earlier window tracks of each ID in ``ids`` whose class equals
+        the track's ``classes[i]``; None when a stored clip has no classes."""
+        window = [c for c in self._window(frame_range) if c.masks.shape[0] > 0]
+        if any(c.classes is None for c in window):
+            return None
+        if not window:
+            return torch.zeros((len(classes), len(ids)), dtype=torch.float64)
+        track_ids = torch.cat([c.ids for c in window])
+        track_cls = torch.cat([c.classes for c in window])
+        onehot = (track_ids[:, None] == torch.as_tensor(ids, dtype=torch.long)[None, :]).double()
+        same = (classes.cpu().long()[:, None] == track_cls[None, :]).double()  # (N, K)
+        return (same @ onehot) / onehot.sum(0).clamp(min=1)
+
     # ------------------------------------------------------------------ assignment
-    def assign(self, t: int, frame_range: range, masks: torch.Tensor) -> List[int]:
+    def assign(
+        self,
+        t: int,
+        frame_range: range,
+        masks: torch.Tensor,
+        classes: Optional[torch.Tensor] = None,
+    ) -> List[int]:
         """Assign IDs to the tracks of the clip centred at ``t`` and remember them.
 
         Args:
             t: the clip centre frame; clips must come with increasing t.
             frame_range: the frames the tracks cover (e.g. :func:`clip_frame_range`).
             masks: (N, len(frame_range), h, w) soft masks in [0, 1], same h, w for every clip.
+            classes: optional (N,) class of each track (its detection's), for the tie-break.
         Returns:
             N ints, pairwise distinct.
         """
         self._check(t, frame_range, masks)
+        if classes is not None and len(classes) != masks.shape[0]:
+            raise ValueError(
+                "got {} classes for {} tracks".format(len(classes), masks.shape[0])
+            )
         q, ids = self.id_scores(frame_range, masks)
-        chosen = assign_ids_from_scores(q.cpu().numpy(), ids, self.match_thresh)
+        tie = None
+        if classes is not None and ids:
+            tie = self.class_agreement(frame_range, classes, ids)
+        chosen = assign_ids_from_scores(
+            q.cpu().numpy(), ids, self.match_thresh, None if tie is None else tie.numpy()
+        )
         out = []
         for c in chosen:
             if c is None:
                 c = self._next_id
                 self._next_id += 1
             out.append(c)
+        cls = None if classes is None else classes.detach().cpu().long()
         self._history.append(
-            _Clip(int(t), frame_range, masks.detach(), torch.tensor(out, dtype=torch.long))
+            _Clip(int(t), frame_range, masks.detach(), torch.tensor(out, dtype=torch.long), cls)
         )
         self._last_t, self._last_start = int(t), frame_range.start
         # Later clips start at >= max(this start, t+1-T): drop the clips that end before that.
