@@ -243,9 +243,7 @@ class ClipTrackMatcher:
         """
         self._check(t, frame_range, masks)
         if classes is not None and len(classes) != masks.shape[0]:
-            raise ValueError(
-                "got {} classes for {} tracks".format(len(classes), masks.shape[0])
-            )
+            raise ValueError("got {} classes for {} tracks".format(len(classes), masks.shape[0]))
         q, ids = self.id_scores(frame_range, masks)
         tie = None
         if classes is not None and ids:
