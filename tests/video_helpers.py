@@ -9,7 +9,8 @@ from maskprop_d2 import add_maskprop_config
 
 def tiny_video_model(*opts):
     """(cfg, model) of the tiny config in eval mode, thresholds at 0 so every frame has
-    detections (at most 4), soft masks cut at 0.2; ``opts`` are extra KEY VALUE overrides."""
+    detections (at most 4), soft masks cut at 0.2, one category per ID; ``opts`` are extra
+    KEY VALUE overrides."""
     cfg = get_cfg()
     add_maskprop_config(cfg)
     cfg.merge_from_file("configs/synthetic/maskprop_tiny.yaml")
@@ -18,6 +19,7 @@ def tiny_video_model(*opts):
     cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME = 4
     cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.2
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
+    cfg.MODEL.MASKPROP.INFERENCE.CATEGORIES_PER_INSTANCE = 1  # one entry per video ID
     cfg.merge_from_list(list(opts))
     torch.manual_seed(0)
     model = build_model(cfg)

@@ -362,9 +362,9 @@ def run_setting(cfg, model, inputs, warmup, n, ref_warmup):
         matcher = vi._tracks._matcher
         assign = matcher.assign
 
-        def counted_assign(t, frames, masks):
+        def counted_assign(t, frames, masks, *args, **kwargs):
             clips[t] = (int(masks.shape[0]), len(frames))
-            return assign(t, frames, masks)
+            return assign(t, frames, masks, *args, **kwargs)
 
         timer.wrap(matcher, "assign", "id_assignment", fn=counted_assign)
         agg = vi._tracks

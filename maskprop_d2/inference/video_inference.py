@@ -53,6 +53,14 @@ def detect_frame(model, frame: dict, score_thresh: float, topk: int):
     most ``topk`` of them (highest scores). Shared by :class:`VideoInference` and the per-frame
     baseline, so both see exactly the same detections.
 
+    The ROI heads run in their two inference steps (what ``roi_heads(...)`` does in eval mode):
+    the box branch, then, on the kept detections only, the mask branch
+    (``forward_with_given_boxes``). A mask depends only on its own box, so the result is the same
+    as masking every box-branch detection (up to ``TEST.DETECTIONS_PER_IMAGE``, 100) and
+    filtering afterwards, without that work (a third of the CPU time per frame of the tiny model)
+    and its large temporaries, whose size changed every frame and made glibc's heap grow with the
+    video length (``benchmarks/video_scaling_cpu.md``).
+
     Returns:
         (images, features, instances, mask_probs): the ImageList, the backbone features, the kept
         Instances (boxes in input-image pixels) and their (N, M, M) box-relative mask
@@ -61,12 +69,13 @@ def detect_frame(model, frame: dict, score_thresh: float, topk: int):
     images = model.preprocess_image([frame])
     features = model.backbone(images.tensor)
     proposals, _ = model.proposal_generator(images, features, None)
-    instances, _ = model.roi_heads(images, features, proposals, None)
-    inst = instances[0]
+    heads = model.roi_heads
+    inst = heads._forward_box(features, proposals)[0]
     keep = inst.scores >= score_thresh
     inst = inst[keep]
     if len(inst) > topk:
         inst = inst[torch.topk(inst.scores, topk).indices]
+    inst = heads.forward_with_given_boxes(features, [inst])[0]
     if inst.has("pred_masks"):
         probs = inst.pred_masks[:, 0]
     else:  # no mask head: the box itself is the mask
