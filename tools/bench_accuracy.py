@@ -52,6 +52,8 @@ import subprocess
 import sys
 import time
 
+from bench_common import cpu_model
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ("AP", "AP50", "AP75", "AR1", "AR10")
 STANDARD_NAME = "synthetic_ytvis_val"
@@ -324,15 +326,7 @@ def oracle_rows(summary, half_lengths, match_thresh):
 def machine_info():
     import torch
 
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return dict(nproc=os.cpu_count(), cpu=cpu, python=platform.python_version(),
                 torch=torch.__version__, platform=platform.platform())  # fmt: skip
 

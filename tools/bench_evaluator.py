@@ -69,6 +69,8 @@ import pycocotools.mask as mask_util
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from bench_common import cpu_model  # noqa: E402
+
 from maskprop_d2.data.synthetic import generate_synthetic_dataset  # noqa: E402
 from maskprop_d2.evaluation import ytvis_eval  # noqa: E402
 from maskprop_d2.evaluation.results_io import check_results  # noqa: E402
@@ -574,15 +576,7 @@ def gt_as_predictions(gt, seed):
 
 # ----------------------------------------------------------------------------- report
 def machine_info():
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return dict(
         nproc=os.cpu_count(),
         cpu=cpu,

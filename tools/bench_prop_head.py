@@ -48,7 +48,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
@@ -59,6 +58,8 @@ import torch
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, REPO)
+
+from bench_common import cpu_model  # noqa: E402
 
 from maskprop_d2.modeling.propagation import MaskPropagationHead  # noqa: E402
 
@@ -250,17 +251,6 @@ def _try(kind, kwargs, timeout, threads):
 
 def _roi(r):
     return "ROI {}".format(r) if r else "full"
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class _Report:
@@ -459,7 +449,7 @@ def main():
         + sys.argv[1:])))
     out("* date: {}".format(datetime.datetime.now().strftime("%Y-%m-%d %H:%M")))
     out("* machine: {} logical CPUs (`nproc`), {}; torch {}, torchvision {}; "
-        "{} thread(s)".format(os.cpu_count(), _cpu_model(), torch.__version__,
+        "{} thread(s)".format(os.cpu_count(), cpu_model(), torch.__version__,
                               torchvision.__version__, args.threads))
     out("* load average at start (1/5/15 min): {:.2f} / {:.2f} / {:.2f}".format(*load0))
     hp, wp = feature_size(1, tuple(args.image_size))

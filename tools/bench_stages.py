@@ -71,6 +71,8 @@ import sys
 import time
 from collections import defaultdict
 
+from bench_common import cpu_model
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_ALIASES = {
     "tiny": "configs/synthetic/maskprop_tiny.yaml",
@@ -441,17 +443,6 @@ def run_setting(cfg, model, inputs, warmup, n, ref_warmup):
 
 
 # ----------------------------------------------------------------------------- report
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _git_state():
     """Commit and the uncommitted changes of the package (the code being timed)."""
     import subprocess
@@ -791,7 +782,7 @@ def main():
     size = tuple(args.size)
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
-    info = dict(nproc=os.cpu_count(), cpu=_cpu_model(), python=platform.python_version(),
+    info = dict(nproc=os.cpu_count(), cpu=cpu_model(), python=platform.python_version(),
                 torch=torch.__version__, platform=platform.platform(), code=_git_state())
 
     plans = []  # (name, path, n, cfg)

@@ -52,6 +52,8 @@ import subprocess
 import sys
 import time
 
+from bench_common import cpu_model
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 W, H = 768, 576
 NOTES_MARK = "<!-- notes -->"
@@ -347,15 +349,7 @@ def worker(args):
 
 # ----------------------------------------------------------------------------- driver
 def machine_info():
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import torch
 
     return dict(
