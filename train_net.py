@@ -12,17 +12,21 @@ from collections import OrderedDict
 
 import detectron2.utils.comm as comm
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils.logger import setup_logger
 
-from maskprop_d2 import add_maskprop_config
+from maskprop_d2 import get_maskprop_cfg
+from maskprop_d2.solver import build_optimizer
 from maskprop_d2.data import build_clip_train_loader, build_video_test_loader
 
 
 class Trainer(DefaultTrainer):
     """DefaultTrainer with clip loaders, the YouTube-VIS evaluator and streaming video tests."""
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(cfg, model)
 
     @classmethod
     def build_train_loader(cls, cfg):
@@ -57,13 +61,7 @@ class Trainer(DefaultTrainer):
 
 
 def setup(args):
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    if cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu":
-        logging.getLogger("maskprop_d2").warning("SOLVER.AMP.ENABLED ignored on CPU")
-        cfg.SOLVER.AMP.ENABLED = False
+    cfg = get_maskprop_cfg(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="maskprop_d2")

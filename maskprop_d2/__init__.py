@@ -9,7 +9,7 @@ from . import (
     data,  # noqa: F401  (registers the built-in dataset splits)
     modeling,  # noqa: F401  (registers MaskProp, MaskPropROIHeads, the propagation head)
 )
-from .config import add_maskprop_config
+from .config import add_maskprop_config, get_maskprop_cfg
 
-__all__ = ["add_maskprop_config"]
+__all__ = ["add_maskprop_config", "get_maskprop_cfg"]
 __version__ = "0.1.0"

@@ -50,6 +50,12 @@ def add_maskprop_config(cfg):
     # of proposals matched to each GT; narrows the train/test gap).
     cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS = "gt"
 
+    # ---------------------------------------------------------------- solver
+    # "SGD" (detectron2's optimizer) or "ADAMW" (maskprop_d2.solver.build_optimizer).
+    cfg.SOLVER.OPTIMIZER = "SGD"
+    # AdamW's (beta1, beta2); unused by SGD.
+    cfg.SOLVER.BETAS = (0.9, 0.999)
+
     # ---------------------------------------------------------------- video inference
     cfg.MODEL.MASKPROP.INFERENCE = CN()
     # Detections below this score are not propagated (frame-level detector threshold).
@@ -72,3 +78,22 @@ def add_maskprop_config(cfg):
     # Each video instance is reported with up to this many categories (its best mean class
     # probabilities), one result entry each; 1 gives the single-category output.
     cfg.MODEL.MASKPROP.INFERENCE.CATEGORIES_PER_INSTANCE = 1
+
+
+def get_maskprop_cfg(config_file: str = "", opts=()):
+    """A detectron2 config with MaskProp's keys, merged from ``config_file`` then ``opts``
+    (a flat ``[KEY, VALUE, ...]`` list). Not frozen. On CPU, ``SOLVER.AMP.ENABLED`` is turned off
+    (detectron2's AMP trainer needs CUDA)."""
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_maskprop_config(cfg)
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    if cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu":
+        import logging
+
+        logging.getLogger("maskprop_d2").warning("SOLVER.AMP.ENABLED ignored on CPU")
+        cfg.SOLVER.AMP.ENABLED = False
+    return cfg

@@ -449,3 +449,32 @@ def test_train_net_eval_only_end_to_end(dataset, tmp_path, restore_loggers, one_
     assert check_results(dataset["gt"], written) == []
     assert {r["video_id"] for r in written} <= {v["id"] for v in dataset["gt"]["videos"]}
     assert cli_main(["--check", dataset["json"], str(zip_path)]) == 0
+
+
+def test_train_net_periodic_eval_writes_ap_and_prop_signal(dataset, tmp_path, restore_loggers, one_thread):
+    """TEST.EVAL_PERIOD runs the streaming evaluator during training; its AP and the
+    propagation head's per-δ soft IoU reach metrics.json (detectron2's EventStorage)."""
+    train_net = _import_train_net()
+    out_dir = tmp_path / "train"
+    name = '("{}",)'.format(dataset["name"])
+    args = train_net.default_argument_parser().parse_args(
+        [
+            "--config-file", TINY_CFG,
+            "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(out_dir), "SEED", "3",
+            "DATASETS.TRAIN", name, "DATASETS.TEST", name,
+            "SOLVER.MAX_ITER", "4", "SOLVER.IMS_PER_BATCH", "1", "SOLVER.WARMUP_ITERS", "1",
+            "SOLVER.STEPS", "()", "SOLVER.CHECKPOINT_PERIOD", "100", "TEST.EVAL_PERIOD", "2",
+            "INPUT.CLIP.HALF_LENGTH", "1",
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
+            "MODEL.MASKPROP.INFERENCE.SCORE_THRESH", "0.0",
+            "MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME", "2",
+        ]
+    )
+    train_net.main(args)
+    records = [json.loads(ln) for ln in open(out_dir / "metrics.json") if ln.strip()]
+    evals = [r for r in records if "segm/AP" in r]
+    # after iteration 2 (index 1), then once more when training ends
+    assert len(evals) == 2 and evals[0]["iteration"] == 1
+    assert all(0.0 <= r["segm/AP"] <= 100.0 for r in evals)
+    trained = [r for r in records if "total_loss" in r]
+    assert trained and any(k.startswith("prop_siou/d") for r in trained for k in r)

@@ -21,7 +21,7 @@ object is absent). What makes it a VIS problem rather than a detection toy:
 ``difficulty="hard"`` adds objects, larger objects, faster motion, an occlusion and a crossing in
 every video (plus a second occlusion when there is room) and more noise.
 
-Defaults (a CPU quickstart): 60 train / 12 val videos, 24 frames, 128x96 (W x H), up to 4 objects
+Defaults (a CPU quickstart): 60 train / 60 val videos, 24 frames, 128x96 (W x H), up to 4 objects
 per video (6 for ``hard``), seed 0. Generating the default dataset takes a few seconds.
 
 CLI::
@@ -501,10 +501,22 @@ def _is_complete(root: str) -> bool:
     return all(os.path.isfile(os.path.join(root, f"{s}.json")) for s, _ in _SPLITS)
 
 
+def _param_differences(root: str, wanted: Dict) -> str:
+    """"key: found -> wanted" for every generator parameter in which the dataset at ``root``
+    (its ``valid.json`` info) differs from ``wanted``; "" if none (or nothing recorded)."""
+    try:
+        with open(os.path.join(root, "valid.json")) as f:
+            found = json.load(f).get("info", {}).get("params", {})
+    except (OSError, ValueError):
+        return ""
+    return ", ".join(f"{k}: {found[k]} -> {v}" for k, v in wanted.items()
+                     if k in found and found[k] != v)
+
+
 def generate_synthetic_dataset(
     out_dir: str,
     num_train: int = 60,
-    num_val: int = 12,
+    num_val: int = 60,
     length: int = 24,
     height: int = 96,
     width: int = 128,
@@ -592,7 +604,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="output folder (default: $MASKPROP_SYNTHETIC_ROOT or "
                    "$DETECTRON2_DATASETS/synthetic_ytvis)")
     p.add_argument("--num-train", type=int, default=60, help="training videos (60)")
-    p.add_argument("--num-val", type=int, default=12, help="validation videos (12)")
+    p.add_argument("--num-val", type=int, default=60, help="validation videos (60)")
     p.add_argument("--length", type=int, default=24, help="frames per video (24)")
     p.add_argument("--height", type=int, default=96, help="frame height (96)")
     p.add_argument("--width", type=int, default=128, help="frame width (128)")
@@ -604,6 +616,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     out = DEFAULT_SYNTHETIC_ROOT() if args.out is None else args.out
     if _is_complete(out) and not args.overwrite:
+        wanted = {"num_train": args.num_train, "num_val": args.num_val, "length": args.length,
+                  "height": args.height, "width": args.width, "seed": args.seed,
+                  "difficulty": args.difficulty,
+                  "max_objects": _resolve(args.difficulty, args.max_objects)}
+        differ = _param_differences(out, wanted)
+        if differ:
+            print(f"error: {out} holds a dataset generated with other parameters ({differ}); "
+                  "use --overwrite to regenerate it", file=sys.stderr)
+            return 2
         print(f"{out}: a dataset is already there; nothing done (use --overwrite to regenerate)")
         return 0
     t0 = time.perf_counter()

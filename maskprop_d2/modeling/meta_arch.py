@@ -74,7 +74,9 @@ class MaskProp(GeneralizedRCNN):
             frames.extend({"image": im} for im in clip["image"])
             insts = [x.to(self.device) for x in clip["instances"]]
             gt_instances.extend(insts)
-            targets.append(ClipTargets(range(start, start + n), clip["center"], insts))
+            ids = clip.get("frame_ids")
+            deltas = None if ids is None else [abs(i - ids[clip["center"]]) for i in ids]
+            targets.append(ClipTargets(range(start, start + n), clip["center"], insts, deltas))
 
         images = self.preprocess_image(frames)
         features = self.backbone(images.tensor)

@@ -1,15 +1,17 @@
 """ROI heads with MaskProp's mask propagation branch."""
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, StandardROIHeads
 from detectron2.structures import Instances
+from detectron2.utils.events import get_event_storage
 
 from .mask_ops import masks_to_feature_resolution, paste_soft_masks
 from .prop_loss import mask_prop_loss
+from .soft_iou import soft_iou
 from .propagation import build_mask_prop_head
 
 __all__ = ["MaskPropROIHeads", "ClipTargets"]
@@ -22,12 +24,20 @@ class ClipTargets:
         frame_positions: positions of the clip's frames in the batch (time order).
         center: index into ``frame_positions`` of the centre frame.
         instances: per frame, Instances with aligned track slots (``gt_ids``, ``gt_masks``, ...).
+        deltas: per frame, its temporal distance |frame id - centre frame id| (None: unknown).
     """
 
-    def __init__(self, frame_positions: Sequence[int], center: int, instances: List[Instances]):
+    def __init__(
+        self,
+        frame_positions: Sequence[int],
+        center: int,
+        instances: List[Instances],
+        deltas: Optional[Sequence[int]] = None,
+    ):
         self.frame_positions = list(frame_positions)
         self.center = int(center)
         self.instances = instances
+        self.deltas = None if deltas is None else [int(d) for d in deltas]
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -146,7 +156,7 @@ class MaskPropROIHeads(StandardROIHeads):
         """
         reduced = self.reduce_prop_features(features)
         feat_hw = reduced.shape[-2:]
-        src_pos, dst_pos, src_masks, tgt_masks, pair_index = [], [], [], [], []
+        src_pos, dst_pos, src_masks, tgt_masks, pair_index, deltas = [], [], [], [], [], []
         for clip in clips:
             center_inst = clip.instances[clip.center]
             n = len(center_inst)
@@ -155,8 +165,10 @@ class MaskPropROIHeads(StandardROIHeads):
             src = self._source_masks(
                 features, center_inst, clip.frame_positions[clip.center], feat_hw
             )
-            for pos, inst in zip(clip.frame_positions, clip.instances, strict=True):
+            clip_deltas = clip.deltas or [-1] * len(clip.frame_positions)
+            for pos, inst, d in zip(clip.frame_positions, clip.instances, clip_deltas, strict=True):
                 pair_index.append(torch.full((n,), len(src_pos), dtype=torch.long))
+                deltas.append(torch.full((n,), d, dtype=torch.long))
                 src_pos.append(clip.frame_positions[clip.center])
                 dst_pos.append(pos)
                 src_masks.append(src)
@@ -176,5 +188,20 @@ class MaskPropROIHeads(StandardROIHeads):
             torch.cat(src_masks).to(dev),
             torch.cat(pair_index).to(dev),
         )
-        loss = mask_prop_loss(logits, torch.cat(tgt_masks).to(dev))
+        tgt = torch.cat(tgt_masks).to(dev)
+        loss = mask_prop_loss(logits, tgt)
+        self._log_soft_iou_by_delta(logits.detach(), tgt, torch.cat(deltas))
         return {"loss_mask_prop": loss * self.mask_prop_loss_weight}
+
+    @staticmethod
+    def _log_soft_iou_by_delta(logits, tgt, deltas) -> None:
+        """Training signal of the head: ``prop_siou/d{δ}`` = mean soft IoU of the propagated
+        masks at temporal distance δ, over rows whose GT is non-empty (EventStorage)."""
+        keep = (deltas >= 0) & (tgt.flatten(1).sum(1) > 0)
+        if not keep.any():
+            return
+        siou = soft_iou(torch.sigmoid(logits[keep].float()), tgt[keep].float())
+        d = deltas[keep].to(siou.device)
+        storage = get_event_storage()
+        for delta in torch.unique(d).tolist():
+            storage.put_scalar("prop_siou/d{}".format(delta), float(siou[d == delta].mean()))
