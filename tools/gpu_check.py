@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """GPU validation in one command: tests, CUDA/CPU parity, AMP training, streaming speed.
 
-On a machine with a CUDA GPU (about 5-8 minutes on one current GPU)::
+On a machine with a CUDA GPU (sized to finish within 8 minutes on one current GPU; the report
+says whether it did)::
 
     python tools/gpu_check.py [--video vtest.avi] [--out benchmarks/gpu_check.md]
 
