@@ -7,9 +7,10 @@ says whether it did)::
     python tools/gpu_check.py [--video vtest.avi] [--out benchmarks/gpu_check.md]
 
 1. **Test suite** with CUDA visible (``python -m pytest tests -q``): pass/fail counts and time.
-2. **Propagation head parity**: the head's forward output and its gradients (parameters and
-   inputs) in float32 on the device against a float64 CPU reference, full-frame and ROI mode, with
-   random (non-integer) offsets; TF32 is turned off for the comparison. Fails beyond
+2. **Propagation head parity**: the head's outputs (propagated masks, offset branch) and its
+   gradients (every parameter, the input features, the offsets) in float32 on the device against
+   a float64 CPU reference, full-frame and ROI mode, with random offsets away from pixel
+   boundaries (``head_inputs``); TF32 is turned off for the comparison. Fails beyond
    ``atol + rtol * max|reference|``.
 3. **AMP training**: the R50-FPN config (``configs/YouTubeVIS-2019/maskprop_R50_FPN.yaml``, random
    init: no weights can be downloaded, BatchNorm instead of FrozenBN for that reason) on a
@@ -123,8 +124,11 @@ def parse_pytest_summary(text):
 
 
 # ----------------------------------------------------------------------------- 2. parity
+ROI_SIZE = 16  # ROI-mode window; source boxes are at most this big, margin 0 (see head_inputs)
+
+
 def make_head(roi_size, in_channels=16, conv_dim=16, seed=0):
-    """A propagation head with random, non-trivial offsets (its offset conv starts at zero)."""
+    """A propagation head with random weights everywhere (its offset conv starts at zero)."""
     import torch
 
     from maskprop_d2.modeling.propagation import MaskPropagationHead
@@ -136,7 +140,7 @@ def make_head(roi_size, in_channels=16, conv_dim=16, seed=0):
         kernel_size=3,
         num_res_blocks=1,
         roi_size=roi_size,
-        roi_margin=4.0,
+        roi_margin=0.0,
     )
     with torch.no_grad():
         head.offset_conv.weight.normal_(std=0.3)
@@ -147,43 +151,68 @@ def make_head(roi_size, in_channels=16, conv_dim=16, seed=0):
 
 
 def head_inputs(pairs, instances, h, w, channels=16, seed=1):
-    """(features (P+1, C, H, W), masks (N, H, W) filled boxes, pair_index (N,)), float64."""
+    """float64 (features (P+1, C, H, W), masks (N, H, W), pair_index (N,), offsets (P, 18, H, W)).
+
+    Masks are filled boxes of at most ``ROI_SIZE`` pixels a side, so that with margin 0 (and
+    frames at least ``ROI_SIZE`` a side) every ROI window is exactly ``ROI_SIZE`` wide and the
+    window crop copies the offsets unscaled.
+    Offsets are random with fractional parts in [0.25, 0.75]: bilinear sampling is continuous in
+    the sampling position but its derivative jumps where a sample crosses a pixel, and float32 and
+    float64 would put a sample lying within rounding of a pixel boundary on different sides.
+    """
     import torch
 
     g = torch.Generator().manual_seed(seed)
     feats = torch.randn(pairs + 1, channels, h, w, generator=g, dtype=torch.float64)
     masks = torch.zeros(instances, h, w, dtype=torch.float64)
     for i in range(instances):
-        bw = int(torch.randint(2, max(3, w // 2), (1,), generator=g))
-        bh = int(torch.randint(2, max(3, h // 2), (1,), generator=g))
+        bw = int(torch.randint(2, max(3, min(ROI_SIZE, w // 2) + 1), (1,), generator=g))
+        bh = int(torch.randint(2, max(3, min(ROI_SIZE, h // 2) + 1), (1,), generator=g))
         x0 = int(torch.randint(0, w - bw + 1, (1,), generator=g))
         y0 = int(torch.randint(0, h - bh + 1, (1,), generator=g))
         masks[i, y0 : y0 + bh, x0 : x0 + bw] = 1.0
     pair_index = torch.randint(0, pairs, (instances,), generator=g)
-    return feats, masks, pair_index
+    shape = (pairs, 18, h, w)
+    whole = torch.randint(-2, 3, shape, generator=g).double()
+    offsets = whole + 0.25 + 0.5 * torch.rand(shape, generator=g, dtype=torch.float64)
+    return feats, masks, pair_index, offsets
 
 
-def head_outputs(head, feats, masks, pair_index, device, dtype):
-    """Forward output and gradients (parameters, source/target features) of ``head``."""
+def head_outputs(head, feats, masks, pair_index, offsets, device, dtype):
+    """Outputs and gradients of ``head`` in ``dtype`` on ``device``.
+
+    Propagation runs with the given ``offsets``; the offset branch (residual block + offset conv,
+    plain convolutions) runs on its own on the same features. A fixed random weighting of both
+    outputs is back-propagated, so every output element matters to the gradients: of every
+    parameter, the input features and the offsets.
+    """
     import copy
 
     import torch
 
     head = copy.deepcopy(head).to(device=device, dtype=dtype)
-    f = feats.detach().to(device=device, dtype=dtype).clone().requires_grad_(True)
+
+    def leaf(t):
+        return t.detach().to(device=device, dtype=dtype).clone().requires_grad_(True)
+
+    f, off = leaf(feats), leaf(offsets)
     red = head.reduce(f)
-    out = head(red[:-1], red[1:], masks.to(device=device, dtype=dtype), pair_index.to(device))
-    # a fixed random weighting makes every output element matter to the gradients
+    m = masks.to(device=device, dtype=dtype)
+    out = head(red[:-1], red[1:], m, pair_index.to(device), offsets=off)
+    branch = head.offsets(red[:-1], red[1:])
     g = torch.Generator().manual_seed(7)
-    weight = torch.randn(out.shape, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
-    (out * weight).sum().backward()
-    grads = {"input features": f.grad}
+    w_out = torch.randn(out.shape, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    w_br = torch.randn(branch.shape, generator=g, dtype=torch.float64).to(
+        device=device, dtype=dtype
+    )
+    ((out * w_out).sum() + (branch * w_br).sum()).backward()
+    grads = {"input features": f.grad, "offsets": off.grad}
     grads.update({name: p.grad for name, p in head.named_parameters()})
-    return out.detach(), grads
+    return {"propagated masks": out.detach(), "offset branch": branch.detach()}, grads
 
 
 def compare(ref, cand, rtol, atol):
-    """max |cand - ref|, the allowed error, and whether it is within it."""
+    """max |cand - ref|, the allowed error ``atol + rtol * max|ref|``, and whether it is within."""
     ref = ref.detach().double().cpu()
     cand = cand.detach().double().cpu()
     err = (cand - ref).abs().max().item() if ref.numel() else 0.0
@@ -209,36 +238,38 @@ def prop_head_parity(device, sizes, rtol=1e-4, atol=1e-5, candidate_head=None):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     try:
-        for roi_size in (0, 8):
+        for roi_size in (0, ROI_SIZE):
             for pairs, instances, h, w in sizes:
                 head = make_head(roi_size)
                 cand = candidate_head(roi_size) if candidate_head else head
                 inputs = head_inputs(pairs, instances, h, w)
-                ref_out, ref_grads = head_outputs(head, *inputs, "cpu", torch.float64)
-                out, grads = head_outputs(cand, *inputs, device, torch.float32)
-                checks = {"forward": compare(ref_out, out, rtol, atol)}
+                ref_outs, ref_grads = head_outputs(head, *inputs, "cpu", torch.float64)
+                outs, grads = head_outputs(cand, *inputs, device, torch.float32)
+                fwd = {k: compare(v, outs[k], rtol, atol) for k, v in ref_outs.items()}
+                checks = {}
                 for name, ref_g in ref_grads.items():
                     if ref_g is None and grads[name] is None:
                         continue  # a parameter this mode does not use
                     if ref_g is None or grads[name] is None:
-                        missing = {"max_abs_err": float("inf"), "allowed": 0.0, "ok": False}
-                        checks["grad " + name] = missing
+                        checks[name] = {"max_abs_err": float("inf"), "allowed": 0.0, "ok": False}
                         continue
-                    checks["grad " + name] = compare(ref_g, grads[name], rtol, atol)
-                worst = max(
-                    checks.items(),
-                    key=lambda kv: kv[1]["max_abs_err"] / max(kv[1]["allowed"], 1e-30),
-                )
+                    checks[name] = compare(ref_g, grads[name], rtol, atol)
+
+                def worst(d):
+                    return max(d.items(), key=lambda kv: kv[1]["max_abs_err"] / kv[1]["allowed"])
+
+                wf, wg = worst(fwd), worst(checks)
                 rows.append(
                     {
                         "mode": "ROI {}".format(roi_size) if roi_size else "full frame",
                         "shape": "P={} N={} {}x{}".format(pairs, instances, h, w),
-                        "forward_err": checks["forward"]["max_abs_err"],
-                        "forward_allowed": checks["forward"]["allowed"],
-                        "worst_grad": worst[0],
-                        "worst_grad_err": worst[1]["max_abs_err"],
-                        "worst_grad_allowed": worst[1]["allowed"],
-                        "ok": all(c["ok"] for c in checks.values()),
+                        "worst_output": wf[0],
+                        "forward_err": wf[1]["max_abs_err"],
+                        "forward_allowed": wf[1]["allowed"],
+                        "worst_grad": wg[0],
+                        "worst_grad_err": wg[1]["max_abs_err"],
+                        "worst_grad_allowed": wg[1]["allowed"],
+                        "ok": all(c["ok"] for c in list(fwd.values()) + list(checks.values())),
                     }
                 )
     finally:
@@ -638,17 +669,24 @@ def render_report(r):
     p = r["parity"]
     lines.append("## 2. Propagation head: {} float32 vs CPU float64".format(r["env"]["device"]))
     lines.append("")
-    lines.append("Allowed error: {} + {} × max|reference| (TF32 off).".format(p["atol"], p["rtol"]))
+    lines.append(
+        "TF32 off. Outputs (propagated masks, offset branch) and gradients (every parameter, the "
+        "input features, the offsets): max abs error, allowed {} + {} × max|reference|. Offsets "
+        "are given, with fractional parts in [0.25, 0.75] (see `head_inputs`).".format(
+            p["atol"], p["rtol"]
+        )
+    )
     lines.append("")
     lines.append(
-        "| mode | shape | forward max err (allowed) | worst gradient | max err (allowed) | |"
+        "| mode | shape | worst output | max err (allowed) | worst gradient | max err (allowed) | |"
     )
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|")
     for row in p["rows"]:
         lines.append(
-            "| {} | {} | {:.2e} ({:.1e}) | {} | {:.2e} ({:.1e}) | {} |".format(
+            "| {} | {} | {} | {:.2e} ({:.1e}) | {} | {:.2e} ({:.1e}) | {} |".format(
                 row["mode"],
                 row["shape"],
+                row["worst_output"],
                 row["forward_err"],
                 row["forward_allowed"],
                 row["worst_grad"],
@@ -761,7 +799,7 @@ def main(argv=None):
     if quick:
         config, (height, width) = TINY_CONFIG, (64, 96)
         dtypes = [torch.bfloat16] + ([torch.float16] if device.type == "cuda" else [])
-        parity_sizes = [(2, 3, 9, 13), (3, 5, 20, 28)]
+        parity_sizes = [(2, 3, 17, 21), (3, 5, 20, 28)]  # ROI mode: frames >= ROI_SIZE
         model_extra = []
     else:
         config, (height, width) = R50_CONFIG, (360, 640)
