@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml tools/install_detectron2.py Makefile
+$(STAMP): pyproject.toml tools/install_detectron2.py tools/detectron2_v0.6_patch.json Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) $(TORCH_SPEC)
 	$(PY) tools/install_detectron2.py --constraints-out $(VENV)/detectron2-constraints.txt

@@ -10,7 +10,6 @@ Layout under ``$DETECTRON2_DATASETS`` (default ``datasets``)::
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from typing import Dict, List, Optional
@@ -100,16 +99,11 @@ def synthetic_root() -> str:
 
 
 def _synthetic_metadata() -> Dict:
-    """Class metadata of the synthetic generator, without generating anything."""
-    try:
-        synthetic = importlib.import_module(__package__ + ".synthetic")
-    except Exception as e:  # a missing/broken generator must not break `import maskprop_d2`
-        logger.warning(f"maskprop_d2.data.synthetic unavailable ({e!r}); no synthetic metadata")
-        return {}
-    cats = sorted(synthetic.SYNTHETIC_CATEGORIES, key=lambda c: c["id"])
-    colors = getattr(synthetic, "SYNTHETIC_COLORS", None)
-    if colors is None or len(colors) != len(cats):
-        colors = distinct_colors(len(cats))
+    """Class metadata of the synthetic generator, without importing or generating anything."""
+    from .synthetic_classes import SYNTHETIC_CATEGORIES, SYNTHETIC_COLORS
+
+    cats = sorted(SYNTHETIC_CATEGORIES, key=lambda c: c["id"])
+    colors = SYNTHETIC_COLORS if len(SYNTHETIC_COLORS) == len(cats) else distinct_colors(len(cats))
     return {
         "thing_classes": [c["name"] for c in cats],
         "thing_colors": [list(c) for c in colors],

@@ -51,6 +51,9 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_util
 
+# in a module of its own: registering the splits needs them without importing this module
+from .synthetic_classes import SYNTHETIC_CATEGORIES, SYNTHETIC_COLORS
+
 __all__ = [
     "SYNTHETIC_CATEGORIES",
     "SYNTHETIC_COLORS",
@@ -64,22 +67,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_CATEGORIES = [
-    {"id": 1, "name": "disc", "supercategory": "shape"},  # round, radial gradient
-    {"id": 2, "name": "square", "supercategory": "shape"},  # rotated square, stripes
-    {"id": 3, "name": "triangle", "supercategory": "shape"},  # equilateral, dots
-    {"id": 4, "name": "ellipse", "supercategory": "shape"},  # 1 : 0.6 ellipse, checkerboard
-    {"id": 5, "name": "star", "supercategory": "shape"},  # 5-point star, concentric rings
-]
-# Visualisation colours (RGB) per category, in SYNTHETIC_CATEGORIES order. Rendering does not use
-# them: instance colours are random.
-SYNTHETIC_COLORS = [
-    [230, 25, 75],
-    [0, 130, 200],
-    [60, 180, 75],
-    [245, 130, 48],
-    [145, 30, 180],
-]
 DIFFICULTIES = ("standard", "hard")
 
 _DATASET_VERSION = "1.0"

@@ -199,7 +199,12 @@ class MaskPropagationHead(nn.Module):
 
     def _deform(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         p = self.kernel_size // 2
-        return deform_conv2d(x, offset, self.deform_weight, self.deform_bias, padding=(p, p))
+        w = self.deform_weight
+        if x.dtype != w.dtype or offset.dtype != w.dtype:
+            # autocast: torchvision has no CPU autocast rule for deform_conv2d and its CPU kernel
+            # no bfloat16/half version (on CUDA its autocast rule runs it in float32 too)
+            x, offset = x.to(w.dtype), offset.to(w.dtype)
+        return deform_conv2d(x, offset, w, self.deform_bias, padding=(p, p))
 
     def _segment(self, g, f_dst_rows, att_rows):
         """(N, D, h, w) propagated / target features, (N, 1, h, w) attention -> (N, h, w) logits."""
