@@ -22,6 +22,9 @@ def add_maskprop_config(cfg):
     cfg.INPUT.COLOR_JITTER.BRIGHTNESS = 0.2
     cfg.INPUT.COLOR_JITTER.CONTRAST = 0.2
     cfg.INPUT.COLOR_JITTER.SATURATION = 0.2
+    # Probability that a clip's colour channels are permuted (one permutation for all its frames):
+    # objects whose colour says nothing about their class stop being learnable by colour.
+    cfg.INPUT.COLOR_JITTER.CHANNEL_SHUFFLE = 0.0
 
     # ---------------------------------------------------------------- model
     cfg.MODEL.MASKPROP = CN()

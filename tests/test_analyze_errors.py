@@ -62,4 +62,17 @@ def test_buckets_confusion_and_switches():
     assert res["switches"] == 1
     assert res["fp"] == 1  # the prediction at (30, 45) overlaps no GT
     text = analyze_errors.render(res, "gt.json", "res.json")
-    assert "| all | 2 | 1 | 0 | 1 |" in text
+    assert "| all | 2 | 1 | 0 | 0 | 1 |" in text
+
+
+def test_track_split_in_three_is_fragmented():
+    gt = _gt()
+    segs = gt["annotations"][0]["segmentations"]
+    results = [
+        {"video_id": 1, "category_id": 1, "score": 0.9 - 0.1 * k,
+         "segmentations": [s if f // 2 == k else None for f, s in enumerate(segs)]}
+        for k in range(3)
+    ]
+    res = analyze_errors.analyze(gt, results)
+    assert res["buckets"]["fragmented"] == 1  # each piece has video IoU 1/3, all frames covered
+    assert res["switches"] == 2

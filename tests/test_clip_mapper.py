@@ -312,6 +312,26 @@ def test_colour_jitter_is_identical_across_frames(tmp_path):
     assert changed
 
 
+def test_channel_shuffle_permutes_all_frames_alike(tmp_path):
+    record, _ = make_video(tmp_path, length=4, same_pixels={0, 1, 2, 3})
+    plain = seeded(lambda: mapper()(record), 0)["image"][0]
+    jit = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "channel_shuffle": 1.0}
+    perms = set()
+    for seed in range(12):
+        clip = seeded(lambda: mapper(jitter=jit)(record), seed)
+        first = clip["image"][0]
+        for im in clip["image"][1:]:
+            assert torch.equal(im, first)
+        # the frame is a permutation of the plain frame's channels, nothing else changed
+        match = [c for c in range(3) for k in range(3) if torch.equal(first[c], plain[k])]
+        assert len(match) >= 3
+        perms.add(tuple(int(torch.argmax(torch.tensor([
+            float(torch.equal(first[c], plain[k])) for k in range(3)]))) for c in range(3)))
+    assert len(perms) > 1  # different clips get different permutations
+    never = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "channel_shuffle": 0.0}
+    assert torch.equal(seeded(lambda: mapper(jitter=never)(record), 1)["image"][0], plain)
+
+
 def test_no_state_between_calls(tmp_path):
     record, _ = make_video(tmp_path, length=8)
     augs = [

@@ -193,7 +193,7 @@ def test_short_run_on_synthetic_data_lowers_prop_loss(tmp_path):
         return sum(losses) / len(losses)
 
     before = prop_loss()
-    for step in range(30):
+    for step in range(60):
         feats, targets = cached[step % 2]
         loss = heads.propagation_losses(feats, targets)["loss_mask_prop"]
         opt.zero_grad()

@@ -8,7 +8,9 @@ entry. Every GT track is then put in exactly one bucket by its best-overlapping 
 
 * ``correct``: a prediction of the right class with video IoU >= 0.5;
 * ``class confusion``: video IoU >= 0.5 but the class is wrong (the confusion matrix counts them);
-* ``localisation``: best video IoU in [0.1, 0.5) (found, but mask or temporal extent off);
+* ``fragmented``: best video IoU < 0.5, but in at least half of the frames where the track is
+  present some prediction covers it with frame IoU >= 0.5 (found, but split over several IDs);
+* ``localisation``: best video IoU in [0.1, 0.5), not fragmented (mask or temporal extent off);
 * ``missed``: best video IoU < 0.1.
 
 Buckets are also split by object size (median visible area of the track over the frames where it
@@ -115,23 +117,11 @@ def analyze(gt, results):
             same = [i for i, p in enumerate(plist) if p[1] == cat]
             best_same = max((vious[i] for i in same), default=0.0)
             best_any = float(vious.max()) if len(vious) else 0.0
-            if best_same >= 0.5:
-                b = "correct"
-            elif best_any >= 0.5:
-                b = "class confusion"
-                confusion[cats[cat]][cats[plist[int(vious.argmax())][1]]] += 1
-            elif best_any >= 0.1:
-                b = "localisation"
-            else:
-                b = "missed"
-            buckets[b] += 1
-            by_size[size][b] += 1
-            per_class[cats[cat]][b] += 1
-            # ID switches along the track
+            # frames where some prediction covers the track (frame IoU >= 0.5), and by which
+            owner = []
+            present = np.array([x is not None and mask_util.area(x) > 0 for x in g])
             if plist:
                 fi = np.stack([_frame_ious(p[2], g) for p in plist])  # (P, F)
-                present = np.array([x is not None and mask_util.area(x) > 0 for x in g])
-                owner = []
                 for f in np.flatnonzero(present):
                     col = np.nan_to_num(fi[:, f])
                     j = int(col.argmax())
@@ -139,6 +129,20 @@ def analyze(gt, results):
                         owner.append(j)
                 switches += sum(1 for a, b2 in zip(owner, owner[1:]) if a != b2)
                 covered_tracks += bool(owner)
+            if best_same >= 0.5:
+                b = "correct"
+            elif best_any >= 0.5:
+                b = "class confusion"
+                confusion[cats[cat]][cats[plist[int(vious.argmax())][1]]] += 1
+            elif present.any() and len(owner) >= 0.5 * present.sum():
+                b = "fragmented"
+            elif best_any >= 0.1:
+                b = "localisation"
+            else:
+                b = "missed"
+            buckets[b] += 1
+            by_size[size][b] += 1
+            per_class[cats[cat]][b] += 1
         fp += int((best_for_pred < 0.1).sum())
     return dict(
         buckets=buckets, by_size=by_size, confusion=confusion, per_class=per_class,
@@ -148,7 +152,7 @@ def analyze(gt, results):
 
 
 def render(res, gt_path, res_path):
-    names = ["correct", "class confusion", "localisation", "missed"]
+    names = ["correct", "class confusion", "fragmented", "localisation", "missed"]
     lines = [
         "Error breakdown: `python tools/analyze_errors.py {} {}`".format(gt_path, res_path),
         "",

@@ -154,7 +154,9 @@ class ClipDatasetMapper:
             center_requires_annotation: centre frames must have a non-crowd object (falls back
                 to any frame for videos without one).
             color_jitter: None, or {"brightness", "contrast", "saturation"}: relative ranges x,
-                each factor drawn once per clip from [max(0, 1-x), 1+x].
+                each factor drawn once per clip from [max(0, 1-x), 1+x]; and optionally
+                "channel_shuffle": the probability that a clip's colour channels are permuted
+                (one random permutation per clip, the same for every frame).
         """
         if sampling not in ("uniform", "nearest"):
             raise ValueError(
@@ -163,7 +165,7 @@ class ClipDatasetMapper:
         if half_length < 0 or num_sampled_frames < 0:
             raise ValueError("half_length and num_sampled_frames must be >= 0")
         if color_jitter is not None:
-            unknown = set(color_jitter) - {"brightness", "contrast", "saturation"}
+            unknown = set(color_jitter) - {"brightness", "contrast", "saturation", "channel_shuffle"}
             if unknown:
                 raise ValueError("unknown colour jitter keys {}".format(sorted(unknown)))
             if color_jitter.get("saturation", 0) > 0 and image_format not in _GRAY_WEIGHTS:
@@ -192,6 +194,7 @@ class ClipDatasetMapper:
                 "brightness": cfg.INPUT.COLOR_JITTER.BRIGHTNESS,
                 "contrast": cfg.INPUT.COLOR_JITTER.CONTRAST,
                 "saturation": cfg.INPUT.COLOR_JITTER.SATURATION,
+                "channel_shuffle": cfg.INPUT.COLOR_JITTER.CHANNEL_SHUFFLE,
             }
         return {
             "is_train": is_train,
@@ -222,10 +225,17 @@ class ClipDatasetMapper:
         for key in ("brightness", "contrast", "saturation"):
             x = float(self.color_jitter.get(key, 0.0))
             factors[key] = float(np.random.uniform(max(0.0, 1.0 - x), 1.0 + x)) if x > 0 else 1.0
+        p = float(self.color_jitter.get("channel_shuffle", 0.0))
+        factors["channels"] = (
+            [int(c) for c in np.random.permutation(3)] if p > 0 and np.random.rand() < p else None
+        )
         return factors
 
     def _apply_jitter(self, image: np.ndarray, factors: Dict[str, float]) -> np.ndarray:
-        """Brightness, contrast (vs. the frame's mean gray), saturation (vs. its gray image)."""
+        """Channel permutation, brightness, contrast (vs. the frame's mean gray), saturation (vs.
+        its gray image)."""
+        if factors.get("channels") is not None and image.ndim == 3 and image.shape[2] == 3:
+            image = image[:, :, factors["channels"]]
         img = image.astype(np.float32)
         weights = _GRAY_WEIGHTS.get(self.image_format)
 

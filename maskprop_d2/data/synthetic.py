@@ -21,7 +21,7 @@ object is absent). What makes it a VIS problem rather than a detection toy:
 ``difficulty="hard"`` adds objects, larger objects, faster motion, an occlusion and a crossing in
 every video (plus a second occlusion when there is room) and more noise.
 
-Defaults (a CPU quickstart): 60 train / 60 val videos, 24 frames, 128x96 (W x H), up to 4 objects
+Defaults (a CPU quickstart): 300 train / 60 val videos, 24 frames, 128x96 (W x H), up to 4 objects
 per video (6 for ``hard``), seed 0. Generating the default dataset takes a few seconds.
 
 CLI::
@@ -502,7 +502,7 @@ def _param_differences(root: str, wanted: Dict) -> str:
 
 def generate_synthetic_dataset(
     out_dir: str,
-    num_train: int = 60,
+    num_train: int = 300,
     num_val: int = 60,
     length: int = 24,
     height: int = 96,
@@ -590,7 +590,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", default=None,
                    help="output folder (default: $MASKPROP_SYNTHETIC_ROOT or "
                    "$DETECTRON2_DATASETS/synthetic_ytvis)")
-    p.add_argument("--num-train", type=int, default=60, help="training videos (60)")
+    p.add_argument("--num-train", type=int, default=300, help="training videos (300)")
     p.add_argument("--num-val", type=int, default=60, help="validation videos (60)")
     p.add_argument("--length", type=int, default=24, help="frames per video (24)")
     p.add_argument("--height", type=int, default=96, help="frame height (96)")
