@@ -63,6 +63,10 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE = CN()
     # Detections below this score are not propagated (frame-level detector threshold).
     cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = 0.3
+    # Class-agnostic box NMS over a frame's detections (IoU above this: the lower score goes);
+    # 1.0 keeps detectron2's per-class NMS only, under which an object can be detected once per
+    # likely class and start several tracks.
+    cfg.MODEL.MASKPROP.INFERENCE.NMS_THRESH = 1.0
     # At most this many detections per frame are propagated.
     cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME = 10
     # A clip track joins an existing video ID when its mean matching score q clears this.

@@ -279,3 +279,19 @@ def test_categories_per_instance_reports_each_id_under_several_classes():
         for v in vi.video_instances():
             cats.setdefault(v.id, []).append(v.category_id)
         assert all(len(set(c)) == 2 for c in cats.values())
+
+
+def test_class_agnostic_nms_removes_overlapping_detections(tiny):
+    from torchvision.ops import box_iou
+
+    _, model = tiny
+    frame = drifting_video(1)[0]
+    _, _, every, _ = detect_frame(model, frame, 0.0, 100, nms_thresh=1.0)
+    _, _, kept, _ = detect_frame(model, frame, 0.0, 100, nms_thresh=0.3)
+    assert 0 < len(kept) < len(every)  # random weights: many overlapping boxes of several classes
+    iou = box_iou(kept.pred_boxes.tensor, kept.pred_boxes.tensor)
+    iou.fill_diagonal_(0)
+    assert float(iou.max()) <= 0.3 + 1e-6
+    # the survivors are detections of the unsuppressed set, best first
+    assert kept.scores[0] == every.scores.max()
+    assert all(bool((every.pred_boxes.tensor == b).all(1).any()) for b in kept.pred_boxes.tensor)

@@ -90,11 +90,16 @@ def plot(series, out, title=""):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("metrics")
+    ap.add_argument("metrics", nargs="+", help="metrics.json files (merged: e.g. a training run "
+                    "and the evaluations of its checkpoints, one JSON object per line each)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--title", default="")
     args = ap.parse_args(argv)
-    plot(read_metrics(args.metrics), args.out, args.title)
+    series = {}
+    for path in args.metrics:
+        for k, v in read_metrics(path).items():
+            series[k] = sorted(dict(series.get(k, []) + v).items())
+    plot(series, args.out, args.title)
     print("wrote", args.out)
 
 

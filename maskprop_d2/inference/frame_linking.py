@@ -154,6 +154,7 @@ class FrameLinkingInference:
         *,
         score_thresh: float = 0.3,
         topk_per_frame: int = 10,
+        nms_thresh: float = 1.0,
         link_iou_thresh: float = 0.3,
         mask_thresh: float = 0.5,
         max_instances: int = 100,
@@ -176,6 +177,7 @@ class FrameLinkingInference:
         self.model = model
         self.score_thresh = score_thresh
         self.topk = topk_per_frame
+        self.nms_thresh = nms_thresh
         self.link_iou_thresh = link_iou_thresh
         self.mask_thresh = mask_thresh
         self.max_instances = max_instances
@@ -191,6 +193,7 @@ class FrameLinkingInference:
             "model": model,
             "score_thresh": c.SCORE_THRESH,
             "topk_per_frame": c.TOPK_PER_FRAME,
+            "nms_thresh": c.NMS_THRESH,
             "link_iou_thresh": c.LINK_IOU_THRESH,
             "mask_thresh": c.MASK_THRESH,
             "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
@@ -204,7 +207,9 @@ class FrameLinkingInference:
         )
 
     def _process(self, idx: int, frame: dict) -> FrameOutput:
-        images, _, inst, probs = detect_frame(self.model, frame, self.score_thresh, self.topk)
+        images, _, inst, probs = detect_frame(
+            self.model, frame, self.score_thresh, self.topk, self.nms_thresh
+        )
         self.backbone_calls += 1
         h, w = images.image_sizes[0]
         out_size = (int(frame.get("height", h)), int(frame.get("width", w)))

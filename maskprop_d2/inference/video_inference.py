@@ -18,6 +18,7 @@ from typing import Dict, Iterable, Iterator, List, Optional
 
 import torch
 from detectron2.config import configurable
+from torchvision.ops import nms
 
 from ..modeling.mask_ops import paste_soft_masks
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
@@ -45,12 +46,15 @@ class _Detections:
     class_probs: Optional[torch.Tensor]  # (N, K) class probabilities, None if not available
 
 
-def detect_frame(model, frame: dict, score_thresh: float, topk: int):
+def detect_frame(model, frame: dict, score_thresh: float, topk: int, nms_thresh: float = 1.0):
     """One backbone pass and the frame-level detections of one frame.
 
     Runs ``preprocess_image -> backbone -> proposal_generator -> roi_heads`` of a MaskProp model
-    (its Mask R-CNN part; no propagation), keeps detections with score >= ``score_thresh`` and at
-    most ``topk`` of them (highest scores). Shared by :class:`VideoInference` and the per-frame
+    (its Mask R-CNN part; no propagation), keeps detections with score >= ``score_thresh``, then
+    (``nms_thresh < 1``) removes, across classes, every detection whose box IoU with a
+    higher-scoring one exceeds ``nms_thresh`` (detectron2's NMS is per class: an object the
+    classifier is unsure about comes out once per likely class, and in a video each copy would
+    start a track of its own), and keeps at most ``topk`` (highest scores). Shared by :class:`VideoInference` and the per-frame
     baseline, so both see exactly the same detections.
 
     The ROI heads run in their two inference steps (what ``roi_heads(...)`` does in eval mode):
@@ -73,6 +77,8 @@ def detect_frame(model, frame: dict, score_thresh: float, topk: int):
     inst = heads._forward_box(features, proposals)[0]
     keep = inst.scores >= score_thresh
     inst = inst[keep]
+    if nms_thresh < 1.0 and len(inst) > 1:
+        inst = inst[nms(inst.pred_boxes.tensor, inst.scores, nms_thresh)]  # sorted by score
     if len(inst) > topk:
         inst = inst[torch.topk(inst.scores, topk).indices]
     inst = heads.forward_with_given_boxes(features, [inst])[0]
@@ -111,6 +117,7 @@ class VideoInference:
         half_length: int,
         score_thresh: float = 0.3,
         topk_per_frame: int = 10,
+        nms_thresh: float = 1.0,
         match_thresh: float = 0.3,
         mask_thresh: float = 0.5,
         max_instances: int = 100,
@@ -121,7 +128,8 @@ class VideoInference:
         Args:
             model: a :class:`maskprop_d2.modeling.MaskProp` (eval mode is set here).
             half_length: T, clips span t-T..t+T.
-            score_thresh, topk_per_frame: which detections become clip tracks.
+            score_thresh, topk_per_frame, nms_thresh: which detections become clip tracks
+                (see :func:`detect_frame`).
             match_thresh: the ID assignment threshold on q.
             mask_thresh: threshold on the averaged soft masks.
             max_instances: at most this many video instances are reported (by score).
@@ -138,6 +146,7 @@ class VideoInference:
         self.T = int(half_length)
         self.score_thresh = score_thresh
         self.topk = topk_per_frame
+        self.nms_thresh = nms_thresh
         self.match_thresh = match_thresh
         self.mask_thresh = mask_thresh
         self.max_instances = max_instances
@@ -154,6 +163,7 @@ class VideoInference:
             "half_length": cfg.INPUT.CLIP.HALF_LENGTH,
             "score_thresh": c.SCORE_THRESH,
             "topk_per_frame": c.TOPK_PER_FRAME,
+            "nms_thresh": c.NMS_THRESH,
             "match_thresh": c.MATCH_THRESH,
             "mask_thresh": c.MASK_THRESH,
             "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
@@ -182,7 +192,7 @@ class VideoInference:
     def _ingest(self, idx: int, frame: dict) -> None:
         """Backbone (once), detections and the reduced propagation feature of one frame."""
         images, features, inst, probs = detect_frame(
-            self.model, frame, self.score_thresh, self.topk
+            self.model, frame, self.score_thresh, self.topk, self.nms_thresh
         )
         self.backbone_calls += 1
         reduced = self._heads.reduce_prop_features(features)[0]
