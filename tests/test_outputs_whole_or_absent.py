@@ -10,7 +10,10 @@ import pytest
 
 from maskprop_d2.evaluation.__main__ import main as eval_main
 
-from .test_demo import CONFIG, ROOT, weights, write_video  # noqa: F401  (weights: a fixture)
+from .test_demo import CONFIG, ROOT, write_video
+from .test_demo import weights as _weights_fixture
+
+weights = _weights_fixture  # the same module-scoped fixture
 
 
 def _demo_module():

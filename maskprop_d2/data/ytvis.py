@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 _VIDEO_KEYS = ("id", "width", "height", "length", "file_names")
 _ANNO_KEYS = ("id", "video_id", "category_id", "segmentations")
 _CATEGORY_KEYS = ("id", "name")
+_MAX_SIDE = 16384  # largest video height / width accepted (a mask is height * width bytes)
 _RLE_CHUNK = 500  # compressed RLE strings checked per vectorised call
 
 
@@ -92,12 +93,14 @@ def _is_finite(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _int_field(d: dict, key: str, json_file: str, where: str, minimum: int = 1) -> int:
+def _int_field(
+    d: dict, key: str, json_file: str, where: str, minimum: int = 1, maximum: int = 2**31
+) -> int:
     val = d[key]
-    if not _is_int(val) or val < minimum:
+    if not _is_int(val) or not minimum <= val <= maximum:
         raise _err(
             json_file, f"{where}, field '{key}'",
-            f"expected an integer >= {minimum}, got {val!r}",
+            f"expected an integer in [{minimum}, {maximum}], got {val!r}",
         )
     return int(val)
 
@@ -146,6 +149,9 @@ def _check_segmentation(seg: Any, h: int, w: int, json_file: str, where: str) ->
                 )
             if not all(map(_is_finite, poly)):
                 raise _err(json_file, where, "polygon coordinates must be finite numbers")
+            xs, ys = poly[0::2], poly[1::2]
+            if min(xs) < -w or max(xs) > 2 * w or min(ys) < -h or max(ys) > 2 * h:
+                raise _err(json_file, where, "polygon coordinates far outside the frame")
         return None
     raise _err(json_file, where, f"segmentation must be an RLE dict or polygons, got {seg!r}")
 
@@ -247,8 +253,8 @@ def load_ytvis_json(
             if vid_id in by_id:
                 raise _err(json_file, f"video id {vid_id}", "duplicate video id")
             length = _int_field(vid, "length", json_file, where)
-            height = _int_field(vid, "height", json_file, where)
-            width = _int_field(vid, "width", json_file, where)
+            height = _int_field(vid, "height", json_file, where, maximum=_MAX_SIDE)
+            width = _int_field(vid, "width", json_file, where, maximum=_MAX_SIDE)
             fns = vid["file_names"]
             if not isinstance(fns, list) or not all(isinstance(fn, str) for fn in fns):
                 raise _err(json_file, f"{where}, field 'file_names'", "must be a list of strings")
