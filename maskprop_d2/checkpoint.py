@@ -114,7 +114,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
     def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
         if not (resume and self.save_dir and os.path.isdir(self.save_dir)):
             return super().resume_or_load(path, resume=resume)
-        self.remove_stale_temporaries()
+        if self.save_to_disk:  # the main process only
+            self.remove_stale_temporaries()
         candidates = self.resume_candidates()
         if not candidates:
             if self.has_checkpoint():
@@ -137,7 +138,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
                     "resumed from %s, the newest readable checkpoint; skipped unreadable: %s",
                     f, "; ".join(failures),
                 )
-            if f != (self.get_checkpoint_file() if self.has_checkpoint() else None):
+            tagged = self.get_checkpoint_file() if self.has_checkpoint() else None
+            if self.save_to_disk and f != tagged:
                 self.tag_last_checkpoint(os.path.basename(f))
             return checkpoint
         raise CheckpointError(
@@ -145,8 +147,6 @@ class AtomicCheckpointer(DetectionCheckpointer):
             "to start from MODEL.WEIGHTS.".format(self.save_dir, "\n  ".join(failures))
         )
 
-    # has_checkpoint: so that DefaultTrainer.resume_or_load sets start_iter after a fallback
-    # that re-tagged the file it loaded, the inherited method is used unchanged.
 
 
 def use_atomic_checkpointer(trainer) -> AtomicCheckpointer:
