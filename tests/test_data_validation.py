@@ -162,6 +162,7 @@ def test_missing_frame_file_stops_before_training(tmp_path, registered):
     os.remove(os.path.join(root, "vid_b", "00005.jpg"))
     name = registered(data, root)
     cfg = get_maskprop_cfg()
+    cfg.DATALOADER.NUM_WORKERS = 0
     cfg.DATASETS.TRAIN = (name,)
     with pytest.raises(DatasetValidationError) as e:
         build_clip_train_loader(cfg)
@@ -178,6 +179,7 @@ def test_drop_invalid_is_explicit_and_logged(tmp_path, registered, caplog):
     os.remove(os.path.join(root, "vid_a", "00010.jpg"))  # video 5
     name = registered(data, root)
     cfg = get_maskprop_cfg()
+    cfg.DATALOADER.NUM_WORKERS = 0
     cfg.DATASETS.TRAIN = (name,)
     with pytest.raises(DatasetValidationError, match="annotation id 20"):
         build_clip_train_loader(cfg)
