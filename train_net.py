@@ -30,18 +30,22 @@ import os
 from collections import OrderedDict
 
 import detectron2.utils.comm as comm
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils.logger import setup_logger
 
 from maskprop_d2 import get_maskprop_cfg
+from maskprop_d2.checkpoint import AtomicCheckpointer, check_output_dir, use_atomic_checkpointer
 from maskprop_d2.solver import build_optimizer
 from maskprop_d2.data import build_clip_train_loader, build_video_test_loader
 
 
 class Trainer(DefaultTrainer):
     """DefaultTrainer with clip loaders, the YouTube-VIS evaluator and streaming video tests."""
+
+    def build_hooks(self):
+        use_atomic_checkpointer(self)  # atomic saves; --resume falls back to a readable file
+        return super().build_hooks()
 
     @classmethod
     def build_optimizer(cls, cfg, model):
@@ -82,6 +86,7 @@ class Trainer(DefaultTrainer):
 def setup(args):
     cfg = get_maskprop_cfg(args.config_file, args.opts)
     cfg.freeze()
+    check_output_dir(cfg.OUTPUT_DIR)  # before anything is built or written
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="maskprop_d2")
     return cfg
@@ -91,7 +96,7 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        AtomicCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         res = Trainer.test(cfg, model)

@@ -11,8 +11,10 @@ import glob
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 
 import cv2
@@ -50,6 +52,11 @@ def get_parser():
     return p
 
 
+def _first_line(e):
+    msg = str(e).strip()
+    return "{}: {}".format(type(e).__name__, msg.splitlines()[0] if msg else "")
+
+
 def setup_cfg(args):
     from detectron2.config import get_cfg
 
@@ -59,8 +66,18 @@ def setup_cfg(args):
         raise DemoError("config file not found: {}".format(args.config_file))
     cfg = get_cfg()
     add_maskprop_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    try:
+        cfg.merge_from_file(args.config_file)
+    except Exception as e:  # YAML syntax, unknown keys, wrong value types
+        raise DemoError(
+            "invalid config file {}: {}".format(args.config_file, _first_line(e))
+        ) from None
+    try:
+        cfg.merge_from_list(args.opts)
+    except Exception as e:
+        raise DemoError(
+            "invalid --opts {}: {}".format(" ".join(args.opts), _first_line(e))
+        ) from None
     if args.confidence_threshold is not None:
         cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = args.confidence_threshold
     w = cfg.MODEL.WEIGHTS
@@ -161,6 +178,8 @@ class FrameFilesSource:
 
 
 def _check_output(path, overwrite):
+    if os.path.isdir(path):
+        raise DemoError("{} is a folder: give a file name".format(path))
     if os.path.exists(path) and not overwrite:
         raise DemoError("{} exists: pass --overwrite to replace it".format(path))
     d = os.path.dirname(os.path.abspath(path)) or "."
@@ -171,37 +190,88 @@ def _check_output(path, overwrite):
 
 
 def _tmp_path(path):
+    """A hidden temporary file next to ``path`` (creating it proves the folder is writable)."""
     d = os.path.dirname(os.path.abspath(path))
     stem, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + stem + ".", suffix=ext, dir=d)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + stem + ".", suffix=ext, dir=d)
+    except OSError as e:
+        raise DemoError("cannot write {}: {}".format(path, e.strerror or e)) from None
     os.close(fd)
     return tmp
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler so that temporary outputs are removed on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _remove(paths):
+    for p in paths:
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+
+
 def run(args):
-    _check_output(args.output, args.overwrite)
-    if args.json:
-        _check_output(args.json, args.overwrite)
+    """Check every output path, then process the video; all outputs are published (renamed from
+    hidden temporary files) only when everything succeeded, and none is left on any error,
+    Ctrl-C or SIGTERM."""
+    outputs = [args.output] + ([args.json] if args.json else [])
+    if args.json and os.path.abspath(args.json) == os.path.abspath(args.output):
+        raise DemoError("--json and --output are the same file: {}".format(args.json))
+    for path in outputs:
+        _check_output(path, args.overwrite)
     cfg = setup_cfg(args)
+    temps = []
+    try:
+        for path in outputs:  # before the first frame is read: proves every output is writable
+            temps.append(_tmp_path(path))
+        n = _process(args, cfg, temps[0], temps[1] if args.json else None)
+        from maskprop_d2.evaluation.results_io import publish_file
+
+        published = []
+        try:
+            for tmp, path in zip(temps, outputs, strict=True):
+                publish_file(tmp, path)
+                published.append(path)
+        except OSError as e:
+            _remove(published)
+            raise DemoError("cannot publish {}: {}".format(path, e.strerror or e)) from None
+    except BaseException:
+        _remove(temps)
+        raise
+    return n
+
+
+def _process(args, cfg, tmp_video, tmp_json):
     source = (
         VideoFileSource(args.video_input)
         if args.video_input
         else FrameFilesSource(args.input, args.fps)
     )
 
-    from maskprop_d2.evaluation.results_io import publish_file
     from maskprop_d2.inference import VideoPredictor, encode_frame_masks
 
-    predictor = VideoPredictor(cfg)
+    try:
+        predictor = VideoPredictor(cfg)
+    except Exception as e:  # a corrupt or incompatible weights file
+        raise DemoError(
+            "cannot load the model (config {}, weights {}): {}".format(
+                args.config_file, cfg.MODEL.WEIGHTS, _first_line(e)
+            )
+        ) from None
     meta = predictor.metadata
     names = list(getattr(meta, "thing_classes", []) or [])
 
     ext = os.path.splitext(args.output)[1].lower()
     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if ext == ".avi" else "mp4v"))
-    tmp_video = _tmp_path(args.output)
     writer = cv2.VideoWriter(tmp_video, fourcc, source.fps, (source.width, source.height))
     if not writer.isOpened():
-        os.remove(tmp_video)
         raise DemoError("cannot open a video writer for {}".format(args.output))
     rles = {}
     n = 0
@@ -220,20 +290,16 @@ def run(args):
                 )
                 labels.append("{} {:.2f}".format(name, inst.score))
             writer.write(draw_frame(frame, ids, out.masks.numpy(), labels))
-            if args.json:
+            if tmp_json:
                 for y, rle in encode_frame_masks(out).items():
                     rles.setdefault(y, {})[out.frame_idx] = rle
             n += 1
             bar.update(1)
             bar.set_postfix(fps="{:.2f}".format(n / (time.perf_counter() - start)))
         bar.close()
+    finally:
         writer.release()
-    except BaseException:
-        writer.release()
-        os.remove(tmp_video)
-        raise
-    publish_file(tmp_video, args.output)
-    if args.json:
+    if tmp_json:
         contiguous_to_dataset = {}
         if meta is not None and hasattr(meta, "thing_dataset_id_to_contiguous_id"):
             contiguous_to_dataset = {
@@ -254,15 +320,13 @@ def run(args):
                     "segmentations": [frames.get(f) for f in range(n)],
                 }
             )
-        tmp_json = _tmp_path(args.json)
         try:
             with open(tmp_json, "w") as f:
                 json.dump(entries, f)
-            publish_file(tmp_json, args.json)
-        except BaseException:
-            if os.path.exists(tmp_json):
-                os.remove(tmp_json)
-            raise
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise DemoError("cannot write {}: {}".format(args.json, e.strerror or e)) from None
     logger.info(
         "wrote %d frames to %s (%.2f frames/s)", n, args.output, n / (time.perf_counter() - start)
     )
@@ -272,11 +336,23 @@ def run(args):
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(message)s")
     args = get_parser().parse_args(argv)
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         run(args)
     except DemoError as e:
         print("demo.py: error: {}".format(e), file=sys.stderr)
         return 2
+    except _Terminated:
+        print("demo.py: terminated (SIGTERM); no output written", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        print("demo.py: interrupted; no output written", file=sys.stderr)
+        return 128 + signal.SIGINT
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
     return 0
 
 

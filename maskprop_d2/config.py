@@ -5,6 +5,10 @@ from detectron2.config import CfgNode as CN
 
 def add_maskprop_config(cfg):
     """Add MaskProp's keys to a detectron2 config (in place)."""
+    # ---------------------------------------------------------------- training data checks
+    # Training data is validated before iteration 0 (RLEs, polygons, frame files); a problem
+    # stops the run. True: drop the videos with problems instead, and log each one (opt-in).
+    cfg.DATASETS.DROP_INVALID = False
     # ---------------------------------------------------------------- clips (data + model)
     cfg.INPUT.CLIP = CN()
     # T: a clip centred at frame t spans frames t-T..t+T (clamped to the video); paper default 6.

@@ -22,19 +22,26 @@ Splits whose JSON has no top-level ``"annotations"`` (the public val/test sets) 
 
 Annotation keys ``id``, ``video_id``, ``category_id`` and ``segmentations`` are required;
 ``bboxes`` and ``areas`` are optional (a missing or ``null`` box is computed from the mask) and
-``iscrowd`` defaults to 0. Every problem raises ``ValueError`` (``FileNotFoundError`` for missing
-files) naming the JSON file, the video/annotation id and the field; nothing is dropped silently.
+``iscrowd`` defaults to 0. Problems of the top level and the categories raise ``ValueError``
+(``FileNotFoundError`` for missing files); problems of videos and annotations (sizes, ids,
+lengths, RLE size / counts syntax and total, polygons, boxes) are collected over the whole file and
+raised together as a ``DatasetValidationError`` naming the JSON file, the video/annotation id, the
+frame and the field. Nothing is dropped silently: ``drop_invalid=True`` (``DATASETS.DROP_INVALID``)
+drops the videos with problems and logs them.
 """
 from __future__ import annotations
 
-import json
 import logging
+import math
+import numbers
 import os
 from typing import Any, Dict, List, Optional
 
 import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
+
+from .validation import DatasetValidationError, Problem, drop_or_raise, read_json_file
 
 __all__ = ["load_ytvis_json", "register_ytvis_instances", "distinct_colors"]
 
@@ -43,6 +50,8 @@ logger = logging.getLogger(__name__)
 _VIDEO_KEYS = ("id", "width", "height", "length", "file_names")
 _ANNO_KEYS = ("id", "video_id", "category_id", "segmentations")
 _CATEGORY_KEYS = ("id", "name")
+_MAX_SIDE = 16384  # largest video height / width accepted (a mask is height * width bytes)
+_RLE_CHUNK = 500  # compressed RLE strings checked per vectorised call
 
 
 def distinct_colors(n: int) -> List[List[int]]:
@@ -64,30 +73,72 @@ def distinct_colors(n: int) -> List[List[int]]:
     return colors
 
 
+class _Invalid(ValueError):
+    """One problem of one video or annotation (collected, see load_ytvis_json)."""
+
+
 def _err(json_file: str, where: str, msg: str) -> ValueError:
-    return ValueError(f"{json_file}: {where}: {msg}")
+    return _Invalid(f"{json_file}: {where}: {msg}")
 
 
-def _check_segmentation(seg: Any, h: int, w: int, json_file: str, where: str) -> None:
-    """Validate one frame's segmentation (RLE dict or polygon list) against the video size."""
+def _is_int(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_id(x: Any) -> bool:
+    return _is_int(x) or isinstance(x, str)
+
+
+def _is_finite(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _int_field(
+    d: dict, key: str, json_file: str, where: str, minimum: int = 1, maximum: int = 2**31
+) -> int:
+    val = d[key]
+    if not _is_int(val) or not minimum <= val <= maximum:
+        raise _err(
+            json_file, f"{where}, field '{key}'",
+            f"expected an integer in [{minimum}, {maximum}], got {val!r}",
+        )
+    return int(val)
+
+
+def _check_segmentation(seg: Any, h: int, w: int, json_file: str, where: str) -> Optional[str]:
+    """Validate one frame's segmentation (RLE dict or polygon list) against the video size.
+
+    Returns compressed RLE counts (str/bytes), whose syntax and total are checked in one
+    vectorised pass by the caller, or None. Raises ``_Invalid`` for every other problem."""
     if isinstance(seg, dict):
         if "size" not in seg or "counts" not in seg:
             raise _err(json_file, where, "RLE segmentation must have 'size' and 'counts'")
-        size = [int(x) for x in seg["size"]]
+        size = seg["size"]
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(map(_is_int, size)):
+            raise _err(json_file, where, f"RLE 'size' must be [height, width], got {size!r}")
+        size = [int(x) for x in size]
         if size != [h, w]:
             raise _err(
                 json_file, where, f"mask size {size} != video size [height, width] = {[h, w]}"
             )
         counts = seg["counts"]
         if isinstance(counts, list):
+            if not (
+                all(type(c) is int for c in counts) or all(map(_is_int, counts))
+            ) or (counts and min(counts) < 0):
+                raise _err(json_file, where, "uncompressed RLE counts must be non-negative ints")
             if sum(counts) != h * w:
                 raise _err(
                     json_file, where,
                     f"uncompressed RLE counts sum to {sum(counts)}, expected {h * w} (= h*w)",
                 )
-        elif not isinstance(counts, (str, bytes)):
-            raise _err(json_file, where, f"RLE counts must be str or list, got {type(counts)}")
-    elif isinstance(seg, list):
+            return None
+        if isinstance(counts, (str, bytes)):
+            return counts
+        raise _err(
+            json_file, where, f"RLE counts must be str or list, got {type(counts).__name__}"
+        )
+    if isinstance(seg, list):
         if len(seg) == 0:
             raise _err(json_file, where, "empty polygon list (use null for an absent object)")
         for poly in seg:
@@ -96,8 +147,13 @@ def _check_segmentation(seg: Any, h: int, w: int, json_file: str, where: str) ->
                     json_file, where,
                     "polygon must be a flat list [x0, y0, x1, y1, ...] of >= 3 points",
                 )
-    else:
-        raise _err(json_file, where, f"segmentation must be an RLE dict or polygons, got {seg!r}")
+            if not all(map(_is_finite, poly)):
+                raise _err(json_file, where, "polygon coordinates must be finite numbers")
+            xs, ys = poly[0::2], poly[1::2]
+            if min(xs) < -w or max(xs) > 2 * w or min(ys) < -h or max(ys) > 2 * h:
+                raise _err(json_file, where, "polygon coordinates far outside the frame")
+        return None
+    raise _err(json_file, where, f"segmentation must be an RLE dict or polygons, got {seg!r}")
 
 
 def _bbox_from_segmentation(seg: Any, h: int, w: int) -> List[float]:
@@ -119,61 +175,103 @@ def _require(d: dict, keys, json_file: str, where: str) -> None:
         raise _err(json_file, where, f"missing key(s) {missing}")
 
 
+def _require_list(data: dict, key: str, json_file: str) -> list:
+    val = data[key]
+    if not isinstance(val, list):
+        raise DatasetValidationError(
+            json_file, [Problem(None, f"{json_file}: top level: '{key}' must be a list, "
+                                      f"got {type(val).__name__}")]
+        )
+    return val
+
+
 def load_ytvis_json(
-    json_file: str, image_root: str, dataset_name: Optional[str] = None
+    json_file: str,
+    image_root: str,
+    dataset_name: Optional[str] = None,
+    drop_invalid: bool = False,
 ) -> List[Dict[str, Any]]:
     """Load a YouTube-VIS JSON into one record per video (see the module docstring).
 
     If ``dataset_name`` is given, its metadata gets ``thing_classes`` (JSON categories sorted by
     id) and ``thing_dataset_id_to_contiguous_id``; existing ``thing_colors`` are kept.
+
+    Every video and annotation is checked (RLE size, compressed counts' syntax and total,
+    uncompressed counts' sum, polygons, boxes, ids, lengths); the problems of the whole file are
+    collected and raised together as a :class:`DatasetValidationError` (first 10 listed). With
+    ``drop_invalid``, the videos with problems (and annotations that cannot be attached to a
+    video) are dropped instead and logged as a warning.
     """
+    from ..evaluation.results_io import rle_totals
+
     if not os.path.isfile(json_file):
         raise FileNotFoundError(f"YouTube-VIS json file not found: {json_file}")
     if not os.path.isdir(image_root):
         raise FileNotFoundError(f"image root not found: {image_root} (for {json_file})")
-    with open(json_file) as f:
-        data = json.load(f)
+    data = read_json_file(json_file)
     if not isinstance(data, dict):
         raise _err(json_file, "top level", "expected a JSON object")
     missing = [k for k in ("videos", "categories") if k not in data]
     if missing:
         raise _err(json_file, "top level", f"missing key(s) {missing}")
 
-    # categories -> contiguous ids
+    # categories -> contiguous ids (a bad category makes every annotation doubtful: raise)
     cat_ids = []
     names = {}
-    for i, cat in enumerate(data["categories"]):
+    for i, cat in enumerate(_require_list(data, "categories", json_file)):
         _require(cat, _CATEGORY_KEYS, json_file, f"categories[{i}]")
         cid = cat["id"]
+        if not _is_id(cid):
+            raise _err(json_file, f"categories[{i}], field 'id'", f"bad category id {cid!r}")
         if cid in names:
             raise _err(json_file, f"category id {cid}", "duplicate category id")
         names[cid] = cat["name"]
         cat_ids.append(cid)
-    cat_ids.sort()
+    try:
+        cat_ids.sort()
+    except TypeError:
+        raise _err(json_file, "categories", "category ids mix numbers and strings") from None
     id_map = {cid: i for i, cid in enumerate(cat_ids)}
     if dataset_name is not None:
         _set_category_metadata(dataset_name, [names[c] for c in cat_ids], id_map)
+
+    problems: List[Problem] = []
 
     # videos
     image_root_abs = os.path.abspath(image_root)
     records: List[Dict[str, Any]] = []
     by_id: Dict[Any, Dict[str, Any]] = {}
-    for i, vid in enumerate(data["videos"]):
-        where = f"video id {vid.get('id', '?') if isinstance(vid, dict) else '?'} (videos[{i}])"
-        _require(vid, _VIDEO_KEYS, json_file, where)
-        vid_id = vid["id"]
-        if vid_id in by_id:
-            raise _err(json_file, f"video id {vid_id}", "duplicate video id")
-        length = int(vid["length"])
-        if len(vid["file_names"]) != length:
-            raise _err(
-                json_file, f"video id {vid_id}",
-                f"file_names has {len(vid['file_names'])} entries but length is {length}",
-            )
+    bad_video_ids = set()
+    for i, vid in enumerate(_require_list(data, "videos", json_file)):
+        vid_id = vid.get("id") if isinstance(vid, dict) else None
+        vid_id = vid_id if _is_id(vid_id) else None
+        where = f"video id {'?' if vid_id is None else vid_id} (videos[{i}])"
+        try:
+            _require(vid, _VIDEO_KEYS, json_file, where)
+            if vid_id is None:
+                raise _err(json_file, f"{where}, field 'id'", f"bad video id {vid['id']!r}")
+            if vid_id in by_id:
+                raise _err(json_file, f"video id {vid_id}", "duplicate video id")
+            length = _int_field(vid, "length", json_file, where)
+            height = _int_field(vid, "height", json_file, where, maximum=_MAX_SIDE)
+            width = _int_field(vid, "width", json_file, where, maximum=_MAX_SIDE)
+            fns = vid["file_names"]
+            if not isinstance(fns, list) or not all(isinstance(fn, str) for fn in fns):
+                raise _err(json_file, f"{where}, field 'file_names'", "must be a list of strings")
+            if len(fns) != length:
+                raise _err(
+                    json_file, f"video id {vid_id}",
+                    f"file_names has {len(fns)} entries but length is {length}",
+                )
+        except _Invalid as e:
+            problems.append(Problem(vid_id, str(e)))
+            if vid_id is not None:
+                bad_video_ids.add(vid_id)
+            continue
         rec = {
-            "file_names": [os.path.join(image_root_abs, fn) for fn in vid["file_names"]],
-            "height": int(vid["height"]),
-            "width": int(vid["width"]),
+            "file_names": [os.path.join(image_root_abs, fn) for fn in fns],
+            "height": height,
+            "width": width,
             "length": length,
             "video_id": vid_id,
         }
@@ -182,66 +280,115 @@ def load_ytvis_json(
 
     if "annotations" not in data:
         logger.info(f"{json_file}: no 'annotations' (no ground truth); {len(records)} videos")
-        return records
+        return drop_or_raise(records, problems, json_file, drop_invalid)
     for rec in records:
         rec["annotations"] = [[] for _ in range(rec["length"])]
 
     seen_anno = set()
     num_objs = 0
-    for i, anno in enumerate(data["annotations"]):
+    # compressed RLEs, checked together at the end: (counts, where, video id, object dict, h, w)
+    compressed: List[Any] = []
+    for i, anno in enumerate(_require_list(data, "annotations", json_file)):
         aid = anno.get("id", "?") if isinstance(anno, dict) else "?"
+        aid = aid if _is_id(aid) else "?"
         where = f"annotation id {aid} (annotations[{i}])"
-        _require(anno, _ANNO_KEYS, json_file, where)
-        if aid in seen_anno:
-            raise _err(json_file, f"annotation id {aid}", "duplicate annotation id")
-        seen_anno.add(aid)
-        vid_id = anno["video_id"]
-        where = f"annotation id {aid} (video id {vid_id})"
-        if vid_id not in by_id:
-            raise _err(json_file, where, f"video_id {vid_id} is not in 'videos'")
-        if anno["category_id"] not in id_map:
-            raise _err(
-                json_file, where, f"category_id {anno['category_id']} is not in 'categories'"
-            )
-        rec = by_id[vid_id]
-        length, h, w = rec["length"], rec["height"], rec["width"]
-        segs = anno["segmentations"]
-        bboxes = anno.get("bboxes")
-        areas = anno.get("areas")
-        for field, val in (("segmentations", segs), ("bboxes", bboxes), ("areas", areas)):
-            if val is None and field != "segmentations":
-                continue
-            if not isinstance(val, list) or len(val) != length:
-                n = len(val) if isinstance(val, list) else type(val).__name__
-                raise _err(json_file, where, f"'{field}' has {n} entries, video length is {length}")
-        iscrowd = anno.get("iscrowd", 0)
-        if iscrowd not in (0, 1, True, False):
-            raise _err(json_file, where, f"iscrowd must be 0 or 1, got {iscrowd!r}")
-        category = id_map[anno["category_id"]]
+        vid_id = None
+        try:
+            _require(anno, _ANNO_KEYS, json_file, where)
+            if aid == "?":
+                raise _err(json_file, f"{where}, field 'id'", f"bad annotation id {anno['id']!r}")
+            if aid in seen_anno:
+                raise _err(json_file, f"annotation id {aid}", "duplicate annotation id")
+            seen_anno.add(aid)
+            vid_id = anno["video_id"] if _is_id(anno["video_id"]) else None
+            where = f"annotation id {aid} (video id {anno['video_id']!r})"
+            if vid_id in bad_video_ids:
+                continue  # the video's own problem is reported already (its fields are unknown)
+            if vid_id not in by_id:
+                vid_id = None
+                raise _err(json_file, where, f"video_id {anno['video_id']!r} is not in 'videos'")
+            cid = anno["category_id"]
+            if not _is_id(cid) or cid not in id_map:
+                raise _err(json_file, where, f"category_id {cid!r} is not in 'categories'")
+            rec = by_id[vid_id]
+            length, h, w = rec["length"], rec["height"], rec["width"]
+            segs = anno["segmentations"]
+            bboxes = anno.get("bboxes")
+            areas = anno.get("areas")
+            for field, val in (("segmentations", segs), ("bboxes", bboxes), ("areas", areas)):
+                if val is None and field != "segmentations":
+                    continue
+                if not isinstance(val, list) or len(val) != length:
+                    n = len(val) if isinstance(val, list) else type(val).__name__
+                    raise _err(
+                        json_file, where, f"'{field}' has {n} entries, video length is {length}"
+                    )
+            iscrowd = anno.get("iscrowd", 0)
+            if iscrowd not in (0, 1, True, False) or isinstance(iscrowd, float):
+                raise _err(json_file, where, f"iscrowd must be 0 or 1, got {iscrowd!r}")
+        except _Invalid as e:
+            problems.append(Problem(vid_id, str(e)))
+            continue
+        category = id_map[cid]
 
+        objs = []
         for f, seg in enumerate(segs):
             box = bboxes[f] if bboxes is not None else None
             fwhere = f"{where}, frame {f}"
-            if seg is None:
-                if box is not None:
-                    raise _err(json_file, fwhere, "bbox given but segmentation is null")
+            try:
+                if seg is None:
+                    if box is not None:
+                        raise _err(json_file, fwhere, "bbox given but segmentation is null")
+                    continue
+                counts = _check_segmentation(
+                    seg, h, w, json_file, fwhere + ", field 'segmentations'"
+                )
+                if box is not None and (
+                    not isinstance(box, (list, tuple))
+                    or len(box) != 4
+                    or not all(map(_is_finite, box))
+                ):
+                    raise _err(json_file, fwhere + ", field 'bboxes'", f"bad box {box!r}")
+            except _Invalid as e:
+                problems.append(Problem(vid_id, str(e)))
                 continue
-            _check_segmentation(seg, h, w, json_file, fwhere + ", field 'segmentations'")
-            if box is None:
-                box = _bbox_from_segmentation(seg, h, w)
-            elif not isinstance(box, (list, tuple)) or len(box) != 4:
-                raise _err(json_file, fwhere + ", field 'bboxes'", f"bad box {box!r}")
-            rec["annotations"][f].append(
-                {
-                    "id": aid,
-                    "category_id": category,
-                    "bbox": [float(x) for x in box],
-                    "bbox_mode": BoxMode.XYWH_ABS,
-                    "segmentation": seg,
-                    "iscrowd": int(iscrowd),
-                }
-            )
+            obj = {
+                "id": aid,
+                "category_id": category,
+                "bbox": None if box is None else [float(x) for x in box],
+                "bbox_mode": BoxMode.XYWH_ABS,
+                "segmentation": seg,
+                "iscrowd": int(iscrowd),
+            }
+            if counts is not None:
+                compressed.append((counts, fwhere + ", field 'segmentations'", vid_id, obj, h, w))
+            elif obj["bbox"] is None:
+                obj["bbox"] = _bbox_from_segmentation(seg, h, w)
+            objs.append((f, obj))
+        for f, obj in objs:
+            rec["annotations"][f].append(obj)
         num_objs += 1
+
+    # compressed RLE counts: syntax and total (= h*w) of all of them in one vectorised pass;
+    # pycocotools would decode a malformed string to an arbitrary mask without complaint.
+    # (in chunks: rle_totals is several times faster per string on a few hundred at a time)
+    ok, total = [], []
+    for k in range(0, len(compressed), _RLE_CHUNK):
+        ok_k, total_k = rle_totals([c[0] for c in compressed[k : k + _RLE_CHUNK]])
+        ok += ok_k.tolist()
+        total += total_k.tolist()
+    if compressed:
+        for (_, fwhere, vid_id, obj, h, w), good, tot in zip(compressed, ok, total, strict=True):
+            if not good:
+                msg = "malformed compressed RLE counts (not a valid COCO RLE string)"
+            elif tot != h * w:
+                msg = f"compressed RLE counts cover {tot} pixels, expected {h * w} (= h*w)"
+            else:
+                if obj["bbox"] is None:
+                    obj["bbox"] = _bbox_from_segmentation(obj["segmentation"], h, w)
+                continue
+            problems.append(Problem(vid_id, f"{json_file}: {fwhere}: {msg}"))
+    records = drop_or_raise(records, problems, json_file, drop_invalid)
     logger.info(f"Loaded {len(records)} videos, {num_objs} object tracks from {json_file}")
     return records
 

@@ -12,8 +12,9 @@ import json
 import math
 import os
 import sys
+import tempfile
 
-from .results_io import check_results, load_json, load_results
+from .results_io import check_results, load_json, load_results, publish_file
 from .ytvis_eval import evaluate
 
 
@@ -33,6 +34,37 @@ def main(argv=None) -> int:
     parser.add_argument("--per-category", action="store_true", help="also print AP per category")
     args = parser.parse_args(argv)
 
+    json_tmp = None
+    if args.json and not args.check:
+        # before any scoring: the output must be writable (a hidden temporary file next to it,
+        # renamed onto it once the stats are written)
+        json_tmp = _reserve_output(args.json)
+        if json_tmp is None:
+            return 1
+    try:
+        return _run(args, json_tmp)
+    finally:
+        if json_tmp is not None and os.path.exists(json_tmp):
+            os.remove(json_tmp)
+
+
+def _reserve_output(path):
+    """A temporary file in ``path``'s folder (created), or None after printing why not."""
+    if os.path.isdir(path):
+        print("error: --json {} is a folder".format(path), file=sys.stderr)
+        return None
+    out_dir = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=out_dir)
+    except OSError as e:
+        print("error: cannot write --json {}: {}".format(path, e.strerror or e), file=sys.stderr)
+        return None
+    os.close(fd)
+    return tmp
+
+
+def _run(args, json_tmp) -> int:
     try:
         gt = load_json(args.gt_json)
         results = load_results(args.results_json)
@@ -71,11 +103,15 @@ def main(argv=None) -> int:
                     "nan" if math.isnan(ap) else "{:0.3f}".format(ap),
                 )
             )
-    if args.json:
-        out_dir = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(out_dir, exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(res.as_dict(), f, indent=2)
+    if json_tmp is not None:
+        try:
+            with open(json_tmp, "w") as f:
+                json.dump(res.as_dict(), f, indent=2)
+            publish_file(json_tmp, args.json)
+        except OSError as e:
+            print("error: cannot write --json {}: {}".format(args.json, e.strerror or e),
+                  file=sys.stderr)
+            return 1
     return 0
 
 

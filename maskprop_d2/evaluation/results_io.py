@@ -145,10 +145,20 @@ def segmentation_problems(
         if isinstance(seg, list):
             if not allow_polygons:
                 problems.append((f, "polygons are not allowed here (compressed RLE expected)"))
-            elif not all(
+            elif not seg or not all(
                 isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in seg
-            ) or not all(isinstance(x, numbers.Real) for p in seg for x in p):
+            ) or not all(
+                isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+                for p in seg
+                for x in p
+            ):
                 problems.append((f, "malformed polygon (lists of >= 3 x, y pairs expected)"))
+            elif any(
+                min(p[0::2]) < -w or max(p[0::2]) > 2 * w or min(p[1::2]) < -h
+                or max(p[1::2]) > 2 * h
+                for p in seg
+            ):
+                problems.append((f, "polygon coordinates far outside the frame"))
             continue
         if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
             problems.append((f, "segmentation must be null or an RLE {'size', 'counts'}"))

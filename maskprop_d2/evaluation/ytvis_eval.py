@@ -31,6 +31,7 @@ frames.
 """
 
 import math
+import numbers
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -38,7 +39,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pycocotools.mask as mask_util
 
-from .results_io import check_results, segmentation_problems
+from .results_io import _is_id, check_results, segmentation_problems
 
 __all__ = [
     "evaluate",
@@ -77,6 +78,7 @@ RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 
 MAX_DETS = (1, 10, 100)
 
 _MAX_ERRORS_SHOWN = 10
+_MAX_DIM = 2**14  # largest video height / width accepted (masks are height * width)
 
 
 @dataclass
@@ -181,6 +183,63 @@ def _raise_problems(what: str, problems: List[str]) -> None:
         raise ValueError("invalid {}: {}".format(what, msg))
 
 
+def _is_dim(x) -> bool:
+    return _is_id(x) and 1 <= x <= _MAX_DIM
+
+
+def _gt_structure_problems(gt: Dict[str, Any]) -> List[str]:
+    """Types and ids of the GT's videos, categories and annotations (before anything is read)."""
+    for key in ("videos", "categories", "annotations"):
+        if not isinstance(gt[key], list):
+            return ["'{}' must be a list, got {}".format(key, type(gt[key]).__name__)]
+    problems: List[str] = []
+    seen = set()
+    for i, v in enumerate(gt["videos"]):
+        where = "videos[{}]".format(i)
+        if not isinstance(v, dict):
+            problems.append("{}: must be an object".format(where))
+            continue
+        if not _is_id(v.get("id")) or v["id"] in seen:
+            problems.append("{}: missing, bad or duplicate id {!r}".format(where, v.get("id")))
+            continue
+        seen.add(v["id"])
+        for k in ("height", "width"):
+            if not _is_dim(v.get(k)):
+                problems.append("{} (id={}): bad {} {!r}".format(where, v["id"], k, v.get(k)))
+        if "length" in v:
+            if not (_is_id(v["length"]) and 1 <= v["length"] <= 2**20):
+                problems.append("{} (id={}): bad length {!r}".format(where, v["id"], v["length"]))
+        elif not isinstance(v.get("file_names"), list):
+            problems.append("{} (id={}): no length and no file_names list".format(where, v["id"]))
+    seen = set()
+    for i, c in enumerate(gt["categories"]):
+        if not isinstance(c, dict) or not _is_id(c.get("id")) or c["id"] in seen:
+            problems.append("categories[{}]: not an object with a unique integer id".format(i))
+            continue
+        seen.add(c["id"])
+    for i, ann in enumerate(gt["annotations"]):
+        where = "annotations[{}]".format(i)
+        if not isinstance(ann, dict):
+            problems.append("{}: must be an object".format(where))
+            continue
+        for k in ("video_id", "category_id"):
+            if not _is_id(ann.get(k)):
+                problems.append("{}: bad {} {!r}".format(where, k, ann.get(k)))
+        if ann.get("iscrowd", 0) not in (0, 1) or isinstance(ann.get("iscrowd"), float):
+            problems.append("{}: iscrowd must be 0 or 1, got {!r}".format(where, ann["iscrowd"]))
+        areas = ann.get("areas")
+        if areas is not None and (
+            not isinstance(areas, list)
+            or not all(
+                a is None
+                or (isinstance(a, numbers.Real) and not isinstance(a, bool) and math.isfinite(a))
+                for a in areas
+            )
+        ):
+            problems.append("{}: 'areas' must be a list of numbers or nulls".format(where))
+    return problems
+
+
 def _parse_gt(gt: Dict[str, Any]):
     if not isinstance(gt, dict) or "videos" not in gt or "categories" not in gt:
         raise ValueError("ground truth must be a YTVIS dict with 'videos' and 'categories'")
@@ -189,6 +248,7 @@ def _parse_gt(gt: Dict[str, Any]):
             "ground truth has no 'annotations' (public val/test splits are scored only by the "
             "server); use check_results() to validate a submission"
         )
+    _raise_problems("ground truth", _gt_structure_problems(gt))
     videos = {}
     for v in gt["videos"]:
         try:
