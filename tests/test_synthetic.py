@@ -211,7 +211,13 @@ def test_refuses_overwrite_and_cli(tmp_path, capsys):
         syn.generate_synthetic_dataset(root, seed=2, **kw)
     args = ["--out", root, "--num-train", "1", "--num-val", "1", "--length", "3",
             "--height", "32", "--width", "32", "--seed", "2"]
-    assert syn.main(args) == 0  # CLI: reports and leaves the dataset alone
+    # CLI: the same parameters again: reports and leaves the dataset alone
+    assert syn.main(args[:-1] + ["1"]) == 0
+    assert open(os.path.join(root, "train.json")).read() == before
+    # other parameters than the dataset there: an error that names the difference, nothing written
+    capsys.readouterr()
+    assert syn.main(args) == 2
+    assert "seed: 1 -> 2" in capsys.readouterr().err
     assert open(os.path.join(root, "train.json")).read() == before
     assert syn.main(args + ["--overwrite"]) == 0
     assert open(os.path.join(root, "train.json")).read() != before
