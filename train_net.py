@@ -36,8 +36,8 @@ from detectron2.utils.logger import setup_logger
 
 from maskprop_d2 import get_maskprop_cfg
 from maskprop_d2.checkpoint import AtomicCheckpointer, check_output_dir, use_atomic_checkpointer
-from maskprop_d2.solver import build_optimizer
 from maskprop_d2.data import build_clip_train_loader, build_video_test_loader
+from maskprop_d2.solver import build_optimizer
 
 
 class Trainer(DefaultTrainer):

@@ -36,8 +36,11 @@ def _gt():
         for i, (cat, segs) in enumerate([(1, a), (2, b), (3, c), (1, d)])
     ]
     cats = [{"id": i, "name": n} for i, n in [(1, "disc"), (2, "square"), (3, "star")]]
-    return {"videos": [{"id": 1, "height": H, "width": W, "length": L}], "annotations": anns,
-            "categories": cats}
+    return {
+        "videos": [{"id": 1, "height": H, "width": W, "length": L}],
+        "annotations": anns,
+        "categories": cats,
+    }
 
 
 def test_buckets_confusion_and_switches():
@@ -69,8 +72,12 @@ def test_track_split_in_three_is_fragmented():
     gt = _gt()
     segs = gt["annotations"][0]["segmentations"]
     results = [
-        {"video_id": 1, "category_id": 1, "score": 0.9 - 0.1 * k,
-         "segmentations": [s if f // 2 == k else None for f, s in enumerate(segs)]}
+        {
+            "video_id": 1,
+            "category_id": 1,
+            "score": 0.9 - 0.1 * k,
+            "segmentations": [s if f // 2 == k else None for f, s in enumerate(segs)],
+        }
         for k in range(3)
     ]
     res = analyze_errors.analyze(gt, results)

@@ -451,7 +451,9 @@ def test_train_net_eval_only_end_to_end(dataset, tmp_path, restore_loggers, one_
     assert cli_main(["--check", dataset["json"], str(zip_path)]) == 0
 
 
-def test_train_net_periodic_eval_writes_ap_and_prop_signal(dataset, tmp_path, restore_loggers, one_thread):
+def test_train_net_periodic_eval_writes_ap_and_prop_signal(
+    dataset, tmp_path, restore_loggers, one_thread
+):
     """TEST.EVAL_PERIOD runs the streaming evaluator during training; its AP and the
     propagation head's per-δ soft IoU reach metrics.json (detectron2's EventStorage)."""
     train_net = _import_train_net()

@@ -152,7 +152,7 @@ def test_stream_one_backbone_pass_per_frame_no_delay_same_detections(tiny):
         assert o.ids.dtype == torch.long and len(set(o.ids.tolist())) == len(o.ids)
         assert o.masks.flatten(1).any(1).all()
         # exactly the detector's masks of this frame, pasted and thresholded
-        images, _, inst, probs = detect_frame(model, fr, fl.score_thresh, fl.topk)
+        images, _, inst, probs = detect_frame(model, fr, fl.score_thresh, fl.topk, fl.nms_thresh)
         ref = (
             paste_at_output_size(probs, inst.pred_boxes.tensor, images.image_sizes[0], (128, 192))
             > fl.mask_thresh
@@ -192,7 +192,7 @@ def test_static_video_keeps_every_id(tiny):
         assert o.ids.tolist() == outs[0].ids.tolist()
         assert torch.equal(o.masks, outs[0].masks)
     assert fl._linker.num_ids == len(outs[0].ids)
-    images, _, inst, probs = detect_frame(model, frames[0], fl.score_thresh, fl.topk)
+    images, _, inst, probs = detect_frame(model, frames[0], fl.score_thresh, fl.topk, fl.nms_thresh)
     soft = paste_at_output_size(probs, inst.pred_boxes.tensor, images.image_sizes[0], (128, 192))
     visible = (soft > fl.mask_thresh).flatten(1).any(1)
     exp = sorted(inst.scores[visible].tolist(), reverse=True)

@@ -16,7 +16,9 @@ TINY = "configs/synthetic/maskprop_tiny.yaml"
 
 
 def test_get_maskprop_cfg_merges_file_then_opts():
-    cfg = get_maskprop_cfg(TINY, ["SOLVER.BASE_LR", "0.5", "MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME", "3"])
+    cfg = get_maskprop_cfg(
+        TINY, ["SOLVER.BASE_LR", "0.5", "MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME", "3"]
+    )
     assert cfg.SOLVER.BASE_LR == 0.5
     assert cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME == 3
     assert cfg.MODEL.META_ARCHITECTURE == "MaskProp"
@@ -44,16 +46,26 @@ def test_unknown_optimizer_is_refused():
 
 @pytest.mark.parametrize("width", [16, 32])
 def test_basic_resnet_fpn_backbone_width(width):
-    cfg = get_maskprop_cfg(TINY, [
-        "MODEL.BACKBONE.NAME", "build_basic_resnet_fpn_backbone",
-        "MODEL.RESNETS.RES2_OUT_CHANNELS", str(width), "MODEL.RESNETS.STEM_OUT_CHANNELS", str(width),
-    ])
+    cfg = get_maskprop_cfg(
+        TINY,
+        [
+            "MODEL.BACKBONE.NAME",
+            "build_basic_resnet_fpn_backbone",
+            "MODEL.RESNETS.RES2_OUT_CHANNELS",
+            str(width),
+            "MODEL.RESNETS.STEM_OUT_CHANNELS",
+            str(width),
+        ],
+    )
     bb = build_backbone(cfg, ShapeSpec(channels=3))
     res = bb.bottom_up.output_shape()
-    assert [res[k].channels for k in ("res2", "res3", "res4", "res5")] == [width * 2**i for i in range(4)]
+    assert [res[k].channels for k in ("res2", "res3", "res4", "res5")] == [
+        width * 2**i for i in range(4)
+    ]
     out = bb(torch.zeros(1, 3, 128, 192))
     assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "p{}".format(i): (1, cfg.MODEL.FPN.OUT_CHANNELS, 128 // 2**i, 192 // 2**i) for i in range(2, 7)
+        "p{}".format(i): (1, cfg.MODEL.FPN.OUT_CHANNELS, 128 // 2**i, 192 // 2**i)
+        for i in range(2, 7)
     }
     # narrower than detectron2's fixed-width R18
     ref = build_backbone(get_maskprop_cfg(TINY), ShapeSpec(channels=3))
@@ -62,8 +74,10 @@ def test_basic_resnet_fpn_backbone_width(width):
 
 
 def test_basic_backbone_refuses_bottleneck_depths():
-    cfg = get_maskprop_cfg(TINY, ["MODEL.BACKBONE.NAME", "build_basic_resnet_fpn_backbone",
-                                  "MODEL.RESNETS.DEPTH", "50"])
+    cfg = get_maskprop_cfg(
+        TINY,
+        ["MODEL.BACKBONE.NAME", "build_basic_resnet_fpn_backbone", "MODEL.RESNETS.DEPTH", "50"],
+    )
     with pytest.raises(ValueError, match="DEPTH=50"):
         build_backbone(cfg, ShapeSpec(channels=3))
 

@@ -86,7 +86,9 @@ def analyze(gt, results):
         if a.get("iscrowd", 0):
             continue
         v = videos[a["video_id"]]
-        gts[a["video_id"]].append((a["category_id"], _rles(a["segmentations"], v["height"], v["width"])))
+        gts[a["video_id"]].append(
+            (a["category_id"], _rles(a["segmentations"], v["height"], v["width"]))
+        )
     preds = defaultdict(dict)  # video -> key -> [best score, class, rles]
     for r in results:
         v = videos[r["video_id"]]
@@ -127,7 +129,7 @@ def analyze(gt, results):
                     j = int(col.argmax())
                     if col[j] >= 0.5:
                         owner.append(j)
-                switches += sum(1 for a, b2 in zip(owner, owner[1:]) if a != b2)
+                switches += sum(1 for a, b2 in zip(owner, owner[1:], strict=False) if a != b2)
                 covered_tracks += bool(owner)
             if best_same >= 0.5:
                 b = "correct"
@@ -145,9 +147,16 @@ def analyze(gt, results):
             per_class[cats[cat]][b] += 1
         fp += int((best_for_pred < 0.1).sum())
     return dict(
-        buckets=buckets, by_size=by_size, confusion=confusion, per_class=per_class,
-        switches=switches, covered_tracks=covered_tracks, fp=fp, n_pred=n_pred,
-        n_gt=sum(len(t) for t in gts.values()), cats=cats,
+        buckets=buckets,
+        by_size=by_size,
+        confusion=confusion,
+        per_class=per_class,
+        switches=switches,
+        covered_tracks=covered_tracks,
+        fp=fp,
+        n_pred=n_pred,
+        n_gt=sum(len(t) for t in gts.values()),
+        cats=cats,
     )
 
 
@@ -166,13 +175,25 @@ def render(res, gt_path, res_path):
         "| all | " + " | ".join(str(res["buckets"][n]) for n in names) + " |",
     ]
     for _, _, size in SIZE_BINS:
-        lines.append("| {} | ".format(size) + " | ".join(str(res["by_size"][size][n]) for n in names) + " |")
+        lines.append(
+            "| {} | ".format(size) + " | ".join(str(res["by_size"][size][n]) for n in names) + " |"
+        )
     for c in sorted(res["per_class"]):
-        lines.append("| class {} | ".format(c) + " | ".join(str(res["per_class"][c][n]) for n in names) + " |")
+        lines.append(
+            "| class {} | ".format(c)
+            + " | ".join(str(res["per_class"][c][n]) for n in names)
+            + " |"
+        )
     if res["confusion"]:
-        lines += ["", "Class confusions (GT class → predicted class of the best-overlapping instance):", ""]
+        lines += [
+            "",
+            "Class confusions (GT class → predicted class of the best-overlapping instance):",
+            "",
+        ]
         for g, row in sorted(res["confusion"].items()):
-            lines.append("* {}: {}".format(g, ", ".join("{} {}".format(k, v) for k, v in row.most_common())))
+            lines.append(
+                "* {}: {}".format(g, ", ".join("{} {}".format(k, v) for k, v in row.most_common()))
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -195,8 +195,13 @@ def main():
         "",
         "CPU: {}, torch {}, {} threads. Batch: {} clips of up to {} frames; {} timed "
         "iterations after {} warm-up.".format(
-            cpu_model(), torch.__version__, torch.get_num_threads(), cfg.SOLVER.IMS_PER_BATCH,
-            cfg.INPUT.CLIP.NUM_SAMPLED_FRAMES + 1, args.iters, args.warmup,
+            cpu_model(),
+            torch.__version__,
+            torch.get_num_threads(),
+            cfg.SOLVER.IMS_PER_BATCH,
+            cfg.INPUT.CLIP.NUM_SAMPLED_FRAMES + 1,
+            args.iters,
+            args.warmup,
         ),
         "",
         "| {} | it/s | frames/s | s/it | CPU s/it | data s/it | load avg |".format(
@@ -204,8 +209,13 @@ def main():
         ),
         "|---|---|---|---|---|---|---|",
         "| {} | {:.3f} | {:.2f} | {:.3f} | {:.3f} | {:.3f} | {:.2f} |".format(
-            args.label or os.path.basename(args.config_file), its, fps, 1 / its,
-            cpu / args.iters, data_s / args.iters, os.getloadavg()[0],
+            args.label or os.path.basename(args.config_file),
+            its,
+            fps,
+            1 / its,
+            cpu / args.iters,
+            data_s / args.iters,
+            os.getloadavg()[0],
         ),
         "",
         "CPU s/it is process CPU time (all threads): with one thread it is the wall time a quiet "

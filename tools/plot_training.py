@@ -51,7 +51,7 @@ def plot(series, out, title=""):
     ax = axes[0]
     for k in sorted(series):
         if k == "total_loss" or k.startswith("loss_"):
-            xs, ys = zip(*series[k])
+            xs, ys = zip(*series[k], strict=True)
             ax.plot(xs, ys, label=k, lw=2 if k == "total_loss" else 1)
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
@@ -61,7 +61,7 @@ def plot(series, out, title=""):
     ax = axes[1]
     for k in ("segm/AP", "segm/AP50", "segm/AP75"):
         if k in series:
-            xs, ys = zip(*series[k])
+            xs, ys = zip(*series[k], strict=True)
             ax.plot(xs, ys, "o-", label=k.split("/")[1])
     ax.set_xlabel("iteration")
     ax.set_ylabel("val AP (%)")
@@ -73,7 +73,7 @@ def plot(series, out, title=""):
         (int(m.group(1)), k) for k in series if (m := re.fullmatch(r"prop_siou/d(\d+)", k))
     )
     for d, k in deltas:
-        xs, ys = zip(*series[k])
+        xs, ys = zip(*series[k], strict=True)
         ax.plot(xs, ys, label="δ={}".format(d))
     ax.set_xlabel("iteration")
     ax.set_ylabel("mean soft IoU")
@@ -90,8 +90,12 @@ def plot(series, out, title=""):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("metrics", nargs="+", help="metrics.json files (merged: e.g. a training run "
-                    "and the evaluations of its checkpoints, one JSON object per line each)")
+    ap.add_argument(
+        "metrics",
+        nargs="+",
+        help="metrics.json files (merged: e.g. a training run "
+        "and the evaluations of its checkpoints, one JSON object per line each)",
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument("--title", default="")
     args = ap.parse_args(argv)

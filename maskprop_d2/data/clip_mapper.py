@@ -165,7 +165,8 @@ class ClipDatasetMapper:
         if half_length < 0 or num_sampled_frames < 0:
             raise ValueError("half_length and num_sampled_frames must be >= 0")
         if color_jitter is not None:
-            unknown = set(color_jitter) - {"brightness", "contrast", "saturation", "channel_shuffle"}
+            known = {"brightness", "contrast", "saturation", "channel_shuffle"}
+            unknown = set(color_jitter) - known
             if unknown:
                 raise ValueError("unknown colour jitter keys {}".format(sorted(unknown)))
             if color_jitter.get("saturation", 0) > 0 and image_format not in _GRAY_WEIGHTS:

@@ -54,8 +54,8 @@ def detect_frame(model, frame: dict, score_thresh: float, topk: int, nms_thresh:
     (``nms_thresh < 1``) removes, across classes, every detection whose box IoU with a
     higher-scoring one exceeds ``nms_thresh`` (detectron2's NMS is per class: an object the
     classifier is unsure about comes out once per likely class, and in a video each copy would
-    start a track of its own), and keeps at most ``topk`` (highest scores). Shared by :class:`VideoInference` and the per-frame
-    baseline, so both see exactly the same detections.
+    start a track of its own), and keeps at most ``topk`` (highest scores). Shared by
+    :class:`VideoInference` and the per-frame baseline, so both see exactly the same detections.
 
     The ROI heads run in their two inference steps (what ``roi_heads(...)`` does in eval mode):
     the box branch, then, on the kept detections only, the mask branch
@@ -78,7 +78,7 @@ def detect_frame(model, frame: dict, score_thresh: float, topk: int, nms_thresh:
     keep = inst.scores >= score_thresh
     inst = inst[keep]
     if nms_thresh < 1.0 and len(inst) > 1:
-        inst = inst[nms(inst.pred_boxes.tensor, inst.scores, nms_thresh)]  # sorted by score
+        inst = inst[nms(inst.pred_boxes.tensor, inst.scores, nms_thresh)]  # by score
     if len(inst) > topk:
         inst = inst[torch.topk(inst.scores, topk).indices]
     inst = heads.forward_with_given_boxes(features, [inst])[0]

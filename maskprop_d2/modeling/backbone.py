@@ -42,7 +42,9 @@ def build_basic_resnet_fpn_backbone(cfg, input_shape: ShapeSpec):
             )
         )
         in_ch, out_ch = out_ch, out_ch * 2
-    bottom_up = ResNet(stem, stages, out_features=r.OUT_FEATURES, freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT)
+    bottom_up = ResNet(
+        stem, stages, out_features=r.OUT_FEATURES, freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT
+    )
     return FPN(
         bottom_up=bottom_up,
         in_features=cfg.MODEL.FPN.IN_FEATURES,

@@ -11,8 +11,8 @@ from detectron2.utils.events import get_event_storage
 
 from .mask_ops import masks_to_feature_resolution, paste_soft_masks
 from .prop_loss import mask_prop_loss
-from .soft_iou import soft_iou
 from .propagation import build_mask_prop_head
+from .soft_iou import soft_iou
 
 __all__ = ["MaskPropROIHeads", "ClipTargets"]
 
