@@ -93,7 +93,7 @@ def test_corrupt_weights_and_config_are_clear_errors(tmp_path, video, capsys):
 
 
 @pytest.mark.parametrize("sig, rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signals_leave_nothing_behind(tmp_path, weights, video, capsys, sig, rc):
+def test_signals_leave_nothing_behind(tmp_path, weights, video, capsys, sig, rc, request):
     mod = _demo_module()
     real_draw = mod.draw_frame
     count = []
@@ -105,6 +105,11 @@ def test_signals_leave_nothing_behind(tmp_path, weights, video, capsys, sig, rc)
         return real_draw(*a)
 
     mod.draw_frame = draw_then_signal
+    if sig == signal.SIGINT:
+        # a shell starting a background job ignores SIGINT in it (Python then never raises
+        # KeyboardInterrupt): give the test its default handler back
+        saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+        request.addfinalizer(lambda: signal.signal(signal.SIGINT, saved))
     out, js = tmp_path / "out.mp4", tmp_path / "out.json"
     r = _run(capsys, mod, "--video-input", video, "--output", out, "--json", js,
              "--opts", "MODEL.WEIGHTS", weights)

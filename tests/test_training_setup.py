@@ -68,7 +68,11 @@ def test_basic_resnet_fpn_backbone_width(width):
         for i in range(2, 7)
     }
     # narrower than detectron2's fixed-width R18
-    ref = build_backbone(get_maskprop_cfg(TINY), ShapeSpec(channels=3))
+    detectron2_r18 = [
+        "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone",
+        "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.RESNETS.STEM_OUT_CHANNELS", "64",
+    ]
+    ref = build_backbone(get_maskprop_cfg(TINY, detectron2_r18), ShapeSpec(channels=3))
     n = sum(p.numel() for p in bb.parameters())
     assert n < sum(p.numel() for p in ref.parameters()) / 2
 

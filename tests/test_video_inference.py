@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 
 from maskprop_d2.inference import VideoInference
 from maskprop_d2.modeling.mask_ops import paste_soft_masks
@@ -10,9 +11,10 @@ from maskprop_d2.tracking import ClipTrackMatcher
 from tests.video_helpers import drifting_video, tiny_video_model
 
 
-def _model(T=2):
+def _model(T=2, nms=1.0):
     return tiny_video_model(
-        "INPUT.CLIP.HALF_LENGTH", T, "MODEL.MASKPROP.INFERENCE.MATCH_THRESH", 0.05
+        "INPUT.CLIP.HALF_LENGTH", T, "MODEL.MASKPROP.INFERENCE.MATCH_THRESH", 0.05,
+        "MODEL.MASKPROP.INFERENCE.NMS_THRESH", nms,
     )
 
 
@@ -30,6 +32,8 @@ def _reference(cfg, model, frames):
         props, _ = model.proposal_generator(images, f, None)
         inst = model.roi_heads(images, f, props, None)[0][0]
         inst = inst[inst.scores >= vi.score_thresh]
+        if vi.nms_thresh < 1.0:  # class-agnostic, highest score first
+            inst = inst[torchvision.ops.nms(inst.pred_boxes.tensor, inst.scores, vi.nms_thresh)]
         if len(inst) > vi.topk:
             inst = inst[torch.topk(inst.scores, vi.topk).indices]
         red = heads.reduce_prop_features(f)[0]
@@ -51,7 +55,7 @@ def _reference(cfg, model, frames):
                     feats[t][None], feats[f][None], fm[i : i + 1], torch.zeros(1, dtype=torch.long)
                 )
                 tracks[i, k] = lg[0].sigmoid()
-        ids = matcher.assign(t, fr, tracks)
+        ids = matcher.assign(t, fr, tracks, inst.pred_classes)
         for i, y in enumerate(ids):
             for k, f in enumerate(fr):
                 if f == t:
@@ -87,9 +91,9 @@ def _reference(cfg, model, frames):
     return out
 
 
-@pytest.mark.parametrize("length,T", [(7, 2), (3, 2), (1, 1), (6, 0)])
-def test_streaming_equals_whole_video_reference(length, T):
-    cfg, model = _model(T)
+@pytest.mark.parametrize("length,T,nms", [(7, 2, 1.0), (3, 2, 1.0), (1, 1, 1.0), (6, 0, 0.3)])
+def test_streaming_equals_whole_video_reference(length, T, nms):
+    cfg, model = _model(T, nms)
     frames = drifting_video(length)
     ref = _reference(cfg, model, frames)
     vi = VideoInference(cfg, model)
