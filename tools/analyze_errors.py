@@ -33,6 +33,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import pycocotools.mask as mask_util
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import write_report  # noqa: E402
+
 SIZE_BINS = [(0, 12, "small (<12 px)"), (12, 20, "medium (12-20 px)"), (20, 1e9, "large (>=20 px)")]
 
 
@@ -210,10 +213,7 @@ def main(argv=None):
     text = render(analyze(gt, results), args.gt, args.results)
     print(text)
     if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.out)
+        write_report(text, args.out)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_common import cpu_model  # noqa: E402
+from bench_common import cpu_model, write_report  # noqa: E402
 
 STAGES = ["backbone", "rpn", "box branch", "mask branch", "propagation head"]
 
@@ -238,10 +238,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.out)
+        write_report(text, args.out)
 
 
 if __name__ == "__main__":
