@@ -65,7 +65,7 @@ def plot(series, out, title=""):
             ax.plot(xs, ys, "o-", label=k.split("/")[1])
     ax.set_xlabel("iteration")
     ax.set_ylabel("val AP (%)")
-    ax.set_title("streaming evaluation (TEST.EVAL_PERIOD)")
+    ax.set_title("val AP (streaming video evaluator)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[2]
