@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml tools/install_detectron2.py tools/detectron2_v0.6_patch
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) $(TORCH_SPEC)
 	$(PY) tools/install_detectron2.py --constraints-out $(VENV)/detectron2-constraints.txt
 	$(PIP) -c $(VENV)/detectron2-constraints.txt --no-build-isolation -e ".[test,lint]"
-	$(PY) -c "import detectron2, maskprop_d2; print('maskprop_d2 ready, detectron2', detectron2.__version__)"
+	$(PY) -W 'ignore:`torch.jit.script` is deprecated:FutureWarning' -c "import detectron2, maskprop_d2; print('maskprop_d2 ready, detectron2', detectron2.__version__)"
 	touch $(STAMP)
 
 test: setup
