@@ -164,7 +164,8 @@ class FrameLinkingInference:
         """
         Args:
             model: a :class:`maskprop_d2.modeling.MaskProp` (only its Mask R-CNN part is used).
-            score_thresh, topk_per_frame: which detections of a frame are kept.
+            score_thresh, topk_per_frame, nms_thresh: which detections of a frame are kept (see
+                :func:`~maskprop_d2.inference.video_inference.detect_frame`).
             link_iou_thresh: minimum mask IoU for a detection to continue a track.
             mask_thresh: threshold on the pasted soft masks.
             max_instances: at most this many video instances are reported (by score).
