@@ -26,3 +26,26 @@ def write_report(text: str, path: str) -> None:
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def read_video_frames(path: str, n: int, size):
+    """(frames, source (w, h), loops): ``n`` BGR frames of the video at ``path`` resized to
+    ``size`` = (w, h), reading it again from the start (a loop) when it ends first. Raises
+    RuntimeError when no frame can be read."""
+    import cv2
+
+    frames, src_size, loops = [], None, 0
+    cap = cv2.VideoCapture(path)
+    while len(frames) < n:
+        ok, img = cap.read()
+        if not ok:
+            cap.release()
+            if not frames:
+                raise RuntimeError("cannot read a frame from " + path)
+            loops += 1
+            cap = cv2.VideoCapture(path)
+            continue
+        src_size = (img.shape[1], img.shape[0])
+        frames.append(cv2.resize(img, tuple(size), interpolation=cv2.INTER_AREA))
+    cap.release()
+    return frames, src_size, loops

@@ -71,7 +71,7 @@ import sys
 import time
 from collections import defaultdict
 
-from bench_common import cpu_model
+from bench_common import cpu_model, read_video_frames
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_ALIASES = {
@@ -143,24 +143,12 @@ def synthetic_frames(n, size, seed=0):
 def load_frames(path, n, size):
     """(frames, description): ``n`` BGR frames of ``size`` from the video (looped), or synthetic
     frames when the file does not exist."""
-    import cv2
-
     if not os.path.isfile(path):
         return synthetic_frames(n, size), "synthetic textured frames (`{}` not found)".format(path)
-    frames, src_size, loops = [], None, 0
-    cap = cv2.VideoCapture(path)
-    while len(frames) < n:
-        ok, img = cap.read()
-        if not ok:
-            cap.release()
-            if not frames:
-                raise SystemExit("cannot read a frame from " + path)
-            loops += 1
-            cap = cv2.VideoCapture(path)
-            continue
-        src_size = (img.shape[1], img.shape[0])
-        frames.append(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
-    cap.release()
+    try:
+        frames, src_size, loops = read_video_frames(path, n, size)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
     desc = "`{}` ({}x{}), first {} frames{}, resized to {}x{}".format(
         path, src_size[0], src_size[1], n, " (looped {}x)".format(loops) if loops else "", *size
     )

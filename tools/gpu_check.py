@@ -291,13 +291,9 @@ def make_synthetic(root, num_videos, length, height, width):
 
 
 def train_cfg(config_file, device, dataset, min_size, max_size, batch, workers, extra=()):
-    from detectron2.config import get_cfg
+    from maskprop_d2 import get_maskprop_cfg
 
-    from maskprop_d2 import add_maskprop_config
-
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
-    cfg.merge_from_file(config_file)
+    cfg = get_maskprop_cfg(config_file)
     cfg.merge_from_list(
         [
             "MODEL.DEVICE",
@@ -397,21 +393,10 @@ def find_video(path=None):
 
 def video_frames(path, n, width, height):
     """``n`` BGR frames of ``path`` resized to (width, height), looping past its end."""
-    import cv2
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_common import read_video_frames
 
-    frames = []
-    cap = cv2.VideoCapture(path)
-    while len(frames) < n:
-        ok, frame = cap.read()
-        if not ok:
-            cap.release()
-            if not frames:
-                raise RuntimeError("cannot read frames from " + path)
-            cap = cv2.VideoCapture(path)
-            continue
-        frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
-    cap.release()
-    return frames
+    return read_video_frames(path, n, (width, height))[0]
 
 
 def generated_frames(n, width, height, seed=0):
@@ -450,13 +435,9 @@ def fixed_detections(model, seed=0):
 
 
 def inference_cfg(config_file, device, height, width, detections, extra=()):
-    from detectron2.config import get_cfg
+    from maskprop_d2 import get_maskprop_cfg
 
-    from maskprop_d2 import add_maskprop_config
-
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
-    cfg.merge_from_file(config_file)
+    cfg = get_maskprop_cfg(config_file)
     cfg.merge_from_list(
         [
             "MODEL.DEVICE",
