@@ -56,6 +56,10 @@ def add_maskprop_config(cfg):
     # Centre masks propagated in training: "gt" (teacher forcing) or "pred" (predicted masks
     # of proposals matched to each GT; narrows the train/test gap).
     cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS = "gt"
+    # Also train on the (centre -> centre) rows, δ = 0. Video inference uses the mask head's
+    # mask at a track's own centre frame (INFERENCE.CENTER_MASK "detection"), so those rows only
+    # matter with CENTER_MASK "propagated"; dropping them saves their share of the head's cost.
+    cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_CENTER_ROWS = True
 
     # ---------------------------------------------------------------- solver
     # "SGD" (detectron2's optimizer) or "ADAMW" (maskprop_d2.solver.build_optimizer).

@@ -98,6 +98,26 @@ def test_pred_source_masks_option_trains():
     assert torch.isfinite(losses["loss_mask_prop"])
 
 
+@pytest.mark.parametrize("center_rows", [True, False])
+def test_center_rows_option_decides_which_deltas_train(center_rows):
+    """Without the centre rows the head trains on δ >= 1 only; a one-frame clip then has no
+    propagation rows at all (zero loss, still connected to the graph)."""
+    cfg = tiny_cfg()
+    cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_CENTER_ROWS = center_rows
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.train()
+    with EventStorage(0) as storage:
+        losses = model([make_clip()])
+        logged = set(storage.latest())
+    assert ("prop_siou/d0" in logged) == center_rows
+    assert "prop_siou/d1" in logged
+    assert 0.0 < losses["loss_mask_prop"].item() <= 1.0
+    with EventStorage(0):
+        single = model([make_clip(n_frames=1, center=0, absent=(5, 0))])
+    assert (single["loss_mask_prop"].item() == 0.0) == (not center_rows)
+
+
 def test_clip_without_instances_gives_zero_prop_loss():
     cfg = tiny_cfg()
     model = build_model(cfg)

@@ -57,6 +57,7 @@ class MaskPropROIHeads(StandardROIHeads):
         mask_prop_head: torch.nn.Module,
         mask_prop_loss_weight: float = 1.0,
         train_source_masks: str = "gt",
+        train_center_rows: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,6 +73,7 @@ class MaskPropROIHeads(StandardROIHeads):
         self.mask_prop_head = mask_prop_head
         self.mask_prop_loss_weight = mask_prop_loss_weight
         self.train_source_masks = train_source_masks
+        self.train_center_rows = bool(train_center_rows)
 
     @classmethod
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
@@ -88,6 +90,7 @@ class MaskPropROIHeads(StandardROIHeads):
             mask_prop_head=build_mask_prop_head(cfg, input_shape[name]),
             mask_prop_loss_weight=cfg.MODEL.ROI_MASK_PROP_HEAD.LOSS_WEIGHT,
             train_source_masks=cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS,
+            train_center_rows=cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_CENTER_ROWS,
         )
         return ret
 
@@ -148,7 +151,9 @@ class MaskPropROIHeads(StandardROIHeads):
     def propagation_losses(
         self, features: Dict[str, torch.Tensor], clips: List[ClipTargets]
     ) -> Dict[str, torch.Tensor]:
-        """``loss_mask_prop``: mean over (centre instance, clip frame) pairs of 1 - soft IoU.
+        """``loss_mask_prop``: mean over (centre instance, clip frame) pairs of 1 - soft IoU
+        (the centre frame itself left out with ``MODEL.ROI_MASK_PROP_HEAD.TRAIN_CENTER_ROWS``
+        off).
 
         Args:
             features: backbone features of the flattened frame batch, (F, C, H, W) each.
@@ -166,7 +171,11 @@ class MaskPropROIHeads(StandardROIHeads):
                 features, center_inst, clip.frame_positions[clip.center], feat_hw
             )
             clip_deltas = clip.deltas or [-1] * len(clip.frame_positions)
-            for pos, inst, d in zip(clip.frame_positions, clip.instances, clip_deltas, strict=True):
+            for k, (pos, inst, d) in enumerate(
+                zip(clip.frame_positions, clip.instances, clip_deltas, strict=True)
+            ):
+                if k == clip.center and not self.train_center_rows:
+                    continue
                 pair_index.append(torch.full((n,), len(src_pos), dtype=torch.long))
                 deltas.append(torch.full((n,), d, dtype=torch.long))
                 src_pos.append(clip.frame_positions[clip.center])
