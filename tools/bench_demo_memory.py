@@ -12,6 +12,7 @@ length is within 1.1x of the shortest.
         [--weights output/synthetic/maskprop_tiny/model_final.pth] \
         --out benchmarks/demo_long_video_cpu.md
 """
+
 import argparse
 import os
 import subprocess
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import cpu_model  # noqa: E402
+from bench_common import cpu_model, write_report  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "synthetic", "maskprop_tiny.yaml")
@@ -66,19 +67,48 @@ def video_info(path):
     return n, fps
 
 
-def run_demo(video, out, weights):
-    cmd = [sys.executable, os.path.join(REPO, "demo", "demo.py"), "--config-file", CONFIG,
-           "--video-input", video, "--output", out, "--overwrite",
-           "--opts", "MODEL.WEIGHTS", weights, "MODEL.DEVICE", "cpu"]
+def run_demo(video, out, weights, log):
+    """(wall s, peak RSS MiB from os.wait4, RSS MiB sampled at 25% and at the end of the run)."""
+    cmd = [
+        sys.executable,
+        os.path.join(REPO, "demo", "demo.py"),
+        "--config-file",
+        CONFIG,
+        "--video-input",
+        video,
+        "--output",
+        out,
+        "--overwrite",
+        "--opts",
+        "MODEL.WEIGHTS",
+        weights,
+        "MODEL.DEVICE",
+        "cpu",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    samples = []  # (s, VmRSS MiB) every 0.5 s; wait4 (not poll) so that the rusage is kept
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                kb = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
+            samples.append((time.perf_counter() - t0, kb / 1024.0))
+        except (OSError, StopIteration):
+            pass
+        time.sleep(0.5)
+    secs = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"demo failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return time.perf_counter() - t0, usage.ru_maxrss / 1024.0  # MiB (Linux: KiB)
+        with open(log, "rb") as f:
+            raise RuntimeError(f"demo failed ({proc.returncode}): {f.read().decode()[-2000:]}")
+    at_25 = next((r for t, r in samples if t >= 0.25 * secs), float("nan"))
+    at_end = samples[-1][1] if samples else float("nan")
+    return secs, usage.ru_maxrss / 1024.0, at_25, at_end  # ru_maxrss: KiB on Linux
 
 
 def main():
@@ -91,7 +121,7 @@ def main():
     args = ap.parse_args()
     w, h = (int(x) for x in args.size.split("x"))
 
-    rows = []
+    rows, load = [], os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights
         if not weights:
@@ -106,9 +136,11 @@ def main():
         for label, path in inputs:
             n_in, fps_in = video_info(path)
             out = os.path.join(tmp, "out.mp4")
-            secs, rss = run_demo(path, out, weights)
+            secs, rss, at_25, at_end = run_demo(path, out, weights, os.path.join(tmp, "log"))
             n_out, fps_out = video_info(out)
-            rows.append((label, n_in, fps_in, n_out, fps_out, secs, n_in / secs, rss))
+            rows.append(
+                (label, n_in, fps_in, n_out, fps_out, secs, n_in / secs, rss, at_25, at_end)
+            )
             print(rows[-1], flush=True)
 
     gen = [r for r in rows if r[0].startswith("generated")]
@@ -117,14 +149,18 @@ def main():
         "# Demo on long videos: frames, fps and peak RSS (CPU)",
         "",
         f"CPU: {cpu_model()}, {os.cpu_count()} cores visible. Model: configs/synthetic/"
-        f"maskprop_tiny.yaml, weights: {args.weights or 'random initialisation'}. Command:",
+        f"maskprop_tiny.yaml, weights: {args.weights or 'random initialisation'}. "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '2')}; 1-min load average "
+        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. Command:",
         "`python tools/bench_demo_memory.py " + " ".join(sys.argv[1:]) + "`",
         "",
-        "| input | frames in | fps in | frames out | fps out | wall s | frames/s | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| input | frames in | fps in | frames out | fps out | wall s | frames/s | peak RSS MiB "
+        "| RSS at 25% / end MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append("| {} | {} | {:.2f} | {} | {:.2f} | {:.1f} | {:.2f} | {:.0f} |".format(*r))
+        row = "| {} | {} | {:.2f} | {} | {:.2f} | {:.1f} | {:.2f} | {:.0f} | {:.0f} / {:.0f} |"
+        lines.append(row.format(*r))
     lines += [
         "",
         f"Peak RSS, longest / shortest generated video: {ratio:.3f} "
@@ -132,10 +168,13 @@ def main():
         "",
     ]
     ok = all(r[1] == r[3] and abs(r[2] - r[4]) < 1e-3 for r in rows)
-    lines.insert(-1, "Output frame count and fps equal the input's: {}.".format(
-        "yes, every run" if ok else "NO"))
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines))
+    lines.insert(
+        -1,
+        "Output frame count and fps equal the input's: {}.".format(
+            "yes, every run" if ok else "NO"
+        ),
+    )
+    write_report("\n".join(lines), args.out)
     print("\n".join(lines))
 
 
