@@ -24,10 +24,12 @@ scores 0 (-1 only where no GT defines a value); no ``np.float`` (numpy 1.x and 2
 ``tp / (tp + fp)`` (0 where both are 0) instead of ``tp / (tp + fp + eps)``, so a perfect result is
 exactly 1.0 (the official value differs by ~1e-16).
 
-IoUs are computed per (video, category) and per frame with ``pycocotools.mask.iou`` on all
-(detection, GT) pairs of the frame at once, directly on the RLEs; the integer intersection is
-recovered from the IoU and the two areas (``I = iou (a + b) / (1 + iou)``, rounded) and summed over
-frames.
+Inputs are validated and decoded by ``parse.parse`` (the same code as ``--check``): every RLE of
+the GT and the results is decoded by one vectorised numpy pass and each track becomes one
+run-length *video mask* (its frames' pixels end to end). The IoUs of all (detection, GT) pairs of
+a (video, category) then take one ``pycocotools.mask.iou`` call; the integer intersections are
+recovered from the IoU and the two areas (``I = iou (a + b) / (1 + iou)``, rounded), so that a
+video longer than 2**31 pixels can be split into chunks of frames and summed.
 """
 
 import math
