@@ -87,6 +87,9 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.LINK_IOU_THRESH = 0.3
     # At most this many instances per video in the results (sorted by score).
     cfg.TEST.DETECTIONS_PER_VIDEO = 100
+    # YTVISEvaluator (built with YTVISEvaluator.from_config) also reports HOTA, DetA, AssA, IDF1
+    # and IDSW by TrackEval under "identity" (slower than AP: TrackEval works frame by frame).
+    cfg.TEST.IDENTITY_METRICS = False
     # A track's mask at its own centre frame: "detection" (Mask R-CNN mask, full resolution) or
     # "propagated" (the propagation head's output, as at the other frames).
     cfg.MODEL.MASKPROP.INFERENCE.CENTER_MASK = "detection"

@@ -186,6 +186,34 @@ def test_oracle_scores_100_and_writes_codalab_files(dataset, tmp_path):
     assert dropped not in {r["video_id"] for r in rewritten}
 
 
+def test_identity_metrics_under_a_config_key(dataset):
+    """cfg.TEST.IDENTITY_METRICS: the oracle's identity metrics by TrackEval (percent, IDSW 0)."""
+    from maskprop_d2.config import get_maskprop_cfg
+
+    cfg = get_maskprop_cfg()
+    assert cfg.TEST.IDENTITY_METRICS is False
+    plain = YTVISEvaluator.from_config(cfg, dataset["name"], distributed=False)
+    assert "identity" not in _evaluate_oracle(dataset, plain)
+    cfg.TEST.IDENTITY_METRICS = True
+    ev = YTVISEvaluator.from_config(cfg, dataset["name"], distributed=False)
+    res = _evaluate_oracle(dataset, ev)
+    assert res["segm"]["AP"] == pytest.approx(100.0)
+    ident = res["identity"]
+    assert list(ident) == ["HOTA", "DetA", "AssA", "IDF1", "IDSW"]
+    present = {a["category_id"] for a in dataset["gt"]["annotations"]}
+    # class-averaged over all categories, those without GT count 0 (TrackEval)
+    frac = len(present) / len(dataset["gt"]["categories"])
+    for k in ("HOTA", "DetA", "AssA", "IDF1"):
+        assert ident[k] == pytest.approx(100.0 * frac), k
+    assert ident["IDSW"] == 0
+
+
+def _evaluate_oracle(dataset, ev):
+    ev.reset()
+    _feed(ev, dataset["gt"], _oracle(dataset["gt"], dataset["id_map"]))
+    return ev.evaluate()
+
+
 def test_scores_sorted_and_no_output_dir(dataset):
     """Without output_dir nothing is written, metrics still come back; lower scores still count."""
     gt = dataset["gt"]

@@ -1,10 +1,16 @@
 """Score or validate a YouTube-VIS results file.
 
     python -m maskprop_d2.evaluation GT_JSON RESULTS_JSON [--json OUT] [--per-category]
+                                     [--identity]
     python -m maskprop_d2.evaluation --check GT_JSON RESULTS_JSON
 
-RESULTS_JSON may also be a results.zip with results.json at its root. Exit status: 0 on success,
-1 when the files are invalid (the messages name the entry and video at fault).
+RESULTS_JSON may also be a results.zip with results.json at its root. ``--identity`` adds HOTA,
+DetA, AssA, IDF1 (fractions) and IDSW (count) computed by TrackEval. ``--check`` validates the GT
+and the results exactly as scoring does, without scoring. Exit status: 0 on success, 1 when the
+files are invalid (the messages name the file part, the entry, its id and the field at fault).
+
+Only numpy and pycocotools are imported (trackeval with ``--identity``); neither torch nor
+detectron2 (see ``maskprop_d2/__init__.py``).
 """
 
 import argparse
@@ -17,6 +23,9 @@ import tempfile
 from .results_io import check_results, load_json, load_results, publish_file
 from .ytvis_eval import evaluate
 
+IDENTITY_FORMATS = {"HOTA": "{:0.3f}", "DetA": "{:0.3f}", "AssA": "{:0.3f}", "IDF1": "{:0.3f}",
+                    "IDSW": "{:d}"}  # fmt: skip
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
@@ -26,12 +35,18 @@ def main(argv=None) -> int:
     parser.add_argument("gt_json", help="ground truth in YouTube-VIS format")
     parser.add_argument("results_json", help="results.json (or results.zip) in the official format")
     parser.add_argument(
-        "--json", metavar="OUT", help="write the 12 stats (fractions, -1 = undefined)"
-    )
+        "--json", metavar="OUT",
+        help="write the 12 stats (fractions, -1 = undefined), and the identity metrics",
+    )  # fmt: skip
     parser.add_argument(
         "--check", action="store_true", help="only validate the results, no scoring"
     )
     parser.add_argument("--per-category", action="store_true", help="also print AP per category")
+    parser.add_argument(
+        "--identity", action="store_true",
+        help="also HOTA, DetA, AssA, IDF1 (fractions) and IDSW (count), by TrackEval "
+        "(class-averaged over all GT categories)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     json_tmp = None
@@ -72,6 +87,8 @@ def _run(args, json_tmp) -> int:
             raise ValueError(
                 "{} is not a YouTube-VIS GT file (no videos/categories)".format(args.gt_json)
             )
+        if not isinstance(gt["videos"], list):
+            raise ValueError("{}: 'videos' must be a list".format(args.gt_json))
         if args.check:
             errors = check_results(gt, results)
             if errors:
@@ -89,11 +106,21 @@ def _run(args, json_tmp) -> int:
             )
             return 0
         res = evaluate(gt, results)
+        stats = res.as_dict()
+        identity = None
+        if args.identity:
+            from .identity import identity_metrics
+
+            identity = identity_metrics(gt, results)
+            stats.update(identity)
     except ValueError as e:
         print("error: {}".format(e), file=sys.stderr)
         return 1
 
     print(res.summary())
+    if identity is not None:
+        parts = ["{} {}".format(k, IDENTITY_FORMATS[k].format(v)) for k, v in identity.items()]
+        print(" Identity (TrackEval, class-averaged): " + ", ".join(parts))
     if args.per_category:
         for cid in res.category_ids:
             ap = res.per_category_ap[cid]
@@ -106,7 +133,7 @@ def _run(args, json_tmp) -> int:
     if json_tmp is not None:
         try:
             with open(json_tmp, "w") as f:
-                json.dump(res.as_dict(), f, indent=2)
+                json.dump(stats, f, indent=2)
             publish_file(json_tmp, args.json)
         except OSError as e:
             print("error: cannot write --json {}: {}".format(args.json, e.strerror or e),

@@ -31,10 +31,17 @@ class YTVISEvaluator(DatasetEvaluator):
     ``evaluate()`` gathers all processes' results, writes ``output_dir/results.json`` and
     ``output_dir/results.zip`` (results.json at the zip root), and returns
     ``{"segm": {"AP", "AP50", ..., "AP-<class>"}}`` in percent when the dataset's JSON has
-    annotations, else ``{}``.
+    annotations, else ``{}``. With ``identity=True`` (``cfg.TEST.IDENTITY_METRICS`` through
+    ``from_config``) it also returns ``{"identity": {"HOTA", "DetA", "AssA", "IDF1" (percent),
+    "IDSW" (count)}}`` by TrackEval.
     """
 
-    def __init__(self, dataset_name, output_dir=None, distributed=True):
+    @classmethod
+    def from_config(cls, cfg, dataset_name, output_dir=None, distributed=True):
+        return cls(dataset_name, output_dir=output_dir, distributed=distributed,
+                   identity=cfg.TEST.IDENTITY_METRICS)  # fmt: skip
+
+    def __init__(self, dataset_name, output_dir=None, distributed=True, identity=False):
         self._dataset_name = dataset_name
         self._metadata = MetadataCatalog.get(dataset_name)
         if not hasattr(self._metadata, "json_file"):
@@ -44,6 +51,7 @@ class YTVISEvaluator(DatasetEvaluator):
             )
         self._output_dir = output_dir
         self._distributed = distributed
+        self._identity = bool(identity)
         self._contiguous_to_dataset = None  # resolved on first use (_to_dataset_id)
         self.reset()
 
@@ -137,7 +145,16 @@ class YTVISEvaluator(DatasetEvaluator):
                 "Per-category segm AP:\n"
                 + tabulate(rows, headers=["category", "AP"], floatfmt=".3f")
             )
-        return {"segm": segm}
+        out = {"segm": segm}
+        if self._identity:
+            from .identity import identity_metrics
+
+            ident = identity_metrics(gt, predictions)
+            out["identity"] = OrderedDict(
+                (k, v if k == "IDSW" else 100.0 * v) for k, v in ident.items()
+            )
+            logger.info("Identity metrics (TrackEval):\n" + create_small_table(out["identity"]))
+        return out
 
 
 def inference_on_videos(cfg, model, data_loader, evaluator, tracker=None):

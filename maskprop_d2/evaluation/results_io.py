@@ -6,8 +6,6 @@ Results format (DESIGN.md §2): a list of ``{"video_id", "category_id", "score",
 """
 
 import json
-import math
-import numbers
 import os
 import tempfile
 import zipfile
@@ -16,18 +14,18 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import pycocotools.mask as mask_util
 
+from .parse import decode_rle_strings, parse
+
 __all__ = [
     "encode_mask",
     "encode_video_masks",
     "check_results",
+    "check_gt",
     "write_results",
     "load_results",
     "load_json",
     "rle_totals",
 ]
-
-_MAX_CHUNKS = 12  # 5 bits per chunk: 60 bits is more than any valid run length needs
-
 
 # ---------------------------------------------------------------------------------- RLE helpers
 def encode_mask(mask: np.ndarray) -> Dict[str, Any]:
@@ -50,210 +48,32 @@ def rle_totals(counts: Sequence) -> Tuple[np.ndarray, np.ndarray]:
     number, an overflowing or negative run length); total[i] is the sum of its run lengths, which a
     well-formed mask of size (h, w) has equal to h * w. Vectorised over all strings (numpy).
     """
-    n = len(counts)
-    ok = np.ones(n, dtype=bool)
-    bufs = []
-    for i, c in enumerate(counts):
-        if isinstance(c, str):
-            try:
-                c = c.encode("ascii")
-            except UnicodeEncodeError:
-                ok[i], c = False, b""
-        elif not isinstance(c, (bytes, bytearray)):
-            ok[i], c = False, b""
-        bufs.append(bytes(c))
-    lens = np.array([len(b) for b in bufs], dtype=np.int64)
-    total = np.zeros(n, dtype=np.int64)
-    if lens.sum() == 0:
-        return ok, total
-    cum = np.cumsum(lens)
-    a = np.frombuffer(b"".join(bufs), dtype=np.uint8).astype(np.int16) - 48
-    bad = (a < 0) | (a > 63)
-    if bad.any():
-        ok[np.unique(np.searchsorted(cum, np.flatnonzero(bad), side="right"))] = False
-        a[bad] = 0
-    end = (a & 0x20) == 0
-    last = cum[lens > 0] - 1
-    ok[np.searchsorted(cum, last[~end[last]], side="right")] = False  # ends inside a number
-    end[last] = True  # numbers never span two strings
-    gend = np.flatnonzero(end)
-    gstart = np.r_[0, gend[:-1] + 1]
-    glen = gend - gstart + 1
-    gsid = np.searchsorted(cum, gstart, side="right")
-    long = glen > _MAX_CHUNKS
-    if long.any():
-        ok[np.unique(gsid[long])] = False
-        glen = np.minimum(glen, _MAX_CHUNKS)
-    val = np.zeros(len(gstart), dtype=np.int64)
-    for j in range(int(glen.max())):
-        sel = np.flatnonzero(glen > j) if j else slice(None)
-        val[sel] |= (a[gstart[sel] + j] & 0x1F).astype(np.int64) << (5 * j)
-    negative = (a[gstart + glen - 1] & 0x10) != 0
-    val[negative] -= np.int64(1) << (5 * glen[negative])
-    huge = np.abs(val) > 2**33  # no valid run length (or difference of two) is that large
-    if huge.any():
-        ok[np.unique(gsid[huge])] = False
-        val[huge] = 0
-    # index of each number within its string; delta coding: c[i] = v[i] + c[i-2] for i >= 3,
-    # i.e. c[0] = v[0] and cumulative sums over the odd and over the even (>= 2) positions.
-    first_group = np.searchsorted(gsid, np.arange(n))
-    gidx = np.arange(len(gstart)) - first_group[gsid]
-    cnt = val.copy()
-    odd = (gidx & 1) == 1
-    for sel_mask in (odd, ~odd & (gidx >= 2)):
-        sel = np.flatnonzero(sel_mask)
-        if len(sel) == 0:
-            continue
-        v = val[sel]
-        cs = np.cumsum(v)
-        seg = gsid[sel]
-        seg_start = np.r_[True, seg[1:] != seg[:-1]]
-        start_idx = np.maximum.accumulate(np.where(seg_start, np.arange(len(sel)), 0))
-        cnt[sel] = cs - (cs - v)[start_idx]
-    invalid = (cnt < 0) | (cnt >= 2**32)
-    if invalid.any():
-        ok[np.unique(gsid[invalid])] = False
-    total[:] = np.bincount(gsid, weights=np.clip(cnt, 0, 2**32), minlength=n).astype(np.int64)
+    ok, cnt, sid = decode_rle_strings(counts)
+    total = np.bincount(sid, weights=cnt, minlength=len(counts)).astype(np.int64)
     return ok, total
 
 
-def _size_problem(size, h: int, w: int) -> Optional[str]:
-    if (
-        not isinstance(size, (list, tuple))
-        or len(size) != 2
-        or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in size)
-    ):
-        return "'size' must be [height, width], got {!r}".format(size)
-    if (int(size[0]), int(size[1])) != (h, w):
-        return "mask size {}x{} != video size {}x{}".format(size[0], size[1], h, w)
-    return None
-
-
-def segmentation_problems(
-    segs: Sequence, h: int, w: int, allow_uncompressed: bool = False, allow_polygons: bool = False
-) -> List[Tuple[int, str]]:
-    """Problems of one entry's per-frame segmentations as (frame index, message).
-
-    Accepts None (absent) and compressed RLE (str or bytes counts); uncompressed RLE (list counts)
-    and polygons only when allowed. Compressed counts are decoded (vectorised) and must sum to h*w.
-    """
-    problems: List[Tuple[int, str]] = []
-    compressed: List[Tuple[int, Any]] = []
-    for f, seg in enumerate(segs):
-        if seg is None:
-            continue
-        if isinstance(seg, list):
-            if not allow_polygons:
-                problems.append((f, "polygons are not allowed here (compressed RLE expected)"))
-            elif not seg or not all(
-                isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in seg
-            ) or not all(
-                isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
-                for p in seg
-                for x in p
-            ):
-                problems.append((f, "malformed polygon (lists of >= 3 x, y pairs expected)"))
-            elif any(
-                min(p[0::2]) < -w or max(p[0::2]) > 2 * w or min(p[1::2]) < -h
-                or max(p[1::2]) > 2 * h
-                for p in seg
-            ):
-                problems.append((f, "polygon coordinates far outside the frame"))
-            continue
-        if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
-            problems.append((f, "segmentation must be null or an RLE {'size', 'counts'}"))
-            continue
-        p = _size_problem(seg["size"], h, w)
-        if p:
-            problems.append((f, p))
-            continue
-        c = seg["counts"]
-        if isinstance(c, list):
-            if not allow_uncompressed:
-                problems.append(
-                    (f, "uncompressed RLE (list counts); compressed str counts expected")
-                )
-                continue
-            arr = np.asarray(c)
-            if arr.dtype.kind not in "iu" or (arr.size and arr.min() < 0):
-                problems.append((f, "RLE counts must be non-negative ints"))
-            elif int(arr.sum()) != h * w:
-                problems.append((f, "RLE counts sum to {} != {}x{}".format(int(arr.sum()), h, w)))
-        elif isinstance(c, (str, bytes)):
-            compressed.append((f, c))
-        else:
-            problems.append((f, "RLE counts must be a string, got {}".format(type(c).__name__)))
-    if compressed:
-        ok, total = rle_totals([c for _, c in compressed])
-        for (f, _), good, tot in zip(compressed, ok.tolist(), total.tolist(), strict=True):
-            if not good:
-                problems.append((f, "malformed compressed RLE counts"))
-            elif tot != h * w:
-                problems.append((f, "RLE covers {} pixels != {}x{}".format(tot, h, w)))
-    problems.sort(key=lambda x: x[0])
-    return problems
-
-
 # ---------------------------------------------------------------------------------- validation
-def _is_id(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+def check_gt(gt: Any, max_errors: int = 0) -> List[str]:
+    """Validate a YouTube-VIS GT dict: videos, categories and (when present) annotations with
+    their segmentations, exactly as scoring does. Returns the problems ([] = OK)."""
+    gt_probs, _, _ = parse(gt, None, need_annotations=False, max_problems=max_errors)
+    return ["ground truth: " + p for p in gt_probs]
 
 
-def _entry_problems(i: int, r: Any, videos: Dict, cats: set, allow_uncompressed: bool):
-    """Yield the problems of results[i]."""
-    where = "results[{}]".format(i)
-    if not isinstance(r, dict):
-        yield "{}: entry must be an object, got {}".format(where, type(r).__name__)
-        return
-    missing = [k for k in ("video_id", "category_id", "score", "segmentations") if k not in r]
-    if missing:
-        yield "{}: missing key(s) {}".format(where, ", ".join(missing))
-        return
-    vid = r["video_id"]
-    where = "results[{}] (video_id={!r})".format(i, vid)
-    if not _is_id(vid) or vid not in videos:
-        yield "{}: unknown video_id {!r}".format(where, vid)
-        return
-    if not _is_id(r["category_id"]) or r["category_id"] not in cats:
-        yield "{}: unknown category_id {!r}".format(where, r["category_id"])
-    s = r["score"]
-    if not isinstance(s, numbers.Real) or isinstance(s, bool) or not math.isfinite(s):
-        yield "{}: score must be a finite number, got {!r}".format(where, s)
-    v = videos[vid]
-    segs = r["segmentations"]
-    length = int(v["length"]) if "length" in v else len(v.get("file_names", []))
-    if not isinstance(segs, list):
-        yield "{}: 'segmentations' must be a list, got {}".format(where, type(segs).__name__)
-        return
-    if len(segs) != length:
-        yield "{}: {} segmentations for a video of {} frames".format(where, len(segs), length)
-        return
-    h, w = int(v["height"]), int(v["width"])
-    for f, msg in segmentation_problems(segs, h, w, allow_uncompressed=allow_uncompressed):
-        yield "{} frame {}: {}".format(where, f, msg)
+def check_results(gt: Dict[str, Any], results: Any, *, max_errors: int = 0) -> List[str]:
+    """Validate a results list against a GT dict; no scoring.
 
-
-def check_results(
-    gt: Dict[str, Any], results: Any, *, allow_uncompressed: bool = False, max_errors: int = 0
-) -> List[str]:
-    """Validate a results list against a GT dict (its "videos" and "categories"); no scoring.
-
-    Checks: a list of dicts with video_id (known), category_id (known), score (finite number) and
-    segmentations (a list with one entry per video frame; each null or a well-formed compressed RLE
-    of the video's size). Returns the problems as messages naming the entry and video ([] = OK).
+    The GT is validated first, as scoring does (``check_gt``; a GT without annotations is fine);
+    its problems are returned, prefixed ``ground truth:``, and then the results are not looked at.
+    Results: a list of objects with video_id (known), category_id (known), score (finite number)
+    and segmentations (a list with one entry per video frame; each null or an RLE of the video's
+    size, compressed (str/bytes counts) or uncompressed (list counts)): exactly what scoring
+    accepts. Returns the problems as messages naming the entry and video ([] = OK).
     ``max_errors`` > 0 stops after that many problems.
     """
-    if not isinstance(results, list):
-        return ["results must be a JSON list of entries, got {}".format(type(results).__name__)]
-    videos = {v["id"]: v for v in gt.get("videos", [])}
-    cats = {c["id"] for c in gt.get("categories", [])}
-    errors: List[str] = []
-    for i, r in enumerate(results):
-        for msg in _entry_problems(i, r, videos, cats, allow_uncompressed):
-            errors.append(msg)
-            if 0 < max_errors <= len(errors):
-                return errors
-    return errors
+    gt_probs, res_probs, _ = parse(gt, results, need_annotations=False, max_problems=max_errors)
+    return ["ground truth: " + p for p in gt_probs] + res_probs
 
 
 # ---------------------------------------------------------------------------------- files

@@ -24,22 +24,23 @@ scores 0 (-1 only where no GT defines a value); no ``np.float`` (numpy 1.x and 2
 ``tp / (tp + fp)`` (0 where both are 0) instead of ``tp / (tp + fp + eps)``, so a perfect result is
 exactly 1.0 (the official value differs by ~1e-16).
 
-IoUs are computed per (video, category) and per frame with ``pycocotools.mask.iou`` on all
-(detection, GT) pairs of the frame at once, directly on the RLEs; the integer intersection is
-recovered from the IoU and the two areas (``I = iou (a + b) / (1 + iou)``, rounded) and summed over
-frames.
+Inputs are validated and decoded by ``parse.parse`` (the same code as ``--check``): every RLE of
+the GT and the results is decoded by one vectorised numpy pass and each track becomes one
+run-length *video mask* (its frames' pixels end to end). The IoUs of all (detection, GT) pairs of
+a (video, category) then take one ``pycocotools.mask.iou`` call; the integer intersections are
+recovered from the IoU and the two areas (``I = iou (a + b) / (1 + iou)``, rounded), so that a
+video longer than 2**31 pixels can be split into chunks of frames and summed.
 """
 
 import math
-import numbers
-from collections import defaultdict
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
 
-from .results_io import _is_id, check_results, segmentation_problems
+from .parse import parse
 
 __all__ = [
     "evaluate",
@@ -78,7 +79,6 @@ RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 
 MAX_DETS = (1, 10, 100)
 
 _MAX_ERRORS_SHOWN = 10
-_MAX_DIM = 2**14  # largest video height / width accepted (masks are height * width)
 
 
 @dataclass
@@ -125,55 +125,7 @@ class YTVISEvalResult:
         return "\n".join(lines)
 
 
-@dataclass
-class _Track:
-    rles: List[Optional[dict]]  # per frame, compressed RLE or None
-    frame_areas: np.ndarray  # (L,) pixel areas, 0 where absent
-    area: float  # mean area over the frames present with a non-zero area
-    score: float = 0.0
-    iscrowd: bool = False
-
-
-# ------------------------------------------------------------------------------------ parsing
-def _video_length(v: dict) -> int:
-    if "length" in v:
-        return int(v["length"])
-    return len(v.get("file_names", []))
-
-
-def _mean_positive(values) -> float:
-    vals = [float(a) for a in values if a]  # the official `if a`: null and 0 are skipped
-    return float(np.mean(vals)) if vals else 0.0
-
-
-def _to_rles(segs: Sequence, h: int, w: int) -> List[Optional[dict]]:
-    """Per-frame segmentations (validated) -> compressed RLE dicts or None."""
-    out: List[Optional[dict]] = []
-    for seg in segs:
-        if seg is None:
-            out.append(None)
-        elif isinstance(seg, list):  # polygons
-            out.append(mask_util.merge(mask_util.frPyObjects(seg, h, w)))
-        elif isinstance(seg["counts"], list):  # uncompressed RLE
-            out.append(mask_util.frPyObjects(seg, h, w))
-        else:
-            out.append({"size": [h, w], "counts": seg["counts"]})
-    return out
-
-
-def _make_track(segs: Sequence, h: int, w: int, areas_field=None) -> _Track:
-    rles = _to_rles(segs, h, w)
-    present = [i for i, r in enumerate(rles) if r is not None]
-    frame_areas = np.zeros(len(rles), dtype=np.float64)
-    if present:
-        frame_areas[present] = mask_util.area([rles[i] for i in present])
-    if isinstance(areas_field, list) and len(areas_field) == len(rles):
-        area = _mean_positive(areas_field)
-    else:
-        area = _mean_positive(frame_areas)
-    return _Track(rles=rles, frame_areas=frame_areas, area=area)
-
-
+# ------------------------------------------------------------------------------------ scoring
 def _raise_problems(what: str, problems: List[str]) -> None:
     if problems:
         more = len(problems) - _MAX_ERRORS_SHOWN
@@ -183,180 +135,61 @@ def _raise_problems(what: str, problems: List[str]) -> None:
         raise ValueError("invalid {}: {}".format(what, msg))
 
 
-def _is_dim(x) -> bool:
-    return _is_id(x) and 1 <= x <= _MAX_DIM
-
-
-def _gt_structure_problems(gt: Dict[str, Any]) -> List[str]:
-    """Types and ids of the GT's videos, categories and annotations (before anything is read)."""
-    for key in ("videos", "categories", "annotations"):
-        if not isinstance(gt[key], list):
-            return ["'{}' must be a list, got {}".format(key, type(gt[key]).__name__)]
-    problems: List[str] = []
-    seen = set()
-    for i, v in enumerate(gt["videos"]):
-        where = "videos[{}]".format(i)
-        if not isinstance(v, dict):
-            problems.append("{}: must be an object".format(where))
-            continue
-        if not _is_id(v.get("id")) or v["id"] in seen:
-            problems.append("{}: missing, bad or duplicate id {!r}".format(where, v.get("id")))
-            continue
-        seen.add(v["id"])
-        for k in ("height", "width"):
-            if not _is_dim(v.get(k)):
-                problems.append("{} (id={}): bad {} {!r}".format(where, v["id"], k, v.get(k)))
-        if "length" in v:
-            if not (_is_id(v["length"]) and 1 <= v["length"] <= 2**20):
-                problems.append("{} (id={}): bad length {!r}".format(where, v["id"], v["length"]))
-        elif not isinstance(v.get("file_names"), list):
-            problems.append("{} (id={}): no length and no file_names list".format(where, v["id"]))
-    seen = set()
-    for i, c in enumerate(gt["categories"]):
-        if not isinstance(c, dict) or not _is_id(c.get("id")) or c["id"] in seen:
-            problems.append("categories[{}]: not an object with a unique integer id".format(i))
-            continue
-        seen.add(c["id"])
-    for i, ann in enumerate(gt["annotations"]):
-        where = "annotations[{}]".format(i)
-        if not isinstance(ann, dict):
-            problems.append("{}: must be an object".format(where))
-            continue
-        for k in ("video_id", "category_id"):
-            if not _is_id(ann.get(k)):
-                problems.append("{}: bad {} {!r}".format(where, k, ann.get(k)))
-        if ann.get("iscrowd", 0) not in (0, 1) or isinstance(ann.get("iscrowd"), float):
-            problems.append("{}: iscrowd must be 0 or 1, got {!r}".format(where, ann["iscrowd"]))
-        areas = ann.get("areas")
-        if areas is not None and (
-            not isinstance(areas, list)
-            or not all(
-                a is None
-                or (isinstance(a, numbers.Real) and not isinstance(a, bool) and math.isfinite(a))
-                for a in areas
-            )
-        ):
-            problems.append("{}: 'areas' must be a list of numbers or nulls".format(where))
-    return problems
-
-
-def _parse_gt(gt: Dict[str, Any]):
-    if not isinstance(gt, dict) or "videos" not in gt or "categories" not in gt:
-        raise ValueError("ground truth must be a YTVIS dict with 'videos' and 'categories'")
-    if "annotations" not in gt:
-        raise ValueError(
-            "ground truth has no 'annotations' (public val/test splits are scored only by the "
-            "server); use check_results() to validate a submission"
-        )
-    _raise_problems("ground truth", _gt_structure_problems(gt))
-    videos = {}
-    for v in gt["videos"]:
-        try:
-            videos[v["id"]] = (int(v["height"]), int(v["width"]), _video_length(v))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError("GT video {!r} lacks id/height/width/length: {}".format(v, e)) from e
-    cats = {c["id"]: c.get("name", str(c["id"])) for c in gt["categories"]}
-    gts: Dict[Tuple[int, int], List[_Track]] = defaultdict(list)
-    problems = []
-    for i, ann in enumerate(gt["annotations"]):
-        where = "annotations[{}] (id={!r}, video_id={!r})".format(
-            i, ann.get("id"), ann.get("video_id")
-        )
-        vid, cat = ann.get("video_id"), ann.get("category_id")
-        if vid not in videos:
-            problems.append("{}: unknown video_id".format(where))
-            continue
-        if cat not in cats:
-            problems.append("{}: unknown category_id {!r}".format(where, cat))
-            continue
-        h, w, length = videos[vid]
-        segs = ann.get("segmentations")
-        if not isinstance(segs, list) or len(segs) != length:
-            problems.append(
-                "{}: {} segmentations for a video of {} frames".format(
-                    where, len(segs) if isinstance(segs, list) else "no", length
-                )
-            )
-            continue
-        frame_problems = segmentation_problems(
-            segs, h, w, allow_uncompressed=True, allow_polygons=True
-        )
-        if frame_problems:
-            problems.extend("{} frame {}: {}".format(where, f, m) for f, m in frame_problems)
-            continue
-        track = _make_track(segs, h, w, ann.get("areas"))
-        track.iscrowd = bool(ann.get("iscrowd", 0))
-        gts[(vid, cat)].append(track)
-    _raise_problems("ground truth", problems)
-    return videos, cats, gts
-
-
-def _parse_results(gt: Dict[str, Any], results: Any, videos) -> Dict[Tuple[int, int], List[_Track]]:
-    _raise_problems("results", check_results(gt, results, allow_uncompressed=True))
-    dts: Dict[Tuple[int, int], List[_Track]] = defaultdict(list)
-    for r in results:
-        h, w, _ = videos[r["video_id"]]
-        track = _make_track(r["segmentations"], h, w)
-        track.score = float(r["score"])
-        dts[(r["video_id"], r["category_id"])].append(track)
-    for key, lst in dts.items():  # stable sort by score, at most MAX_DETS[-1]
-        order = np.argsort([-d.score for d in lst], kind="mergesort")[: MAX_DETS[-1]]
-        dts[key] = [lst[i] for i in order]
-    return dts
-
-
-# ------------------------------------------------------------------------------------ scoring
-def video_ious(dts: Sequence[_Track], gts: Sequence[_Track]) -> np.ndarray:
-    """(D, G) video IoUs: summed per-frame intersections over summed per-frame unions."""
+def _video_ious(dts, gts) -> np.ndarray:
+    """(D, G) video IoUs of tracks of one video (see ``parse.Parsed``): per chunk of frames, the
+    IoUs of their video masks (one pycocotools call); the integer intersections are recovered
+    (``I = iou (a + b) / (1 + iou)``, rounded) and summed over chunks."""
     nd, ng = len(dts), len(gts)
     if nd == 0 or ng == 0:
         return np.zeros((nd, ng))
-    dfa = np.stack([d.frame_areas for d in dts])
-    gfa = np.stack([g.frame_areas for g in gts])
-    dpres = np.array([[r is not None for r in d.rles] for d in dts])
-    gpres = np.array([[r is not None for r in g.rles] for g in gts])
     inter = np.zeros((nd, ng))
-    for f in np.flatnonzero(dpres.any(0) & gpres.any(0)):
-        di, gi = np.flatnonzero(dpres[:, f]), np.flatnonzero(gpres[:, f])
-        iou = np.asarray(
-            mask_util.iou(
-                [dts[i].rles[f] for i in di], [gts[j].rles[f] for j in gi], [0] * len(gi)
-            ),
-            dtype=np.float64,
-        ).reshape(len(di), len(gi))
-        a = dfa[di, f][:, None] + gfa[gi, f][None, :]
-        inter[np.ix_(di, gi)] += np.rint(iou * a / (1.0 + iou))
-    union = dfa.sum(1)[:, None] + gfa.sum(1)[None, :] - inter
+    da = np.zeros(nd)
+    ga = np.zeros(ng)
+    for c in range(len(gts[0][5])):
+        dr = [d[5][c][0] for d in dts]
+        gr = [g[5][c][0] for g in gts]
+        a = np.array([d[5][c][1] for d in dts], dtype=np.float64)
+        b = np.array([g[5][c][1] for g in gts], dtype=np.float64)
+        iou = np.asarray(mask_util.iou(dr, gr, [0] * ng), dtype=np.float64).reshape(nd, ng)
+        inter += np.rint(iou * (a[:, None] + b[None, :]) / (1.0 + iou))
+        da += a
+        ga += b
+    union = da[:, None] + ga[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
-def _match(ious, gt_ignore, gt_crowd, dt_area, area_rng):
-    """Greedy COCO matching at every IoU threshold. Returns (dt_matched, dt_ignore), (T, D) bool."""
+def _match(ious, gt_ignore, gt_crowd):
+    """Greedy COCO matching at every IoU threshold. Returns (dt_matched (T, D) bool, the matched
+    GT's index (T, D), -1 where none). Only detections with an IoU >= the lowest threshold with
+    some GT can match; the others are skipped (what the full loop would do with them)."""
     nt, nd = len(IOU_THRESHOLDS), ious.shape[0]
-    order = np.argsort(gt_ignore, kind="mergesort")  # non-ignored GTs first
-    ious, gt_ignore, gt_crowd = ious[:, order], gt_ignore[order], gt_crowd[order]
     ng = len(gt_ignore)
     dt_matched = np.zeros((nt, nd), dtype=bool)
-    dt_ignore = np.zeros((nt, nd), dtype=bool)
-    if ng:
-        thr = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[:, None]
-        taken = np.zeros((nt, ng), dtype=bool)
-        for d in range(nd):
-            avail = (~taken | gt_crowd[None, :]) & (ious[d][None, :] >= thr)
-            regular = avail & ~gt_ignore[None, :]
-            use = np.where(regular.any(1, keepdims=True), regular, avail)
-            has = np.flatnonzero(use.any(1))
-            if len(has) == 0:
-                continue
-            # best IoU; among equal IoUs the last GT (what the official loop does)
-            score = np.where(use[has], ious[d][None, :], -1.0)
-            m = ng - 1 - np.argmax(score[:, ::-1], axis=1)
-            dt_matched[has, d] = True
-            dt_ignore[has, d] = gt_ignore[m]
-            taken[has, m] = True
-    outside = (dt_area < area_rng[0]) | (dt_area > area_rng[1])
-    dt_ignore |= ~dt_matched & outside[None, :]
-    return dt_matched, dt_ignore
+    dt_gt = np.full((nt, nd), -1, dtype=np.int64)
+    if ng == 0 or nd == 0:
+        return dt_matched, dt_gt
+    order = np.argsort(gt_ignore, kind="mergesort")  # non-ignored GTs first
+    ious_o, gt_ignore_o, gt_crowd_o = ious[:, order], gt_ignore[order], gt_crowd[order]
+    thr = _THR[:, None]
+    taken = np.zeros((nt, ng), dtype=bool)
+    for d in np.flatnonzero((ious_o >= thr[0, 0]).any(1)):
+        row = ious_o[d][None, :]
+        avail = (~taken | gt_crowd_o[None, :]) & (row >= thr)
+        regular = avail & ~gt_ignore_o[None, :]
+        use = np.where(regular.any(1, keepdims=True), regular, avail)
+        has = np.flatnonzero(use.any(1))
+        if len(has) == 0:
+            continue
+        # best IoU; among equal IoUs the last GT (what the official loop does)
+        score = np.where(use[has], row, -1.0)
+        m = ng - 1 - np.argmax(score[:, ::-1], axis=1)
+        dt_matched[has, d] = True
+        dt_gt[has, d] = order[m]
+        taken[has, m] = True
+    return dt_matched, dt_gt
+
+
+_THR = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)
 
 
 def _accumulate(evals, num_cats):
@@ -372,11 +205,16 @@ def _accumulate(evals, num_cats):
             npig = int(sum(np.count_nonzero(~e[3]) for e in E))
             if npig == 0:
                 continue
+            scores_all = np.concatenate([e[0] for e in E])
+            rank_all = np.concatenate([np.arange(len(e[0])) for e in E])
+            dtm_all = np.concatenate([e[1] for e in E], axis=1)
+            dtig_all = np.concatenate([e[2] for e in E], axis=1)
             for m, max_det in enumerate(MAX_DETS):
-                scores = np.concatenate([e[0][:max_det] for e in E])
+                sel = rank_all < max_det
+                scores = scores_all[sel]
                 inds = np.argsort(-scores, kind="mergesort")
-                dtm = np.concatenate([e[1][:, :max_det] for e in E], axis=1)[:, inds]
-                dtig = np.concatenate([e[2][:, :max_det] for e in E], axis=1)[:, inds]
+                dtm = dtm_all[:, sel][:, inds]
+                dtig = dtig_all[:, sel][:, inds]
                 tp = np.cumsum(dtm & ~dtig, axis=1).astype(np.float64)
                 fp = np.cumsum(~dtm & ~dtig, axis=1).astype(np.float64)
                 nd = tp.shape[1]
@@ -424,46 +262,77 @@ def _stats(precision, recall) -> np.ndarray:
     return np.array(s, dtype=np.float64)
 
 
-def evaluate(gt: Dict[str, Any], results: List[Dict[str, Any]]) -> YTVISEvalResult:
+def evaluate(
+    gt: Dict[str, Any], results: List[Dict[str, Any]], timings: Optional[Dict[str, float]] = None
+) -> YTVISEvalResult:
     """YouTube-VIS metrics of ``results`` (official results format) against ``gt`` (YTVIS dict).
 
-    GT segmentations may be compressed RLE, uncompressed RLE or polygons; results compressed RLE
-    (str or bytes counts; uncompressed RLE is accepted too). Raises ``ValueError`` naming the
-    entry and video for unknown video/category ids, wrong segmentation lengths, mask-size
-    mismatches, malformed RLE, or a GT without annotations.
+    GT segmentations may be compressed RLE, uncompressed RLE or polygons; results compressed or
+    uncompressed RLE (str, bytes or list counts). Raises ``ValueError`` naming the entry, id and
+    field for a defective GT (duplicate / missing / mistyped ids, sizes, lengths, non-objects, a
+    GT without annotations) or results (unknown video/category ids, wrong segmentation lengths,
+    mask-size mismatches, malformed RLE). ``timings``: a dict that receives the seconds spent in
+    "parse" (validation + decoding), "iou" and "match" (matching + accumulation).
     """
-    videos, cats, gts = _parse_gt(gt)
-    dts = _parse_results(gt, results, videos)
-    cat_ids = sorted(cats)
-    vid_ids = sorted(videos)
+    t0 = time.perf_counter()
+    if isinstance(gt, dict) and "videos" in gt and "categories" in gt and "annotations" not in gt:
+        raise ValueError(
+            "ground truth has no 'annotations' (public val/test splits are scored only by the "
+            "server); use check_results() to validate a submission"
+        )
+    gt_probs, res_probs, parsed = parse(gt, results)
+    _raise_problems("ground truth", gt_probs)
+    _raise_problems("results", res_probs)
+    cat_ids = sorted(parsed.cats)
+    cat_index = {c: k for k, c in enumerate(cat_ids)}
+    groups: Dict[Tuple[int, int], Tuple[list, list]] = {}
+    for g in parsed.gt:
+        groups.setdefault((g[2], g[1]), ([], []))[0].append(g)
+    for d in parsed.dt:
+        groups.setdefault((d[2], d[1]), ([], []))[1].append(d)
+    t1 = time.perf_counter()
+    t_iou = 0.0
     evals = [[[] for _ in AREA_RANGES] for _ in cat_ids]
-    for k, cat in enumerate(cat_ids):
-        for vid in vid_ids:
-            g, d = gts.get((vid, cat), []), dts.get((vid, cat), [])
-            if not g and not d:
-                continue
-            ious = video_ious(d, g)
-            crowd = np.array([x.iscrowd for x in g], dtype=bool)
-            g_area = np.array([x.area for x in g], dtype=np.float64)
-            d_area = np.array([x.area for x in d], dtype=np.float64)
-            scores = np.array([x.score for x in d], dtype=np.float64)
-            for a, (_, rng) in enumerate(AREA_RANGES):
-                g_ignore = crowd | (g_area < rng[0]) | (g_area > rng[1])
-                dtm, dtig = _match(ious, g_ignore, crowd, d_area, rng)
-                evals[k][a].append((scores, dtm, dtig, g_ignore))
+    for key in sorted(groups):
+        g, d = groups[key]
+        if len(d) > 1:  # stable sort by score, at most MAX_DETS[-1]
+            order = np.argsort([-x[3] for x in d], kind="mergesort")[: MAX_DETS[-1]]
+            d = [d[i] for i in order]
+        ta = time.perf_counter()
+        ious = _video_ious(d, g)
+        t_iou += time.perf_counter() - ta
+        crowd = np.array([x[3] for x in g], dtype=bool)
+        g_area = np.array([x[4] for x in g], dtype=np.float64)
+        d_area = np.array([x[4] for x in d], dtype=np.float64)
+        scores = np.array([x[3] for x in d], dtype=np.float64)
+        cache = {}
+        for a, (_, rng) in enumerate(AREA_RANGES):
+            g_ignore = crowd | (g_area < rng[0]) | (g_area > rng[1])
+            ck = g_ignore.tobytes()
+            if ck not in cache:
+                cache[ck] = _match(ious, g_ignore, crowd)
+            dtm, dt_gt = cache[ck]
+            dtig = dtm & g_ignore[np.maximum(dt_gt, 0)] if len(g) else np.zeros_like(dtm)
+            outside = (d_area < rng[0]) | (d_area > rng[1])
+            dtig = dtig | (~dtm & outside[None, :])
+            evals[cat_index[key[0]]][a].append((scores, dtm, dtig, g_ignore))
     precision, recall = _accumulate(evals, len(cat_ids))
     per_cat = {}
     for k, cat in enumerate(cat_ids):
         v = _mean_defined(precision[:, :, k, 0, MAX_DETS.index(100)])
         per_cat[cat] = v if v > -1 else math.nan
-    return YTVISEvalResult(
+    out = YTVISEvalResult(
         stats=_stats(precision, recall),
         per_category_ap=per_cat,
         category_ids=cat_ids,
-        category_names=dict(cats),
+        category_names=dict(parsed.cats),
         precision=precision,
         recall=recall,
     )
+    if timings is not None:
+        t3 = time.perf_counter()
+        timings.update(parse=t1 - t0, iou=t_iou, match=(t3 - t1) - t_iou)
+    return out
 
 
 def video_iou(
@@ -472,9 +341,15 @@ def video_iou(
     """Video IoU of two per-frame segmentation lists (RLE/polygons/None) of one video."""
     if len(det_segmentations) != len(gt_segmentations):
         raise ValueError("segmentation lists differ in length")
-    probs = segmentation_problems(det_segmentations, height, width, True, True)
-    probs += segmentation_problems(gt_segmentations, height, width, True, True)
-    _raise_problems("segmentations", ["frame {}: {}".format(f, m) for f, m in probs])
-    d = _make_track(det_segmentations, height, width)
-    g = _make_track(gt_segmentations, height, width)
-    return float(video_ious([d], [g])[0, 0])
+    gt = {
+        "videos": [{"id": 1, "height": height, "width": width,
+                    "length": len(gt_segmentations)}],
+        "categories": [{"id": 1}],
+        "annotations": [
+            {"id": i + 1, "video_id": 1, "category_id": 1, "segmentations": list(s)}
+            for i, s in enumerate((det_segmentations, gt_segmentations))
+        ],
+    }  # fmt: skip
+    gt_probs, _, parsed = parse(gt, None)
+    _raise_problems("segmentations", [p.split(": ", 1)[1] if ": " in p else p for p in gt_probs])
+    return float(_video_ious([parsed.gt[0]], [parsed.gt[1]])[0, 0])

@@ -1,0 +1,175 @@
+"""Identity metrics (HOTA, DetA, AssA, IDF1, ID switches) of YouTube-VIS results, by TrackEval.
+
+The numbers are TrackEval's own (``trackeval.Evaluator`` with its ``YouTubeVIS`` dataset and the
+``HOTA``, ``CLEAR`` and ``Identity`` metrics): its combined-over-classes, class-averaged row
+(``cls_comb_cls_av``). HOTA, DetA and AssA are the means over TrackEval's 19 alpha thresholds
+(what its summary prints), as fractions; IDF1 a fraction; IDSW a count (summed over classes).
+As in TrackEval, the class average is over *all* GT categories: a category with neither GT nor
+predictions counts as 0.
+
+The inputs are validated as scoring validates them (``parse.parse``) and adapted, without
+changing any mask, to what TrackEval's reader expects: GT RLE uncompressed (it calls
+``frPyObjects`` on each GT frame), ``height``/``width`` and ``areas`` on each annotation, videos
+named by ``file_names`` (one folder per video, made unique here), category names unique, results
+RLE compressed with str counts. The files go to a temporary folder that is removed afterwards.
+"""
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from typing import Any, Dict, List
+
+import numpy as np
+import pycocotools.mask as mask_util
+
+from .parse import decode_rle_strings, parse, video_length
+
+__all__ = ["identity_metrics", "IDENTITY_NAMES", "trackeval_youtube_vis"]
+
+IDENTITY_NAMES = ("HOTA", "DetA", "AssA", "IDF1", "IDSW")
+_TRACKER = "maskprop_d2"
+_SPLIT = "val"
+
+
+def _gt_for_trackeval(gt: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of a validated GT in the form TrackEval reads (see the module docstring)."""
+    videos = {v["id"]: v for v in gt["videos"]}
+    out_videos = []
+    for v in gt["videos"]:
+        n = video_length(v)
+        out_videos.append({
+            "id": v["id"], "height": v["height"], "width": v["width"], "length": n,
+            "file_names": ["video{}/{:05d}.jpg".format(v["id"], t) for t in range(n)],
+        })  # fmt: skip
+    cats = [{"id": c["id"], "name": "category{}".format(c["id"])} for c in gt["categories"]]
+    # every GT frame as uncompressed counts: compressed strings (and rasterised polygons) are
+    # decoded by one vectorised pass
+    strings, where = [], []
+    anns = []
+    for ann in gt["annotations"]:
+        v = videos[ann["video_id"]]
+        h, w = v["height"], v["width"]
+        segs = []
+        for f, seg in enumerate(ann["segmentations"]):
+            if seg is None:
+                segs.append(None)
+                continue
+            if isinstance(seg, list):  # polygons, as scoring rasterises them
+                seg = mask_util.merge(mask_util.frPyObjects(seg, h, w))
+            c = seg["counts"]
+            if isinstance(c, list):
+                segs.append({"size": [h, w], "counts": [int(x) for x in c]})
+            else:
+                segs.append(None)
+                strings.append(c)
+                where.append((len(anns), f))
+        anns.append(dict(
+            id=ann["id"], video_id=ann["video_id"], category_id=ann["category_id"],
+            iscrowd=int(ann.get("iscrowd", 0)), height=h, width=w, segmentations=segs,
+        ))  # fmt: skip
+    if strings:
+        _ok, cnt, sid = decode_rle_strings(strings)
+        bounds = np.searchsorted(sid, np.arange(len(strings) + 1))
+        for k, (a, f) in enumerate(where):
+            v = videos[anns[a]["video_id"]]
+            anns[a]["segmentations"][f] = {
+                "size": [v["height"], v["width"]],
+                "counts": cnt[bounds[k] : bounds[k + 1]].tolist(),
+            }
+    for ann, src in zip(anns, gt["annotations"], strict=True):
+        areas = src.get("areas")
+        if not (isinstance(areas, list) and len(areas) == len(ann["segmentations"])):
+            areas = [None if s is None else int(sum(s["counts"][1::2]))
+                     for s in ann["segmentations"]]  # fmt: skip
+        ann["areas"] = areas
+    return {"videos": out_videos, "categories": cats, "annotations": anns}
+
+
+def _results_for_trackeval(gt: Dict[str, Any], results: List[Dict[str, Any]]):
+    videos = {v["id"]: v for v in gt["videos"]}
+    out = []
+    for r in results:
+        v = videos[r["video_id"]]
+        segs = []
+        for seg in r["segmentations"]:
+            if seg is None:
+                segs.append(None)
+                continue
+            c = seg["counts"]
+            if isinstance(c, list):  # uncompressed: compressed by pycocotools
+                c = mask_util.frPyObjects({"size": [v["height"], v["width"]], "counts": c},
+                                          v["height"], v["width"])["counts"]  # fmt: skip
+            if isinstance(c, (bytes, bytearray)):
+                c = bytes(c).decode("ascii")
+            segs.append({"size": [v["height"], v["width"]], "counts": c})
+        out.append({"video_id": r["video_id"], "category_id": r["category_id"],
+                    "score": float(r["score"]), "segmentations": segs})  # fmt: skip
+    return out
+
+
+def trackeval_youtube_vis(gt_folder: str, trackers_folder: str, split: str, tracker: str):
+    """Run TrackEval's YouTube-VIS evaluation (HOTA, CLEAR, Identity) on files in its own layout
+    (``gt_folder/youtube_vis_<split>/*.json``, ``trackers_folder/youtube_vis_<split>/<tracker>/
+    data/*.json``), quietly, writing nothing. Returns the class-averaged combined row as a dict
+    of ``IDENTITY_NAMES``."""
+    import trackeval  # imported here: it is slow to import and only this needs it
+
+    eval_config = dict(
+        USE_PARALLEL=False, BREAK_ON_ERROR=True, RETURN_ON_ERROR=False, LOG_ON_ERROR=None,
+        PRINT_RESULTS=False, PRINT_ONLY_COMBINED=True, PRINT_CONFIG=False, TIME_PROGRESS=False,
+        DISPLAY_LESS_PROGRESS=True, OUTPUT_SUMMARY=False, OUTPUT_EMPTY_CLASSES=False,
+        OUTPUT_DETAILED=False, PLOT_CURVES=False,
+    )  # fmt: skip
+    dataset_config = dict(
+        GT_FOLDER=os.path.join(gt_folder, ""), TRACKERS_FOLDER=os.path.join(trackers_folder, ""),
+        OUTPUT_FOLDER=os.path.join(trackers_folder, "out"), TRACKERS_TO_EVAL=[tracker],
+        SPLIT_TO_EVAL=split, PRINT_CONFIG=False,
+    )  # fmt: skip
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        evaluator = trackeval.Evaluator(eval_config)
+        dataset = trackeval.datasets.YouTubeVIS(dataset_config)
+        metrics = [
+            trackeval.metrics.HOTA({"PRINT_CONFIG": False}),
+            trackeval.metrics.CLEAR({"PRINT_CONFIG": False, "THRESHOLD": 0.5}),
+            trackeval.metrics.Identity({"PRINT_CONFIG": False, "THRESHOLD": 0.5}),
+        ]
+        res, _msg = evaluator.evaluate([dataset], metrics)
+    row = res[dataset.get_name()][tracker]["COMBINED_SEQ"]["cls_comb_cls_av"]
+    return {
+        "HOTA": float(np.mean(row["HOTA"]["HOTA"])),
+        "DetA": float(np.mean(row["HOTA"]["DetA"])),
+        "AssA": float(np.mean(row["HOTA"]["AssA"])),
+        "IDF1": float(row["Identity"]["IDF1"]),
+        "IDSW": int(row["CLEAR"]["IDSW"]),
+    }
+
+
+def identity_metrics(gt: Dict[str, Any], results: List[Dict[str, Any]]) -> Dict[str, float]:
+    """{"HOTA", "DetA", "AssA", "IDF1" (fractions), "IDSW" (count)} of ``results`` against ``gt``
+    by TrackEval (see the module docstring). Raises ``ValueError`` for the inputs ``evaluate``
+    rejects, with the same messages."""
+    from .ytvis_eval import _raise_problems
+
+    if isinstance(gt, dict) and "videos" in gt and "categories" in gt and "annotations" not in gt:
+        raise ValueError("ground truth has no 'annotations': no identity metrics")
+    gt_probs, res_probs, _ = parse(gt, results)
+    _raise_problems("ground truth", gt_probs)
+    _raise_problems("results", res_probs)
+    with tempfile.TemporaryDirectory(prefix="maskprop_identity_") as d:
+        gt_dir = os.path.join(d, "gt", "youtube_vis_" + _SPLIT)
+        tr_dir = os.path.join(d, "trackers", "youtube_vis_" + _SPLIT, _TRACKER, "data")
+        os.makedirs(gt_dir)
+        os.makedirs(tr_dir)
+        with open(os.path.join(gt_dir, "gt.json"), "w") as f:
+            json.dump(_gt_for_trackeval(gt), f)
+        with open(os.path.join(tr_dir, "results.json"), "w") as f:
+            json.dump(_results_for_trackeval(gt, results), f)
+        try:
+            return trackeval_youtube_vis(
+                os.path.join(d, "gt"), os.path.join(d, "trackers"), _SPLIT, _TRACKER
+            )
+        except Exception as e:  # TrackEval's own errors, after our validation: rare
+            raise ValueError("TrackEval failed: {}: {}".format(type(e).__name__, e)) from e
