@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maskprop_d2.data.clip_mapper import decode_segmentation
 from maskprop_d2.data.ytvis import load_ytvis_json
 from maskprop_d2.evaluation.results_io import check_results, load_results
 from maskprop_d2.evaluation.ytvis_eval import evaluate
+from maskprop_d2.utils.rle import decode_segmentation
 
 from .test_ytvis import _make
 

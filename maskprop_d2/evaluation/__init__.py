@@ -1,6 +1,6 @@
 """YouTube-VIS evaluation: metrics, results files, the DatasetEvaluator and the CLI."""
 
-from .evaluator import YTVISEvaluator, inference_on_videos
+from .evaluator import YTVISEvaluator
 from .results_io import check_results, load_results, write_results
 from .ytvis_eval import YTVISEvalResult, evaluate
 
@@ -8,7 +8,6 @@ __all__ = [
     "YTVISEvaluator",
     "YTVISEvalResult",
     "evaluate",
-    "inference_on_videos",
     "check_results",
     "load_results",
     "write_results",

@@ -14,7 +14,9 @@ import zipfile
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-import pycocotools.mask as mask_util
+
+from ..utils.file_io import atomic_write_bytes, publish_file
+from ..utils.rle import encode_mask
 
 __all__ = [
     "encode_mask",
@@ -30,14 +32,6 @@ _MAX_CHUNKS = 12  # 5 bits per chunk: 60 bits is more than any valid run length 
 
 
 # ---------------------------------------------------------------------------------- RLE helpers
-def encode_mask(mask: np.ndarray) -> Dict[str, Any]:
-    """Binary (H, W) mask -> compressed RLE ``{"size": [H, W], "counts": str}`` (JSON-ready)."""
-    rle = mask_util.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    rle["size"] = [int(s) for s in rle["size"]]
-    return rle
-
-
 def encode_video_masks(masks: Iterable[Optional[np.ndarray]]) -> List[Optional[Dict[str, Any]]]:
     """Per-frame binary masks (None = absent) -> the ``segmentations`` list of a result entry."""
     return [None if m is None else encode_mask(m) for m in masks]
@@ -257,34 +251,6 @@ def check_results(
 
 
 # ---------------------------------------------------------------------------------- files
-def publish_file(tmp: str, path: str) -> None:
-    """Rename a finished temporary file onto ``path`` with the usual permissions.
-
-    ``tempfile.mkstemp`` creates files readable by their owner only; the published file gets
-    ``0o666`` less the process umask, as ``open(path, "w")`` would have given it.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        publish_file(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_results(results: List[Dict[str, Any]], output_dir: str) -> Tuple[str, str]:
     """Write ``output_dir/results.json`` and ``output_dir/results.zip`` (results.json at its root).
 
@@ -293,7 +259,7 @@ def write_results(results: List[Dict[str, Any]], output_dir: str) -> Tuple[str, 
     data = json.dumps(results, separators=(",", ":")).encode("utf-8")
     json_path = os.path.join(output_dir, "results.json")
     zip_path = os.path.join(output_dir, "results.zip")
-    _atomic_write_bytes(json_path, data)
+    atomic_write_bytes(json_path, data)
     fd, tmp = tempfile.mkstemp(
         prefix=".tmp-", suffix=".zip", dir=os.path.dirname(os.path.abspath(zip_path))
     )

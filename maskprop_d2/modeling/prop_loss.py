@@ -10,7 +10,7 @@ exact soft IoU.
 """
 import torch
 
-from .soft_iou import soft_iou
+from ..utils.masks import soft_iou
 
 __all__ = ["mask_prop_loss"]
 
