@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..utils.file_io import atomic_write_bytes, publish_file
-from ..utils.rle import encode_mask
+from ..utils.rle import encode_mask, rle_totals
 
 __all__ = [
     "encode_mask",
@@ -28,87 +28,10 @@ __all__ = [
     "rle_totals",
 ]
 
-_MAX_CHUNKS = 12  # 5 bits per chunk: 60 bits is more than any valid run length needs
-
-
 # ---------------------------------------------------------------------------------- RLE helpers
 def encode_video_masks(masks: Iterable[Optional[np.ndarray]]) -> List[Optional[Dict[str, Any]]]:
     """Per-frame binary masks (None = absent) -> the ``segmentations`` list of a result entry."""
     return [None if m is None else encode_mask(m) for m in masks]
-
-
-def rle_totals(counts: Sequence) -> Tuple[np.ndarray, np.ndarray]:
-    """Decode compressed RLE count strings (str/bytes) without touching pixels, all at once.
-
-    Returns ``(ok, total)``: ok[i] is False when string i is malformed (bad characters, a truncated
-    number, an overflowing or negative run length); total[i] is the sum of its run lengths, which a
-    well-formed mask of size (h, w) has equal to h * w. Vectorised over all strings (numpy).
-    """
-    n = len(counts)
-    ok = np.ones(n, dtype=bool)
-    bufs = []
-    for i, c in enumerate(counts):
-        if isinstance(c, str):
-            try:
-                c = c.encode("ascii")
-            except UnicodeEncodeError:
-                ok[i], c = False, b""
-        elif not isinstance(c, (bytes, bytearray)):
-            ok[i], c = False, b""
-        bufs.append(bytes(c))
-    lens = np.array([len(b) for b in bufs], dtype=np.int64)
-    total = np.zeros(n, dtype=np.int64)
-    if lens.sum() == 0:
-        return ok, total
-    cum = np.cumsum(lens)
-    a = np.frombuffer(b"".join(bufs), dtype=np.uint8).astype(np.int16) - 48
-    bad = (a < 0) | (a > 63)
-    if bad.any():
-        ok[np.unique(np.searchsorted(cum, np.flatnonzero(bad), side="right"))] = False
-        a[bad] = 0
-    end = (a & 0x20) == 0
-    last = cum[lens > 0] - 1
-    ok[np.searchsorted(cum, last[~end[last]], side="right")] = False  # ends inside a number
-    end[last] = True  # numbers never span two strings
-    gend = np.flatnonzero(end)
-    gstart = np.r_[0, gend[:-1] + 1]
-    glen = gend - gstart + 1
-    gsid = np.searchsorted(cum, gstart, side="right")
-    long = glen > _MAX_CHUNKS
-    if long.any():
-        ok[np.unique(gsid[long])] = False
-        glen = np.minimum(glen, _MAX_CHUNKS)
-    val = np.zeros(len(gstart), dtype=np.int64)
-    for j in range(int(glen.max())):
-        sel = np.flatnonzero(glen > j) if j else slice(None)
-        val[sel] |= (a[gstart[sel] + j] & 0x1F).astype(np.int64) << (5 * j)
-    negative = (a[gstart + glen - 1] & 0x10) != 0
-    val[negative] -= np.int64(1) << (5 * glen[negative])
-    huge = np.abs(val) > 2**33  # no valid run length (or difference of two) is that large
-    if huge.any():
-        ok[np.unique(gsid[huge])] = False
-        val[huge] = 0
-    # index of each number within its string; delta coding: c[i] = v[i] + c[i-2] for i >= 3,
-    # i.e. c[0] = v[0] and cumulative sums over the odd and over the even (>= 2) positions.
-    first_group = np.searchsorted(gsid, np.arange(n))
-    gidx = np.arange(len(gstart)) - first_group[gsid]
-    cnt = val.copy()
-    odd = (gidx & 1) == 1
-    for sel_mask in (odd, ~odd & (gidx >= 2)):
-        sel = np.flatnonzero(sel_mask)
-        if len(sel) == 0:
-            continue
-        v = val[sel]
-        cs = np.cumsum(v)
-        seg = gsid[sel]
-        seg_start = np.r_[True, seg[1:] != seg[:-1]]
-        start_idx = np.maximum.accumulate(np.where(seg_start, np.arange(len(sel)), 0))
-        cnt[sel] = cs - (cs - v)[start_idx]
-    invalid = (cnt < 0) | (cnt >= 2**32)
-    if invalid.any():
-        ok[np.unique(gsid[invalid])] = False
-    total[:] = np.bincount(gsid, weights=np.clip(cnt, 0, 2**32), minlength=n).astype(np.int64)
-    return ok, total
 
 
 def _size_problem(size, h: int, w: int) -> Optional[str]:
