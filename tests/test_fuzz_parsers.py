@@ -1,4 +1,4 @@
-"""Fuzz suite for the parsers the project owns (issue 12), with hypothesis.
+"""Fuzz suite for the parsers the project owns, with hypothesis.
 
 Random mutations of a valid file (removed keys / elements, wrong types, wrong lengths, huge
 numbers, bad RLE bytes, truncated strings and files) must give either a valid result or the

@@ -1,4 +1,4 @@
-"""YouTube-VIS metrics (DESIGN.md §3): the hand-checkable table, area ranges, errors, the results
+"""YouTube-VIS metrics (``docs/evaluation.md``): the hand-checkable table, area ranges, errors, the results
 writer and --check, and a random multi-video case against a brute-force reference written here."""
 
 import json
@@ -35,7 +35,7 @@ def rle(m):
     return encode_mask(m)
 
 
-# ---------------------------------------------------------------- the table of DESIGN.md §3
+# ---------------------------------------------------------------- the table of docs/evaluation.md
 SQ = box(64, 64, 10, 10, 20, 20)  # the 20x20 GT square
 GT_SEGS = [rle(SQ), rle(SQ), rle(SQ), None]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Speed of the YouTube-VIS evaluator on a 300-video synthetic set, and its agreement with the
-hand-checkable cases of DESIGN.md §3.
+hand-checkable cases of docs/evaluation.md.
 
 1. **Ground truth**: the project's synthetic generator
    (``maskprop_d2.data.synthetic.generate_synthetic_dataset``) writes N val videos, N the largest
@@ -24,7 +24,7 @@ hand-checkable cases of DESIGN.md §3.
    ``python -m maskprop_d2.evaluation GT RESULTS --json OUT`` on all videos (a fresh process:
    interpreter start, imports, JSON loading, scoring, printing), its ``--check`` mode, and
    ``--help`` (start-up and imports only). The CLI's stats must equal the in-process ones.
-4. **Agreement**: the hand-checkable cases of DESIGN.md §3 (64x64, 4 frames, a 20x20 GT square in
+4. **Agreement**: the hand-checkable cases of docs/evaluation.md (64x64, 4 frames, a 20x20 GT square in
    frames 0-2, absent in frame 3) built here and scored with the project's evaluator, expected vs
    got; an independent dense numpy video IoU (decode, sum intersections and unions over frames)
    against ``video_iou`` (per pair) and ``video_ious`` (per video matrix) on all (prediction, GT)
@@ -423,7 +423,7 @@ def run_cli(argv, repeats):
 
 # ----------------------------------------------------------------------------- agreement
 def dense_video_iou(dsegs, gsegs, h, w):
-    """Video IoU per DESIGN.md §3 with decoded masks: I and U summed over frames."""
+    """Video IoU per docs/evaluation.md with decoded masks: I and U summed over frames."""
     inter = union = 0
     for d, g in zip(dsegs, gsegs, strict=True):
         if d is None and g is None:
@@ -450,7 +450,7 @@ def box(y0, y1, x0, x1, size=64):
 
 
 def hand_cases():
-    """DESIGN.md §3: (name, GT dict, detections, expected {quantity: value})."""
+    """docs/evaluation.md: (name, GT dict, detections, expected {quantity: value})."""
     sq = rle(box(10, 30, 10, 30))
     half = rle(box(10, 30, 10, 20))  # 20 rows x 10 columns
     far = rle(box(40, 60, 40, 60))  # disjoint from the GT square
@@ -486,7 +486,7 @@ def hand_cases():
          [det([far, far, far, None], score=0.9), det([sq, sq, sq, None], score=0.5)],
          {"video IoU": [0.0, 1.0], "AP": 0.5, "AP50": 0.5, "AP75": 0.5, "AR1": 0.0,
           "AR10": 1.0}),
-        ("empty results list (not in the DESIGN table; DESIGN: return zeros)", [],
+        ("empty results list (not in the table of docs/evaluation.md: zeros)", [],
          {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR1": 0.0, "AR10": 0.0}),
     ]  # fmt: skip
     return gt, cases
@@ -653,7 +653,7 @@ def render(args, d):
         "",
         "Speed of `maskprop_d2.evaluation.ytvis_eval.evaluate` and of the CLI "
         "`python -m maskprop_d2.evaluation` on a {}-video **synthetic** set with model-like "
-        "predictions, and agreement with the hand-checkable cases of DESIGN.md §3 and an "
+        "predictions, and agreement with the hand-checkable cases of docs/evaluation.md and an "
         "independent dense numpy video IoU.".format(args.num_videos),
         "",
         "- command: `{}`".format(d["command"]),
@@ -785,7 +785,7 @@ def render(args, d):
         "",
         "## Agreement",
         "",
-        "### Hand-checkable cases (DESIGN.md §3)",
+        "### Hand-checkable cases (docs/evaluation.md)",
         "",
         "64×64, 4 frames, one GT 20×20 square (category 1) in frames 0–2, absent in frame 3; one "
         "detection of category 1 unless noted. Video IoU: the project's `video_iou` (got) and "

@@ -31,7 +31,7 @@ CONV_DIM, ROI_SIZE, ROI_MARGIN, KERNEL_SIZE, NUM_RES_BLOCKS) for every (instance
 alternative settings ((the config's level, p3, p4) × D 32/64 × full frame/ROI 8/16/24) at T = 6
 with 10 instances. The
 table gives
-head / Mask R-CNN (forward with the same number of detections) and PASS/FAIL against the issue's
+head / Mask R-CNN (forward with the same number of detections) and PASS/FAIL against the
 goal (at T = 6 and ≤ 10 instances the clip's propagation costs < 0.5 frame forward).
 
 Use one thread (the default) on a shared machine: with 2 threads on 2 busy cores the timings are
@@ -70,7 +70,7 @@ CONFIG_ALIASES = {
     "tiny": "configs/synthetic/maskprop_tiny.yaml",
     "r50": "configs/YouTubeVIS-2019/maskprop_R50_FPN.yaml",
 }
-GOAL_RATIO = 0.5  # issue 3: clip propagation < half a Mask R-CNN frame forward ...
+GOAL_RATIO = 0.5  # clip propagation < half a Mask R-CNN frame forward ...
 GOAL_T = 6  # ... at T = 6 ...
 GOAL_MAX_INST = 10  # ... and <= 10 instances
 

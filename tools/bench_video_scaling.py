@@ -488,7 +488,7 @@ def render(args, info, started, load_before, load_after, lengths, legacy, instan
         "# Streaming video inference scaling (CPU)",
         "",
         "Wall time, CPU time and memory of `VideoPredictor` streaming inference vs video length "
-        "and vs instances per frame (issue 5, benchmark 3). Each row is a fresh process; frames "
+        "and vs instances per frame. Each row is a fresh process; frames "
         "are read with `cv2.VideoCapture` / generated one at a time, every output is consumed and "
         "its masks RLE-encoded with `encode_frame_masks` (counted, not kept).",
         "",

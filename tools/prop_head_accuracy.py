@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Propagation accuracy of the mask propagation head in ROI mode vs. full-frame mode, with the
-SAME trained weights (issue 3, Benchmark: "show the accuracy it keeps").
+SAME trained weights ("show the accuracy it keeps").
 
 Protocol (deterministic for a given ``--seed``):
 

@@ -1,6 +1,6 @@
 """YouTube-VIS results: RLE helpers, the results writer (results.json + .zip) and a validator.
 
-Results format (DESIGN.md §2): a list of ``{"video_id", "category_id", "score",
+Results format (``docs/formats.md``): a list of ``{"video_id", "category_id", "score",
 "segmentations": [{"size": [h, w], "counts": str} | None, one per frame]}``. The zip holds
 ``results.json`` at its root (what CodaLab takes). No detectron2 dependency.
 """

@@ -1,4 +1,4 @@
-"""The MaskProp mask propagation head (DESIGN.md §1.1) and its registry.
+"""The MaskProp mask propagation head (``docs/method.md``) and its registry.
 
 Propagating instance ``i`` of frame ``t`` to frame ``t+δ`` (one "pair" = (t, t+δ)):
 
