@@ -1,5 +1,6 @@
-"""YouTube-VIS metrics (``docs/evaluation.md``): the hand-checkable table, area ranges, errors, the results
-writer and --check, and a random multi-video case against a brute-force reference written here."""
+"""YouTube-VIS metrics (``docs/evaluation.md``): the hand-checkable table, area ranges, errors,
+the results writer and --check, and a random multi-video case against a brute-force reference
+written here."""
 
 import json
 import math

@@ -98,7 +98,8 @@ def main():
     ap.add_argument("--out", default="benchmarks/data_validation_cpu.md")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--baseline-ref", default="03e1544",
-                    help="git commit whose load_ytvis_json (e.g. one before the checks existed) is timed too; '' = no")
+                    help="git commit whose load_ytvis_json (e.g. from before the checks) is "
+                    "timed too; '' = no")
     args = ap.parse_args()
 
     from maskprop_d2.data.validation import frame_file_problems, read_json_file
@@ -147,8 +148,8 @@ def main():
         "frame files = one `os.stat` per frame (`frame_file_problems`). Best of "
         f"{args.repeats} runs.",
         "",
-        f"Baseline: `load_ytvis_json` of commit {args.baseline_ref} (before the checks: no check of",
-        "compressed counts, first problem raised), same file.",
+        f"Baseline: `load_ytvis_json` of commit {args.baseline_ref} (before the checks: no check",
+        "of compressed counts, first problem raised), same file.",
         "",
         "| RLE counts | videos | frames | segmentations | JSON MiB | JSON parse s "
         "| baseline load s | load_ytvis_json s (incl. parse) | frame-file stat s |",

@@ -24,11 +24,12 @@ hand-checkable cases of docs/evaluation.md.
    ``python -m maskprop_d2.evaluation GT RESULTS --json OUT`` on all videos (a fresh process:
    interpreter start, imports, JSON loading, scoring, printing), its ``--check`` mode, and
    ``--help`` (start-up and imports only). The CLI's stats must equal the in-process ones.
-4. **Agreement**: the hand-checkable cases of docs/evaluation.md (64x64, 4 frames, a 20x20 GT square in
-   frames 0-2, absent in frame 3) built here and scored with the project's evaluator, expected vs
-   got; an independent dense numpy video IoU (decode, sum intersections and unions over frames)
-   against ``video_iou`` (per pair) and ``video_ious`` (per video matrix) on all (prediction, GT)
-   pairs of ``--iou-check-videos`` sampled videos; GT fed back as predictions must give AP 1.0.
+4. **Agreement**: the hand-checkable cases of docs/evaluation.md (64x64, 4 frames, a 20x20 GT
+   square in frames 0-2, absent in frame 3) built here and scored with the project's evaluator,
+   expected vs got; an independent dense numpy video IoU (decode, sum intersections and unions
+   over frames) against ``video_iou`` (per pair) and ``video_ious`` (per video matrix) on all
+   (prediction, GT) pairs of ``--iou-check-videos`` sampled videos; GT fed back as predictions
+   must give AP 1.0.
    The script exits with status 1 if any check fails (after writing its outputs).
 
 Run it with one thread (``OMP_NUM_THREADS=1``) on a quiet machine; the load average is recorded
