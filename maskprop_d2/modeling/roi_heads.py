@@ -121,8 +121,14 @@ class MaskPropROIHeads(StandardROIHeads):
     @classmethod
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
-        # same parameters as detectron2's FastRCNNOutputLayers; detections also get class_probs
-        ret["box_predictor"] = ClassProbsOutputLayers(cfg, ret["box_head"].output_shape)
+        # The same layers as detectron2's FastRCNNOutputLayers, whose detections also carry
+        # class_probs. It takes over the initial weights of the predictor built above, and is
+        # built with the RNG state restored, so that a fresh model is initialised exactly as
+        # StandardROIHeads would initialise it.
+        with torch.random.fork_rng(devices=[]):
+            predictor = ClassProbsOutputLayers(cfg, ret["box_head"].output_shape)
+        predictor.load_state_dict(ret["box_predictor"].state_dict())
+        ret["box_predictor"] = predictor
         return ret
 
     # ------------------------------------------------------------------ detection
