@@ -25,9 +25,7 @@ if __name__ in ("__main__", "__mp_main__") and not sys.warnoptions:
     ):
         warnings.filterwarnings("ignore", message=_msg, category=_cat, module=_mod)
 
-import logging
 import os
-from collections import OrderedDict
 
 import detectron2.utils.comm as comm
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
@@ -37,11 +35,14 @@ from detectron2.utils.logger import setup_logger
 from maskprop_d2 import get_maskprop_cfg
 from maskprop_d2.checkpoint import AtomicCheckpointer, check_output_dir, use_atomic_checkpointer
 from maskprop_d2.data import build_clip_train_loader, build_video_test_loader
+from maskprop_d2.evaluation import YTVISEvaluator
+from maskprop_d2.inference import VideoInferenceAdapter
 from maskprop_d2.solver import build_optimizer
 
 
 class Trainer(DefaultTrainer):
-    """DefaultTrainer with clip loaders, the YouTube-VIS evaluator and streaming video tests."""
+    """DefaultTrainer with clip loaders, the YouTube-VIS evaluator and streaming video tests
+    (detectron2's own ``test`` loop, fed videos through ``VideoInferenceAdapter``)."""
 
     def build_hooks(self):
         use_atomic_checkpointer(self)  # atomic saves; --resume falls back to a readable file
@@ -61,26 +62,15 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
-        from maskprop_d2.evaluation import YTVISEvaluator
-
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
-        return YTVISEvaluator(dataset_name, output_dir=output_folder)
+        return YTVISEvaluator.from_config(cfg, dataset_name, output_dir=output_folder)
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
-        from maskprop_d2.evaluation import inference_on_videos
-
-        logger = logging.getLogger("maskprop_d2")
-        results = OrderedDict()
-        for name in cfg.DATASETS.TEST:
-            loader = cls.build_test_loader(cfg, name)
-            evaluator = cls.build_evaluator(cfg, name)
-            results[name] = inference_on_videos(cfg, model, loader, evaluator)
-            if comm.is_main_process() and results[name]:
-                logger.info("Evaluation results for %s: %s", name, dict(results[name]))
-        if len(results) == 1:
-            return results[cfg.DATASETS.TEST[0]]
-        return results  # several datasets by name, or {} when DATASETS.TEST is empty
+        """DefaultTrainer.test with the model wrapped for videos: each video of
+        ``cfg.DATASETS.TEST`` streams through the tracker of ``MODEL.MASKPROP.INFERENCE.TRACKER``
+        and ``evaluators`` (default: ``build_evaluator``) receive its result entries."""
+        return super().test(cfg, VideoInferenceAdapter.from_config(cfg, model), evaluators)
 
 
 def setup(args):

@@ -80,6 +80,14 @@ def setup_cfg(args):
         ) from None
     if args.confidence_threshold is not None:
         cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = args.confidence_threshold
+    from maskprop_d2.tracking import VIDEO_TRACKER_REGISTRY
+
+    tracker = cfg.MODEL.MASKPROP.INFERENCE.TRACKER
+    if tracker not in VIDEO_TRACKER_REGISTRY:
+        raise DemoError(
+            "unknown tracker {!r} (MODEL.MASKPROP.INFERENCE.TRACKER); registered trackers: "
+            "{}".format(tracker, ", ".join(sorted(name for name, _ in VIDEO_TRACKER_REGISTRY)))
+        )
     w = cfg.MODEL.WEIGHTS
     if not w:
         raise DemoError("MODEL.WEIGHTS is empty: pass --opts MODEL.WEIGHTS path/to/model_final.pth")
@@ -232,7 +240,7 @@ def run(args):
         for path in outputs:  # before the first frame is read: proves every output is writable
             temps.append(_tmp_path(path))
         n = _process(args, cfg, temps[0], temps[1] if args.json else None)
-        from maskprop_d2.evaluation.results_io import publish_file
+        from maskprop_d2.utils.file_io import publish_file
 
         published = []
         try:
@@ -255,7 +263,7 @@ def _process(args, cfg, tmp_video, tmp_json):
         else FrameFilesSource(args.input, args.fps)
     )
 
-    from maskprop_d2.inference import VideoPredictor, encode_frame_masks
+    from maskprop_d2.inference import VideoPredictor, VideoResultsCollector
 
     try:
         predictor = VideoPredictor(cfg)
@@ -273,7 +281,7 @@ def _process(args, cfg, tmp_video, tmp_json):
     writer = cv2.VideoWriter(tmp_video, fourcc, source.fps, (source.width, source.height))
     if not writer.isOpened():
         raise DemoError("cannot open a video writer for {}".format(args.output))
-    rles = {}
+    collector = VideoResultsCollector() if tmp_json else None
     n = 0
     start = time.perf_counter()
     try:
@@ -290,9 +298,8 @@ def _process(args, cfg, tmp_video, tmp_json):
                 )
                 labels.append("{} {:.2f}".format(name, inst.score))
             writer.write(draw_frame(frame, ids, out.masks.numpy(), labels))
-            if tmp_json:
-                for y, rle in encode_frame_masks(out).items():
-                    rles.setdefault(y, {})[out.frame_idx] = rle
+            if collector is not None:
+                collector.add(out)
             n += 1
             bar.update(1)
             bar.set_postfix(fps="{:.2f}".format(n / (time.perf_counter() - start)))
@@ -305,21 +312,16 @@ def _process(args, cfg, tmp_video, tmp_json):
             contiguous_to_dataset = {
                 v: k for k, v in meta.thing_dataset_id_to_contiguous_id.items()
             }
-        entries = []
-        for inst in predictor.video_instances():
-            frames = rles.get(inst.id)
-            if not frames:
-                continue
-            entries.append(
-                {
-                    "video_id": 1,
-                    "category_id": int(
-                        contiguous_to_dataset.get(inst.category_id, inst.category_id + 1)
-                    ),
-                    "score": float(inst.score),
-                    "segmentations": [frames.get(f) for f in range(n)],
-                }
-            )
+        entries = [  # with the dataset's category ids (contiguous + 1 without metadata)
+            {
+                "video_id": 1,
+                "category_id": int(contiguous_to_dataset.get(c, c + 1)),
+                "score": float(e["score"]),
+                "segmentations": e["segmentations"],
+            }
+            for e in collector.results(predictor.video_instances())
+            for c in [e["category_id"]]
+        ]
         try:
             with open(tmp_json, "w") as f:
                 json.dump(entries, f)

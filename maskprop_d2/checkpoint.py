@@ -1,4 +1,4 @@
-"""Checkpoints that survive kills (issue 12).
+"""Checkpoints that survive kills.
 
 :class:`AtomicCheckpointer` is a ``DetectionCheckpointer`` whose
 

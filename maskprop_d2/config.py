@@ -81,7 +81,8 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.MATCH_THRESH = 0.3
     # Threshold applied to the averaged soft masks of a video instance.
     cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.5
-    # "maskprop" (clip tracks + ID assignment) or "frame_linking" (per-frame baseline).
+    # The video tracker, a name in maskprop_d2.tracking.VIDEO_TRACKER_REGISTRY: "maskprop" (clip
+    # tracks + ID assignment) or "frame_linking" (per-frame baseline), or one you register.
     cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "maskprop"
     # frame_linking: a detection joins a previous-frame track when their mask IoU is >= this.
     cfg.MODEL.MASKPROP.INFERENCE.LINK_IOU_THRESH = 0.3

@@ -1,4 +1,4 @@
-"""Checkpoints survive kills (issue 12): atomic saves, --resume falls back to a readable file."""
+"""Checkpoints survive kills: atomic saves, --resume falls back to a readable file."""
 import logging
 import os
 import random
@@ -75,7 +75,7 @@ def test_resume_falls_back_past_a_truncated_checkpoint(tmp_path, caplog):
 def test_resume_with_empty_tagged_checkpoint(tmp_path, caplog):
     ck, state = _ckpt(tmp_path)
     _save(ck, state, 3)
-    (tmp_path / "model_0000007.pth").write_bytes(b"")  # what a kill -9 left before issue 12
+    (tmp_path / "model_0000007.pth").write_bytes(b"")  # what a kill -9 left before atomic saves
     (tmp_path / "last_checkpoint").write_text("model_0000007.pth")
     ck2, state2 = _ckpt(tmp_path)
     with caplog.at_level(logging.WARNING):

@@ -1,4 +1,4 @@
-"""Training data is refused before iteration 0 (issue 12): RLE counts, polygons, frame files,
+"""Training data is refused before iteration 0: RLE counts, polygons, frame files,
 malformed JSON and field types, with errors naming the file, video / annotation id, frame, field."""
 import copy
 import logging

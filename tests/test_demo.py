@@ -179,3 +179,33 @@ def test_demo_clear_errors(tmp_path, weights, capsys):
         tmp_path / "nope.pth",
     )
     assert r.returncode == 2 and "nope.pth" in r.stderr
+
+
+def test_demo_unknown_tracker_is_a_clear_error(tmp_path, weights, capsys):
+    src = tmp_path / "in.mp4"
+    write_video(src, n=3)
+    out = tmp_path / "o.mp4"
+    r = run_demo_inprocess(
+        capsys, "--video-input", src, "--output", out,
+        "--opts", "MODEL.WEIGHTS", weights, "MODEL.MASKPROP.INFERENCE.TRACKER", "nope",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "unknown tracker 'nope'" in r.stderr and "frame_linking, maskprop" in r.stderr
+    assert not out.exists()
+
+
+def test_demo_runs_the_configured_tracker(tmp_path, weights, capsys):
+    """MODEL.MASKPROP.INFERENCE.TRACKER picks the demo's tracker: frame linking's output is
+    final at once and its JSON is what the library's results assembly gives."""
+    src = tmp_path / "in.mp4"
+    write_video(src, n=5)
+    out, js = tmp_path / "fl.mp4", tmp_path / "fl.json"
+    r = run_demo_inprocess(
+        capsys, "--video-input", src, "--output", out, "--json", js,
+        "--opts", "MODEL.WEIGHTS", weights, "MODEL.MASKPROP.INFERENCE.TRACKER", "frame_linking",
+        "MODEL.MASKPROP.INFERENCE.SCORE_THRESH", "0.0", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    entries = json.loads(js.read_text())
+    assert entries and all(len(e["segmentations"]) == 5 for e in entries)
+    assert all(e["video_id"] == 1 for e in entries)

@@ -508,3 +508,36 @@ def test_train_net_periodic_eval_writes_ap_and_prop_signal(
     assert all(0.0 <= r["segm/AP"] <= 100.0 for r in evals)
     trained = [r for r in records if "total_loss" in r]
     assert trained and any(k.startswith("prop_siou/d") for r in trained for k in r)
+
+
+def test_trainer_test_calls_the_given_evaluators(dataset, one_thread, restore_loggers):
+    """Trainer.test is detectron2's loop: the evaluators passed in receive every video's
+    result entries, and the model gets its training mode back."""
+    from detectron2.evaluation import DatasetEvaluator
+
+    from tests.video_helpers import tiny_video_model
+
+    class Recorder(DatasetEvaluator):
+        def reset(self):
+            self.videos = []
+
+        def process(self, inputs, outputs):
+            for video, entries in zip(inputs, outputs, strict=True):
+                self.videos.append((video["video_id"], int(video["length"]), entries))
+
+        def evaluate(self):
+            return {"recorder": {"videos": float(len(self.videos))}}
+
+    cfg, model = tiny_video_model(
+        "DATASETS.TEST", (dataset["name"],), "INPUT.CLIP.HALF_LENGTH", 1
+    )
+    model.train()
+    rec = Recorder()
+    res = _import_train_net().Trainer.test(cfg, model, evaluators=[rec])
+    assert res == {"recorder": {"videos": 3.0}}
+    assert sorted(v for v, _, _ in rec.videos) == sorted(v["id"] for v in dataset["gt"]["videos"])
+    assert any(entries for _, _, entries in rec.videos)
+    for _, length, entries in rec.videos:
+        for e in entries:
+            assert len(e["segmentations"]) == length
+    assert model.training

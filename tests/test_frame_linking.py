@@ -6,14 +6,17 @@ import pycocotools.mask as mask_util
 import pytest
 import torch
 
-from maskprop_d2.inference import VideoInference, build_video_inference, collect_video_results
-from maskprop_d2.inference.frame_linking import (
+from maskprop_d2.inference import collect_video_results
+from maskprop_d2.modeling.mask_ops import paste_at_output_size
+from maskprop_d2.tracking import (
+    CategoryVotes,
     FrameLinker,
-    FrameLinkingInference,
+    FrameLinkingTracker,
+    MaskPropTracker,
+    build_video_tracker,
     link_by_iou,
-    mask_iou,
 )
-from maskprop_d2.inference.video_inference import CategoryVotes, detect_frame, paste_at_output_size
+from maskprop_d2.utils.masks import mask_iou
 from tests.video_helpers import drifting_video, tiny_video_model
 
 
@@ -113,12 +116,12 @@ def tiny():
 
 def test_build_and_config(tiny):
     cfg, model = tiny
-    fl = build_video_inference(cfg, model)  # TRACKER = frame_linking
-    assert isinstance(fl, FrameLinkingInference)
-    assert isinstance(build_video_inference(cfg, model, "frame_linking"), FrameLinkingInference)
+    fl = build_video_tracker(cfg, model)  # TRACKER = frame_linking
+    assert isinstance(fl, FrameLinkingTracker)
+    assert isinstance(build_video_tracker(cfg, model, "frame_linking"), FrameLinkingTracker)
     assert fl.link_iou_thresh == cfg.MODEL.MASKPROP.INFERENCE.LINK_IOU_THRESH
     assert fl.max_instances == cfg.TEST.DETECTIONS_PER_VIDEO and fl.max_gap == 0
-    assert FrameLinkingInference(cfg, model, max_gap=2).max_gap == 2
+    assert FrameLinkingTracker(cfg, model, max_gap=2).max_gap == 2
 
 
 @torch.no_grad()
@@ -128,7 +131,7 @@ def test_stream_one_backbone_pass_per_frame_no_delay_same_detections(tiny):
     calls = []
     hook = model.backbone.register_forward_hook(lambda *a: calls.append(1))
     try:
-        fl = FrameLinkingInference(cfg, model)
+        fl = FrameLinkingTracker(cfg, model)
         consumed = []
 
         def gen():
@@ -144,7 +147,7 @@ def test_stream_one_backbone_pass_per_frame_no_delay_same_detections(tiny):
         hook.remove()
     assert [o.frame_idx for o in outs] == list(range(6))
     assert len(calls) == 6 and fl.backbone_calls == 6
-    assert fl._linker.num_tracks <= fl.topk
+    assert fl.state_size()["tracks"] <= fl.topk
 
     total = 0
     for o, fr in zip(outs, frames, strict=True):
@@ -152,7 +155,7 @@ def test_stream_one_backbone_pass_per_frame_no_delay_same_detections(tiny):
         assert o.ids.dtype == torch.long and len(set(o.ids.tolist())) == len(o.ids)
         assert o.masks.flatten(1).any(1).all()
         # exactly the detector's masks of this frame, pasted and thresholded
-        images, _, inst, probs = detect_frame(model, fr, fl.score_thresh, fl.topk, fl.nms_thresh)
+        images, _, inst, probs = model.detect_frame(fr, fl.score_thresh, fl.topk, fl.nms_thresh)
         ref = (
             paste_at_output_size(probs, inst.pred_boxes.tensor, images.image_sizes[0], (128, 192))
             > fl.mask_thresh
@@ -165,7 +168,7 @@ def test_stream_one_backbone_pass_per_frame_no_delay_same_detections(tiny):
 
     # same detector weights and post-processing as MaskProp: at T = 0 (no neighbours to
     # propagate to) MaskProp's per-frame masks are exactly these; only the IDs may differ
-    vi_outs = list(VideoInference(cfg, model).stream(frames))
+    vi_outs = list(MaskPropTracker(cfg, model).stream(frames))
     for a, b in zip(outs, vi_outs, strict=True):
         assert sorted(m.numpy().tobytes() for m in a.masks) == sorted(
             m.numpy().tobytes() for m in b.masks
@@ -185,14 +188,14 @@ def test_static_video_keeps_every_id(tiny):
     """Identical frames give identical detections: every mask links to itself (IoU 1)."""
     cfg, model = tiny
     frames = drifting_video(1) * 3
-    fl = FrameLinkingInference(cfg, model)
+    fl = FrameLinkingTracker(cfg, model)
     outs = list(fl.stream(frames))
     assert len(outs[0].ids) > 1
     for o in outs[1:]:
         assert o.ids.tolist() == outs[0].ids.tolist()
         assert torch.equal(o.masks, outs[0].masks)
-    assert fl._linker.num_ids == len(outs[0].ids)
-    images, _, inst, probs = detect_frame(model, frames[0], fl.score_thresh, fl.topk, fl.nms_thresh)
+    assert fl.state_size()["video_ids"] == len(outs[0].ids)
+    images, _, inst, probs = model.detect_frame(frames[0], fl.score_thresh, fl.topk, fl.nms_thresh)
     soft = paste_at_output_size(probs, inst.pred_boxes.tensor, images.image_sizes[0], (128, 192))
     visible = (soft > fl.mask_thresh).flatten(1).any(1)
     exp = sorted(inst.scores[visible].tolist(), reverse=True)
@@ -215,7 +218,7 @@ def test_category_and_score_per_id():
 
 def test_collect_video_results_gives_valid_entries(tiny):
     cfg, model = tiny
-    fl = build_video_inference(cfg, model, "frame_linking")
+    fl = build_video_tracker(cfg, model, "frame_linking")
     length = 5
     entries = collect_video_results(
         fl.stream(drifting_video(length, seed=1)), fl.video_instances, length
@@ -256,7 +259,7 @@ def test_votes_from_class_probabilities_and_categories_per_instance():
 
 def test_detections_carry_their_class_distribution(tiny):
     _, model = tiny
-    _, _, inst, _ = detect_frame(model, drifting_video(1)[0], 0.0, 100)
+    _, _, inst, _ = model.detect_frame(drifting_video(1)[0], 0.0, 100)
     assert len(inst) > 0
     probs = inst.class_probs
     assert probs.shape == (len(inst), model.roi_heads.num_classes)
@@ -269,7 +272,7 @@ def test_detections_carry_their_class_distribution(tiny):
 def test_categories_per_instance_reports_each_id_under_several_classes():
     cfg, model = tiny_video_model("MODEL.MASKPROP.INFERENCE.CATEGORIES_PER_INSTANCE", "2")
     for tracker in ("maskprop", "frame_linking"):
-        vi = build_video_inference(cfg, model, tracker)
+        vi = build_video_tracker(cfg, model, tracker)
         entries = collect_video_results(vi.stream(drifting_video(4)), vi.video_instances, 4)
         ids = [v.id for v in vi.video_instances()]
         assert len(ids) == len(entries)
@@ -286,8 +289,8 @@ def test_class_agnostic_nms_removes_overlapping_detections(tiny):
 
     _, model = tiny
     frame = drifting_video(1)[0]
-    _, _, every, _ = detect_frame(model, frame, 0.0, 100, nms_thresh=1.0)
-    _, _, kept, _ = detect_frame(model, frame, 0.0, 100, nms_thresh=0.3)
+    _, _, every, _ = model.detect_frame(frame, 0.0, 100, nms_thresh=1.0)
+    _, _, kept, _ = model.detect_frame(frame, 0.0, 100, nms_thresh=0.3)
     assert 0 < len(kept) < len(every)  # random weights: many overlapping boxes of several classes
     iou = box_iou(kept.pred_boxes.tensor, kept.pred_boxes.tensor)
     iou.fill_diagonal_(0)

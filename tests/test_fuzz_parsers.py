@@ -1,4 +1,4 @@
-"""Fuzz suite for the parsers the project owns (issue 12), with hypothesis.
+"""Fuzz suite for the parsers the project owns, with hypothesis.
 
 Random mutations of a valid file (removed keys / elements, wrong types, wrong lengths, huge
 numbers, bad RLE bytes, truncated strings and files) must give either a valid result or the
@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maskprop_d2.data.clip_mapper import decode_segmentation
 from maskprop_d2.data.ytvis import load_ytvis_json
 from maskprop_d2.evaluation.results_io import check_results, load_results
 from maskprop_d2.evaluation.ytvis_eval import evaluate
+from maskprop_d2.utils.rle import decode_segmentation
 
 from .test_ytvis import _make
 

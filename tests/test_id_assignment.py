@@ -1,4 +1,4 @@
-"""Clip-matching ID assignment (DESIGN.md §1.2) on hand-computed cases.
+"""Clip-matching ID assignment (``docs/method.md``) on hand-computed cases.
 
 Masks are 1x4 "images". Soft IoU = sum(a*b) / sum(a + b - a*b), computed by hand in the comments:
   A = [1, 1, 0, 0], B = [0, 0, 1, 1], C = [0, 0, 0, 1], H = [1, .5, 0, 0]

@@ -1,4 +1,4 @@
-"""Whole or absent outputs (issue 12): the demo and the evaluator CLI check every output path
+"""Whole or absent outputs: the demo and the evaluator CLI check every output path
 before working, and leave nothing behind on errors, Ctrl-C or SIGTERM."""
 import importlib.util
 import json

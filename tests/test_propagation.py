@@ -11,8 +11,8 @@ from maskprop_d2.modeling.propagation import (
     ROI_MASK_PROP_HEAD_REGISTRY,
     MaskPropagationHead,
     build_mask_prop_head,
-    mask_boxes,
 )
+from maskprop_d2.utils.masks import boxes_from_masks
 
 C, D = 12, 8
 
@@ -179,13 +179,13 @@ def test_batched_equals_reference_loop():
     torch.testing.assert_close(out_pre, ref, rtol=1e-9, atol=1e-9)
 
 
-def test_mask_boxes():
+def test_boxes_from_masks():
     m = torch.zeros(3, 6, 9)
     m[0, 1:4, 2:7] = 1.0
     m[1, 5, 8] = 0.9
     m[2, 0, 0] = 0.4  # below the 0.5 threshold: empty
     torch.testing.assert_close(
-        mask_boxes(m), torch.tensor([[2.0, 1, 7, 4], [8, 5, 9, 6], [0, 0, 0, 0]])
+        boxes_from_masks(m, thresh=0.5), torch.tensor([[2.0, 1, 7, 4], [8, 5, 9, 6], [0, 0, 0, 0]])
     )
 
 
@@ -205,7 +205,7 @@ def test_roi_mode_equals_full_frame_inside_window():
         pasted = roi(f_src, f_dst, masks, pair_index)
     assert ((windows[:, 2:] - windows[:, :2]) == 14).all()  # no resampling in this setting
     assert (windows[:, :2] >= 0).all() and (windows[:, 2] <= w).all() and (windows[:, 3] <= h).all()
-    boxes = mask_boxes(masks)
+    boxes = boxes_from_masks(masks, thresh=0.5)
     assert (windows[:, :2] <= boxes[:, :2]).all() and (windows[:, 2:] >= boxes[:, 2:]).all()
     for i in range(n):
         x0, y0, x1, y1 = [int(v) for v in windows[i]]

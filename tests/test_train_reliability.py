@@ -1,4 +1,4 @@
-"""train_net end to end (issue 12): --resume past a truncated checkpoint, bad training data and an
+"""train_net end to end: --resume past a truncated checkpoint, bad training data and an
 unwritable OUTPUT_DIR stop the run before iteration 0 with a message naming the problem."""
 import json
 import os

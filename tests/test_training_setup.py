@@ -9,8 +9,8 @@ from detectron2.utils.events import EventStorage
 
 from maskprop_d2 import get_maskprop_cfg
 from maskprop_d2.modeling import MaskPropROIHeads
-from maskprop_d2.modeling.soft_iou import soft_iou
 from maskprop_d2.solver import build_optimizer
+from maskprop_d2.utils.masks import soft_iou
 
 TINY = "configs/synthetic/maskprop_tiny.yaml"
 

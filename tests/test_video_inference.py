@@ -1,13 +1,12 @@
-"""Streaming video inference: equals a whole-video reference, one backbone pass per frame."""
+"""MaskProp's tracker: equals a whole-video reference, one backbone pass per frame."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
 
-from maskprop_d2.inference import VideoInference
 from maskprop_d2.modeling.mask_ops import paste_soft_masks
-from maskprop_d2.tracking import ClipTrackMatcher
+from maskprop_d2.tracking import ClipTrackMatcher, MaskPropTracker
 from tests.video_helpers import drifting_video, tiny_video_model
 
 
@@ -21,7 +20,7 @@ def _model(T=2, nms=1.0):
 @torch.no_grad()
 def _reference(cfg, model, frames):
     """Whole video in memory: all features, all detections, then clips, then IDs, then masks."""
-    vi = VideoInference(cfg, model)
+    vi = MaskPropTracker(cfg, model)
     T, L = vi.T, len(frames)
     heads = model.roi_heads
     stride = heads.mask_prop_stride
@@ -96,7 +95,7 @@ def test_streaming_equals_whole_video_reference(length, T, nms):
     cfg, model = _model(T, nms)
     frames = drifting_video(length)
     ref = _reference(cfg, model, frames)
-    vi = VideoInference(cfg, model)
+    vi = MaskPropTracker(cfg, model)
     outs = list(vi.stream(frames))
     assert [o.frame_idx for o in outs] == list(range(length))
     nonempty = 0
@@ -117,17 +116,18 @@ def test_backbone_runs_once_per_frame_and_memory_is_windowed():
     cfg, model = _model(T=2)
     calls = []
     model.backbone.register_forward_hook(lambda *a: calls.append(1))
-    vi = VideoInference(cfg, model)
+    vi = MaskPropTracker(cfg, model)
     max_feats = 0
     n = 0
     max_pending = 0
     for _ in vi.stream(drifting_video(12)):
-        max_feats = max(max_feats, len(vi._features))
-        max_pending = max(max_pending, vi._tracks.num_pending_frames())
+        max_feats = max(max_feats, vi.state_size()["features"])
+        max_pending = max(max_pending, vi.state_size()["pending_frames"])
         n += 1
     assert n == 12
     assert len(calls) == 12
     assert vi.backbone_calls == 12
     assert max_feats <= 2 * 2 + 1
     assert max_pending <= 3 * 2 + 1  # frames tau-2T .. tau+T hold track masks
-    assert not vi._features and not vi._dets and vi._tracks.num_pending_frames() == 0
+    state = vi.state_size()
+    assert state["features"] == 0 and state["detections"] == 0 and state["pending_frames"] == 0

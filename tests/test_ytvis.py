@@ -306,6 +306,18 @@ def test_reimport_is_safe():
     assert MetadataCatalog.get("synthetic_ytvis_val").evaluator_type == "ytvis"
 
 
+def test_registration_is_guarded_like_detectron2():
+    """Executing builtin.py under another module name registers nothing (detectron2's guard)."""
+    import importlib.util
+
+    before = set(DatasetCatalog.list())
+    spec = importlib.util.spec_from_file_location("maskprop_d2.data.builtin_copy", builtin.__file__)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert set(DatasetCatalog.list()) == before
+    assert callable(mod.register_all_ytvis)
+
+
 def test_register_synthetic_other_root(tmp_path, unique_name):
     prefix = unique_name("hard")
     names = builtin.register_synthetic_ytvis(str(tmp_path / "hard"), prefix=prefix)
@@ -327,11 +339,15 @@ def test_synthetic_round_trip(tmp_path, unique_name):
     root = str(tmp_path / "syn")
     gen = dict(num_train=2, num_val=1, length=5, height=32, width=48, seed=3)
     prefix = unique_name("syn")
-    names = builtin.register_synthetic_ytvis(root, prefix=prefix, **gen)
+    names = builtin.register_synthetic_ytvis(root, prefix=prefix)
     try:
         meta = MetadataCatalog.get(names[0])
         assert meta.thing_classes == [c["name"] for c in synthetic.SYNTHETIC_CATEGORIES]
-        assert not os.path.exists(root)  # generated on first use only
+        # never generated inside the loader: a clear error naming the commands that make it
+        with pytest.raises(FileNotFoundError, match="make data.*maskprop_d2.data.synthetic"):
+            DatasetCatalog.get(names[0])
+        assert not os.path.exists(root)
+        synthetic.generate_synthetic_dataset(root, **gen)
         for name, split, n_videos in ((names[0], "train", 2), (names[1], "valid", 1)):
             recs = DatasetCatalog.get(name)
             with open(os.path.join(root, f"{split}.json")) as f:
@@ -362,7 +378,7 @@ def test_synthetic_round_trip(tmp_path, unique_name):
                         np.testing.assert_array_equal(
                             mask_util.decode(x["segmentation"]).astype(bool), o["visible"][f])
         assert builtin.register_synthetic_ytvis(root, prefix=prefix) == names  # no-op
-        DatasetCatalog.get(names[0])  # already generated: loads again without regenerating
+        DatasetCatalog.get(names[0])  # loads again
     finally:
         for n in names:
             DatasetCatalog.remove(n)

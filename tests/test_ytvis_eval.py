@@ -1,5 +1,6 @@
-"""YouTube-VIS metrics (DESIGN.md §3): the hand-checkable table, area ranges, errors, the results
-writer and --check, and a random multi-video case against a brute-force reference written here."""
+"""YouTube-VIS metrics (``docs/evaluation.md``): the hand-checkable table, area ranges, errors,
+the results writer and --check, and a random multi-video case against a brute-force reference
+written here."""
 
 import json
 import math
@@ -35,7 +36,7 @@ def rle(m):
     return encode_mask(m)
 
 
-# ---------------------------------------------------------------- the table of DESIGN.md §3
+# ---------------------------------------------------------------- the table of docs/evaluation.md
 SQ = box(64, 64, 10, 10, 20, 20)  # the 20x20 GT square
 GT_SEGS = [rle(SQ), rle(SQ), rle(SQ), None]
 
@@ -317,7 +318,7 @@ def test_check_results_messages():
     assert errs[1] == "results[2] (video_id=3): unknown video_id 3"
     assert errs[2].startswith("results[3]: missing key(s) category_id, score, segmentations")
     assert errs[3].startswith("results[4] (video_id=1): score must be a finite number")
-    # uncompressed RLE (results[5]) is accepted, as scoring accepts it (issue 13)
+    # uncompressed RLE (results[5]) is accepted, as scoring accepts it
     assert errs[4].startswith("results[6] (video_id=1) frame 0: polygons are not allowed")
     assert len(errs) == 5
     assert len(check_results(gt, results, max_errors=2)) == 2

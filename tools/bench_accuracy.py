@@ -2,7 +2,7 @@
 """Accuracy on synthetic val: MaskProp at several T vs the frame-linking baseline, and the oracle.
 
 One checkpoint, evaluated with the project's own evaluation path (``train_net.Trainer.test``:
-``build_video_test_loader`` -> ``inference_on_videos`` -> ``YTVISEvaluator``, exactly what
+``build_video_test_loader`` -> ``inference_on_dataset`` -> ``YTVISEvaluator``, exactly what
 ``train_net.py --eval-only`` runs) on two synthetic val splits:
 
 * ``standard``: the builtin ``synthetic_ytvis_val`` (root ``$MASKPROP_SYNTHETIC_ROOT``, else
@@ -20,7 +20,7 @@ set. Columns: AP, AP50, AP75, AR1, AR10 (percent, the evaluator's ``segm`` dict)
 predicted video instances and the wall time of the row (inference + evaluation).
 
 Oracle rows: the ground-truth tracks of each split through the same ID assignment, mask
-combination, results writer and evaluator (``maskprop_d2.inference.oracle.oracle_results``, with
+combination, results writer and evaluator (``tools/oracle.py``: ``oracle_results``, with
 the config's ``MATCH_THRESH``). With perfect tracks the T = 6 oracle must reach >= 99 AP, or the
 post-processing has a bug; the report flags it per split.
 
@@ -202,7 +202,7 @@ def exact_tracks(gt, results, tol=0.99):
     >= tol (the oracle should give every track back)."""
     import numpy as np
 
-    from maskprop_d2.data.clip_mapper import decode_segmentation
+    from maskprop_d2.utils.rle import decode_segmentation
 
     def stack(segs, h, w):
         return np.stack(
@@ -296,8 +296,9 @@ def verify_with_train_net(args, row, dataset, out_dir, mine):
 
 
 def oracle_rows(summary, half_lengths, match_thresh):
+    from oracle import oracle_results
+
     from maskprop_d2.evaluation.ytvis_eval import evaluate
-    from maskprop_d2.inference.oracle import oracle_results
 
     gt = summary["gt"]
     ids = {a["id"] for a in gt.get("annotations", [])}

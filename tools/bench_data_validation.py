@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Time the training-data checks on YouTube-VIS-2019-sized metadata (issue 12).
+"""Time the training-data checks on YouTube-VIS-2019-sized metadata.
 
 Generates a train JSON of 2,238 videos / ~61.8k frames at 720x1280 with ~3,774 tracks (every
 track annotated on each frame of its video, null where absent) plus one empty file per frame,
@@ -98,7 +98,8 @@ def main():
     ap.add_argument("--out", default="benchmarks/data_validation_cpu.md")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--baseline-ref", default="03e1544",
-                    help="git commit whose load_ytvis_json (before issue 12) is timed too; '' = no")
+                    help="git commit whose load_ytvis_json (e.g. from before the checks) is "
+                    "timed too; '' = no")
     args = ap.parse_args()
 
     from maskprop_d2.data.validation import frame_file_problems, read_json_file
@@ -142,13 +143,13 @@ def main():
         "",
         "Generated train JSON: 2,238 videos at 720x1280, 3,774 tracks annotated on every frame",
         "of their video (10% null), 40 categories, no boxes (computed from the masks), one empty",
-        "file per frame. `load_ytvis_json` = JSON parse + every check of issue 12 (ids, lengths,",
+        "file per frame. `load_ytvis_json` = JSON parse + every check (ids, lengths,",
         "RLE size, compressed counts' syntax and total or list counts' sum, boxes from the masks);",
         "frame files = one `os.stat` per frame (`frame_file_problems`). Best of "
         f"{args.repeats} runs.",
         "",
-        f"Baseline: `load_ytvis_json` of commit {args.baseline_ref} (before issue 12: no check of",
-        "compressed counts, first problem raised), same file.",
+        f"Baseline: `load_ytvis_json` of commit {args.baseline_ref} (before the checks: no check",
+        "of compressed counts, first problem raised), same file.",
         "",
         "| RLE counts | videos | frames | segmentations | JSON MiB | JSON parse s "
         "| baseline load s | load_ytvis_json s (incl. parse) | frame-file stat s |",

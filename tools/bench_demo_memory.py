@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Demo on long videos in constant memory (issue 12): peak RSS vs. video length, and the output's
+"""Demo on long videos in constant memory: peak RSS vs. video length, and the output's
 frame count and fps checked against the input.
 
 For each requested length a video of moving shapes is generated (or a given file is used, e.g.

@@ -440,7 +440,7 @@ def main():
         lines += [
             "",
             "Against the official API the new evaluator is {:.2f}x as fast in CPU time ({:.2f}x "
-            "in wall time): the issue's target of 3x is {}.".format(
+            "in wall time): the 3x goal is {}.".format(
                 speedup,
                 min(wall["official"]) / min(wall["new"]),
                 "met" if speedup >= 3 else "**not met**",

@@ -2,7 +2,7 @@
 """Time and peak memory of the mask propagation head, alone or against the Mask R-CNN forward
 of the same frame (CPU, no grad).
 
-One "clip" is what streaming inference (``maskprop_d2.inference.VideoInference``) does per video
+One "clip" is what streaming inference (``maskprop_d2.tracking.MaskPropTracker``) does per video
 frame at steady state: reduce the new frame's feature once (1×1 conv; the other frames' reduced
 features are cached), then propagate the ``n_inst`` detections of the clip centre t to the 2T+1
 frames t-T..t+T (the centre itself included, as ``_process_clip`` does) in one batched head call:
@@ -31,7 +31,7 @@ CONV_DIM, ROI_SIZE, ROI_MARGIN, KERNEL_SIZE, NUM_RES_BLOCKS) for every (instance
 alternative settings ((the config's level, p3, p4) × D 32/64 × full frame/ROI 8/16/24) at T = 6
 with 10 instances. The
 table gives
-head / Mask R-CNN (forward with the same number of detections) and PASS/FAIL against the issue's
+head / Mask R-CNN (forward with the same number of detections) and PASS/FAIL against the
 goal (at T = 6 and ≤ 10 instances the clip's propagation costs < 0.5 frame forward).
 
 Use one thread (the default) on a shared machine: with 2 threads on 2 busy cores the timings are
@@ -70,7 +70,7 @@ CONFIG_ALIASES = {
     "tiny": "configs/synthetic/maskprop_tiny.yaml",
     "r50": "configs/YouTubeVIS-2019/maskprop_R50_FPN.yaml",
 }
-GOAL_RATIO = 0.5  # issue 3: clip propagation < half a Mask R-CNN frame forward ...
+GOAL_RATIO = 0.5  # clip propagation < half a Mask R-CNN frame forward ...
 GOAL_T = 6  # ... at T = 6 ...
 GOAL_MAX_INST = 10  # ... and <= 10 instances
 
@@ -136,7 +136,7 @@ def bench_head(level_stride=8, conv_dim=64, n_inst=10, T=6, roi_size=0, repeats=
         y0 = int(torch.randint(0, max(1, h - side), (1,), generator=g))
         x0 = int(torch.randint(0, max(1, w - side), (1,), generator=g))
         inst[i, y0:y0 + side, x0:x0 + side] = 1.0
-    masks = inst.repeat(nf, 1, 1)  # row = (frame, instance), as VideoInference._process_clip
+    masks = inst.repeat(nf, 1, 1)  # row = (frame, instance), as MaskPropTracker._process_clip
     pair_index = torch.arange(nf).repeat_interleave(n_inst)
 
     def run():

@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """Per-frame time of streaming MaskProp video inference, split by stage (CPU, 360p).
 
-The real pipeline runs: ``build_video_inference(cfg, model, "maskprop")`` (``VideoInference``)
+The real pipeline runs: ``build_video_tracker(cfg, model, "maskprop")`` (``MaskPropTracker``)
 streams the frames and every output frame is RLE-encoded with ``encode_frame_masks``, as the
 evaluator does. Time is attributed to stages by wrapping the existing methods with timers
 (monkeypatched on the instances; torch is synchronous on CPU); nothing is re-implemented:
 
 * backbone       ``model.backbone`` forward (ResNet + FPN)
 * detection      ``model.proposal_generator`` + the ROI heads' inference, wrapped at every entry
-                 point ``detect_frame`` may use (``roi_heads`` forward, ``_forward_box``,
+                 point ``detect_frame`` may use (``roi_heads`` forward, ``detect_boxes``,
                  ``forward_with_given_boxes``; only the outermost call counts); split further
                  into RPN / box branch (incl. NMS) / mask branch (``_forward_mask``, with the
                  number of boxes it runs on)
@@ -306,7 +306,7 @@ class _Window:
 
 def _model_timers(timer, model):
     """backbone; detection = RPN + ROI heads at whichever entry point ``detect_frame`` uses
-    (``roi_heads(...)``, or its two inference steps ``_forward_box`` and
+    (``roi_heads(...)``, or its two inference steps ``detect_boxes`` and
     ``forward_with_given_boxes``), with RPN, box branch and mask branch as details; counts the
     boxes the mask head runs on (``calls["mask_boxes"]``)."""
     heads = model.roi_heads
@@ -314,7 +314,7 @@ def _model_timers(timer, model):
     timer.wrap(model.proposal_generator, "forward", "detection", "rpn")
     timer.wrap(heads, "forward", "detection")
     timer.wrap(heads, "forward_with_given_boxes", "detection")
-    timer.wrap(heads, "_forward_box", "detection", "box_head")
+    timer.wrap(heads, "detect_boxes", "detection", "box_head")
     mask = heads._forward_mask
 
     def counted_mask(features, instances):
@@ -331,12 +331,12 @@ def run_setting(cfg, model, inputs, warmup, n, ref_warmup):
     both see the same machine load. Returns (MaskProp, Mask R-CNN) results."""
     import torch
 
-    from maskprop_d2.inference import build_video_inference, encode_frame_masks
-    from maskprop_d2.inference.outputs import FrameOutput
-    from maskprop_d2.inference.video_inference import detect_frame, paste_at_output_size
+    from maskprop_d2.inference import encode_frame_masks
+    from maskprop_d2.modeling.mask_ops import paste_at_output_size
+    from maskprop_d2.tracking import FrameOutput, build_video_tracker
 
     c = cfg.MODEL.MASKPROP.INFERENCE
-    vi = build_video_inference(cfg, model, "maskprop")
+    vi = build_video_tracker(cfg, model, "maskprop")
     T = vi.T
     assert len(inputs) == warmup + n + 2 * T, (len(inputs), warmup, n, T)
     timer = StageTimer()
@@ -345,7 +345,7 @@ def run_setting(cfg, model, inputs, warmup, n, ref_warmup):
     timer.wrap(model.roi_heads, "propagate", "propagation")
     clips = {}  # clip centre -> (number of tracks, number of frames)
     combined = {}  # emitted frame -> number of IDs combined there
-    reset = vi._reset
+    reset = vi.reset
 
     def reset_and_wrap():  # stream() builds a new aggregator: wrap that one
         reset()
@@ -368,7 +368,7 @@ def run_setting(cfg, model, inputs, warmup, n, ref_warmup):
 
         agg.emit = counted_emit  # replaces the timed instance attribute, which it calls
 
-    vi._reset = reset_and_wrap
+    vi.reset = reset_and_wrap
     encode = timer.timed(encode_frame_masks, "encoding")
 
     def paste(probs, boxes, image_size, out_size):
@@ -377,7 +377,7 @@ def run_setting(cfg, model, inputs, warmup, n, ref_warmup):
     paste = timer.timed(paste, "emission")
 
     def maskrcnn_frame(k, frame):  # what a per-frame image model does
-        images, _, inst, probs = detect_frame(model, frame, c.SCORE_THRESH, c.TOPK_PER_FRAME)
+        images, _, inst, probs = model.detect_frame(frame, c.SCORE_THRESH, c.TOPK_PER_FRAME)
         size = (frame["height"], frame["width"])
         masks = paste(probs, inst.pred_boxes.tensor, images.image_sizes[0], size)
         encode(FrameOutput(k, torch.arange(len(inst)), masks))
@@ -423,7 +423,7 @@ def run_setting(cfg, model, inputs, warmup, n, ref_warmup):
         dets_max=max(dets),
         out_masks=sum(out_masks) / n,
         combined_ids=sum(combined[e] for e in range(warmup, warmup + n)) / n,
-        ids=vi._tracks._matcher.num_ids,
+        ids=vi.state_size()["video_ids"],
         T=T,
     )
     rc_res.update(dets_min=min(ref_dets), dets_mean=sum(ref_dets) / n, dets_max=max(ref_dets))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Streaming video inference: time and peak memory vs video length and vs instances per frame.
 
-Issue 5, benchmark 3. Every measurement is a FRESH subprocess (``--worker``) that builds a
+Every measurement is a FRESH subprocess (``--worker``) that builds a
 ``VideoPredictor``, streams N frames through it (read with ``cv2.VideoCapture`` / generated one at
 a time, never all held), consumes every output and RLE-encodes its masks (as the evaluator does;
 the RLEs are counted, not kept), and reports:
@@ -196,19 +196,12 @@ def live_tensors(torch):
 
 
 def state_sizes(vi):
-    """Sizes of the streaming state of a VideoInference (private attributes, read only)."""
-    agg = vi._tracks
-    return dict(
-        features=len(vi._features),
-        detections=len(vi._dets),
-        pending_frames=agg.num_pending_frames(),
-        stored_clips=agg._matcher.num_stored_clips,
-        video_ids=agg._matcher.num_ids,
-    )
+    """Sizes of the streaming state of the tracker."""
+    return vi.state_size()
 
 
 # ----------------------------------------------------------------------------- worker
-def legacy_detect_frame(model, frame, score_thresh, topk):
+def legacy_detect_frame(model, frame, score_thresh, topk, nms_thresh=1.0):
     """``detect_frame`` before the fix: the whole ROI heads (the mask head on every box detection,
     up to TEST.DETECTIONS_PER_IMAGE), then score threshold and top-k. Same outputs."""
     import torch
@@ -254,11 +247,11 @@ def worker(args):
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, REPO)
-    import maskprop_d2.inference.video_inference as video_inference
     from maskprop_d2.inference import VideoPredictor, encode_frame_masks
+    from maskprop_d2.modeling import MaskProp
 
     if args.legacy_detect:
-        video_inference.detect_frame = legacy_detect_frame
+        MaskProp.detect_frame = legacy_detect_frame
     heap = GlibcHeap.load()
     if args.malloc_trim_every and heap is None:
         raise SystemExit("--malloc-trim-every needs glibc's malloc_trim")
@@ -268,7 +261,7 @@ def worker(args):
         tracemalloc.start()
     cfg = setup_cfg(args)
     predictor = VideoPredictor(cfg)
-    vi = predictor.inference
+    vi = predictor.tracker
     model_rss = cur_rss_mib()
     n = args.length
     frames = vtest_frames(args.video, n) if args.source == "vtest" else synthetic_frames(n, seed=0)
@@ -340,7 +333,7 @@ def worker(args):
         masks_per_frame=n_masks / n,
         # one category vote per clip track, i.e. per detection kept (score threshold, top-k)
         dets_per_frame=float(vi._tracks.votes._count.sum()) / n,
-        video_ids=vi._tracks._matcher.num_ids,
+        video_ids=vi.state_size()["video_ids"],
         video_instances=len(predictor.video_instances()),
         timeline=timeline,
     )
@@ -495,7 +488,7 @@ def render(args, info, started, load_before, load_after, lengths, legacy, instan
         "# Streaming video inference scaling (CPU)",
         "",
         "Wall time, CPU time and memory of `VideoPredictor` streaming inference vs video length "
-        "and vs instances per frame (issue 5, benchmark 3). Each row is a fresh process; frames "
+        "and vs instances per frame. Each row is a fresh process; frames "
         "are read with `cv2.VideoCapture` / generated one at a time, every output is consumed and "
         "its masks RLE-encoded with `encode_frame_masks` (counted, not kept).",
         "",

@@ -18,7 +18,7 @@ says whether it did)::
    ``torch.autocast`` with float16 (with a GradScaler) and bfloat16: iterations/s after
    ``--warmup`` iterations, whether every loss was finite, peak GPU memory.
 4. **Streaming inference** on OpenCV's ``vtest.avi`` resized to 360p (480x360): frames/s of
-   MaskProp (``VideoInference``: one backbone pass per frame, 2T+1 frame clips, ID assignment,
+   MaskProp (``MaskPropTracker``: one backbone pass per frame, 2T+1 frame clips, ID assignment,
    emitted masks RLE-encoded) and of per-frame Mask R-CNN with the same model and backbone
    (detection, masks pasted at frame size, RLE-encoded), their ratio, peak GPU memory. Weights
    are random; for a fixed, realistic number of detections the RPN box deltas and the box
@@ -466,8 +466,9 @@ def stream_speed(cfg, frames, warmup):
     import torch
     from detectron2.modeling import build_model
 
-    from maskprop_d2.inference import FrameOutput, VideoInference, encode_frame_masks
-    from maskprop_d2.inference.video_inference import detect_frame, paste_at_output_size
+    from maskprop_d2.inference import encode_frame_masks
+    from maskprop_d2.modeling.mask_ops import paste_at_output_size
+    from maskprop_d2.tracking import FrameOutput, MaskPropTracker
 
     device = torch.device(cfg.MODEL.DEVICE)
     torch.manual_seed(0)
@@ -484,7 +485,7 @@ def stream_speed(cfg, frames, warmup):
             yield {"image": img, "height": h, "width": w}
 
     def maskrcnn_frame(k, frame):
-        _, _, inst, probs = detect_frame(model, frame, c.SCORE_THRESH, c.TOPK_PER_FRAME)
+        _, _, inst, probs = model.detect_frame(frame, c.SCORE_THRESH, c.TOPK_PER_FRAME)
         masks = paste_at_output_size(probs, inst.pred_boxes.tensor, (h, w), (h, w))
         encode_frame_masks(FrameOutput(k, torch.arange(len(inst)), masks > c.MASK_THRESH))
         return len(inst)
@@ -495,7 +496,7 @@ def stream_speed(cfg, frames, warmup):
         return [maskrcnn_frame(k, f) for k, f in enumerate(inputs(frames_))]
 
     def run_maskprop(frames_):
-        vi = VideoInference(cfg, model)
+        vi = MaskPropTracker(cfg, model)
         n_out = 0
         for out in vi.stream(inputs(frames_)):
             encode_frame_masks(out)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Propagation accuracy of the mask propagation head in ROI mode vs. full-frame mode, with the
-SAME trained weights (issue 3, Benchmark: "show the accuracy it keeps").
+SAME trained weights ("show the accuracy it keeps").
 
 Protocol (deterministic for a given ``--seed``):
 
@@ -118,7 +118,7 @@ def setup_cfg(args):
 
 def row_metrics(prob, gt, empty_smooth=1.0):
     """Per-row loss (as mask_prop_loss), soft IoU, binary IoU@0.5 and its validity mask."""
-    from maskprop_d2.modeling.soft_iou import soft_iou
+    from maskprop_d2.utils.masks import soft_iou
 
     siou = soft_iou(prob, gt)
     gt_empty = gt.flatten(1).sum(1) <= 0
@@ -175,8 +175,9 @@ def main(argv=None):
     import maskprop_d2  # noqa: F401  (registers datasets and the model)
     from maskprop_d2.data import ClipDatasetMapper
     from maskprop_d2.modeling.prop_loss import mask_prop_loss
-    from maskprop_d2.modeling.propagation import BOX_MASK_THRESH, mask_boxes
+    from maskprop_d2.modeling.propagation import BOX_MASK_THRESH
     from maskprop_d2.modeling.roi_heads import ClipTargets
+    from maskprop_d2.utils.masks import boxes_from_masks as mask_boxes
 
     cfg = setup_cfg(args)
     model = build_model(cfg)

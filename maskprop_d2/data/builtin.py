@@ -1,12 +1,17 @@
 """Built-in YouTube-VIS / OVIS splits and the synthetic dataset, registered at import (lazily).
 
+Registration only records names, paths and class metadata; nothing is read from disk until
+``DatasetCatalog.get``. As in detectron2, it runs only when this module is imported as
+``maskprop_d2.data.builtin`` (not when the file is executed or imported under another name).
+
 Layout under ``$DETECTRON2_DATASETS`` (default ``datasets``)::
 
     ytvis_2019/{train,valid,test}.json   ytvis_2019/{train,valid,test}/JPEGImages/
     ytvis_2021/{train,valid,test}.json   ytvis_2021/{train,valid,test}/JPEGImages/
     ovis/annotations_{train,valid,test}.json   ovis/{train,valid,test}/
     synthetic_ytvis/{train,valid}.json   synthetic_ytvis/{train,valid}/JPEGImages/
-                                         (or $MASKPROP_SYNTHETIC_ROOT; generated on first use)
+                                         (or $MASKPROP_SYNTHETIC_ROOT; made by ``make data`` or
+                                         ``python -m maskprop_d2.data.synthetic --out DIR``)
 """
 from __future__ import annotations
 
@@ -111,10 +116,14 @@ def _synthetic_metadata() -> Dict:
     }
 
 
-def _load_synthetic(root: str, split_dir: str, name: str, generator_kwargs: Dict):
-    from .synthetic import ensure_synthetic_dataset
-
-    ensure_synthetic_dataset(root, **generator_kwargs)
+def _load_synthetic(root: str, split_dir: str, name: str):
+    json_file = os.path.join(root, f"{split_dir}.json")
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(
+            f"dataset '{name}': {json_file} not found. The synthetic dataset is not generated "
+            f"automatically; make it with `make data` (default location) or "
+            f"`python -m maskprop_d2.data.synthetic --out {root}`"
+        )
     return load_ytvis_json(
         os.path.join(root, f"{split_dir}.json"),
         os.path.join(root, split_dir, "JPEGImages"),
@@ -123,13 +132,14 @@ def _load_synthetic(root: str, split_dir: str, name: str, generator_kwargs: Dict
 
 
 def register_synthetic_ytvis(
-    root: Optional[str] = None, prefix: str = "synthetic_ytvis", **generator_kwargs
+    root: Optional[str] = None, prefix: str = "synthetic_ytvis"
 ) -> List[str]:
     """Register ``{prefix}_train`` / ``{prefix}_val`` from ``root`` (default: ``synthetic_root()``).
 
-    The data is generated on first ``DatasetCatalog.get`` if ``root/train.json`` or
-    ``root/valid.json`` is missing (``generator_kwargs`` go to ``ensure_synthetic_dataset``).
-    Re-registering a name with the same root is a no-op; with another root it raises.
+    Lazy: the data must exist when ``DatasetCatalog.get`` is called (``make data``, or ``python -m
+    maskprop_d2.data.synthetic --out ROOT``); a missing file is a ``FileNotFoundError`` naming
+    those commands. Re-registering a name with the same root is a no-op; with another root it
+    raises.
     Returns the two dataset names.
     """
     root = synthetic_root() if root is None else os.path.expanduser(root)
@@ -151,7 +161,7 @@ def register_synthetic_ytvis(
             meta = _synthetic_metadata()
         DatasetCatalog.register(
             name,
-            lambda root=root, d=split_dir, n=name: _load_synthetic(root, d, n, generator_kwargs),
+            lambda root=root, d=split_dir, n=name: _load_synthetic(root, d, n),
         )
         MetadataCatalog.get(name).set(
             json_file=json_file,
@@ -162,5 +172,7 @@ def register_synthetic_ytvis(
     return names
 
 
-register_all_ytvis()
-register_synthetic_ytvis()
+if __name__.endswith(".builtin"):
+    # Register the built-in splits (lazily), as detectron2's data/datasets/builtin.py does.
+    register_all_ytvis()
+    register_synthetic_ytvis()

@@ -35,47 +35,25 @@ import logging
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import pycocotools.mask as mask_util
 import torch
 from detectron2.config import configurable
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import BitMasks, Boxes, Instances
 
+from ..utils.masks import boxes_from_masks
+from ..utils.rle import decode_segmentation
+
 __all__ = [
     "ClipDatasetMapper",
     "VideoInferenceMapper",
     "VideoFrames",
-    "decode_segmentation",
     "sample_clip_frames",
 ]
 
 logger = logging.getLogger(__name__)
 
 _GRAY_WEIGHTS = {"RGB": (0.299, 0.587, 0.114), "BGR": (0.114, 0.587, 0.299)}
-
-
-def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
-    """Decode an RLE (compressed or uncompressed counts) or polygon list to a (H, W) uint8 mask."""
-    if seg is None:
-        return np.zeros((height, width), dtype=np.uint8)
-    if isinstance(seg, dict):
-        if list(seg["size"]) != [height, width]:
-            raise ValueError(
-                "RLE of size {} does not match the frame size {}".format(
-                    list(seg["size"]), [height, width]
-                )
-            )
-        rle = mask_util.frPyObjects(seg, height, width) if isinstance(seg["counts"], list) else seg
-    elif isinstance(seg, (list, tuple)):
-        polys = [np.asarray(p, dtype=np.float64).ravel().tolist() for p in seg]
-        polys = [p for p in polys if len(p) >= 6]
-        if not polys:
-            return np.zeros((height, width), dtype=np.uint8)
-        rle = mask_util.merge(mask_util.frPyObjects(polys, height, width))
-    else:
-        raise TypeError("unsupported segmentation type {}".format(type(seg)))
-    return mask_util.decode(rle).astype(np.uint8, copy=False)
 
 
 def sample_clip_frames(
@@ -110,23 +88,6 @@ def _read_frame(file_name: str, image_format: str, height: int, width: int, vide
             )
         )
     return image
-
-
-def _tight_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """XYXY tight boxes of (N, H, W) bool masks; all zeros for empty masks."""
-    n, h, w = masks.shape
-    boxes = torch.zeros((n, 4), dtype=torch.float32)
-    if n == 0:
-        return boxes
-    cols, rows = masks.any(dim=1), masks.any(dim=2)  # (N, W), (N, H)
-    nonempty = cols.any(dim=1)
-    x0 = cols.float().argmax(dim=1)
-    x1 = w - cols.flip(1).float().argmax(dim=1)
-    y0 = rows.float().argmax(dim=1)
-    y1 = h - rows.flip(1).float().argmax(dim=1)
-    boxes[:] = torch.stack([x0, y0, x1, y1], dim=1).float()
-    boxes[~nonempty] = 0
-    return boxes
 
 
 class ClipDatasetMapper:
@@ -348,7 +309,7 @@ class ClipDatasetMapper:
             inst = Instances((out_h, out_w))
             inst.gt_ids = torch.where(present, ids, torch.full_like(ids, -1))
             inst.gt_classes = classes.clone()
-            inst.gt_boxes = Boxes(_tight_boxes(masks_t))
+            inst.gt_boxes = Boxes(boxes_from_masks(masks_t))
             inst.gt_masks = BitMasks(masks_t)
             instances.append(inst)
 

@@ -5,8 +5,8 @@ Layout written under ``DIR`` (``valid.json`` carries annotations too, so local m
     DIR/train.json    DIR/train/JPEGImages/<video_name>/00000.jpg ...
     DIR/valid.json    DIR/valid/JPEGImages/<video_name>/00000.jpg ...
 
-The JSONs follow the YouTube-VIS format of DESIGN.md §2 (compressed RLE masks, ``null`` where an
-object is absent). What makes it a VIS problem rather than a detection toy:
+The JSONs follow the YouTube-VIS format of ``docs/formats.md`` (compressed RLE masks,
+``null`` where an object is absent). What makes it a VIS problem rather than a detection toy:
 
 * 5 classes that differ in **shape and texture** (gradient disc, striped square, dotted triangle,
   checkered ellipse, ringed star); each instance gets a random colour pair, so colour alone does

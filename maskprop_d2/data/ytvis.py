@@ -41,6 +41,7 @@ import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
+from ..utils.rle import rle_totals
 from .validation import DatasetValidationError, Problem, drop_or_raise, read_json_file
 
 __all__ = ["load_ytvis_json", "register_ytvis_instances", "distinct_colors"]
@@ -202,8 +203,6 @@ def load_ytvis_json(
     ``drop_invalid``, the videos with problems (and annotations that cannot be attached to a
     video) are dropped instead and logged as a warning.
     """
-    from ..evaluation.results_io import rle_totals
-
     if not os.path.isfile(json_file):
         raise FileNotFoundError(f"YouTube-VIS json file not found: {json_file}")
     if not os.path.isdir(image_root):

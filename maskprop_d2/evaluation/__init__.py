@@ -1,8 +1,8 @@
 """YouTube-VIS evaluation: metrics, results files, the DatasetEvaluator and the CLI.
 
-Importing this package imports numpy and pycocotools only: ``YTVISEvaluator`` and
-``inference_on_videos`` (torch, detectron2) are imported on first use, and the identity metrics
-(``trackeval``) by ``identity_metrics`` when called.
+Importing this package imports numpy and pycocotools only: ``YTVISEvaluator`` (torch, detectron2)
+is imported on first use, and the identity metrics (``trackeval``) by ``identity_metrics`` when
+called.
 """
 
 from .results_io import check_gt, check_results, load_results, write_results
@@ -13,7 +13,6 @@ __all__ = [
     "YTVISEvalResult",
     "evaluate",
     "identity_metrics",
-    "inference_on_videos",
     "check_gt",
     "check_results",
     "load_results",
@@ -22,7 +21,6 @@ __all__ = [
 
 _LAZY = {
     "YTVISEvaluator": ".evaluator",
-    "inference_on_videos": ".evaluator",
     "identity_metrics": ".identity",
 }
 

@@ -1,15 +1,11 @@
-"""YTVISEvaluator (detectron2's DatasetEvaluator protocol) and the video inference loop."""
+"""YTVISEvaluator: detectron2's DatasetEvaluator for YouTube-VIS style video results."""
 
-import copy
-import datetime
 import itertools
 import logging
 import os
-import time
 from collections import OrderedDict
 
 import detectron2.utils.comm as comm
-import torch
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils.logger import create_small_table
@@ -18,7 +14,7 @@ from tabulate import tabulate
 from .results_io import load_json, write_results
 from .ytvis_eval import evaluate as ytvis_evaluate
 
-__all__ = ["YTVISEvaluator", "inference_on_videos"]
+__all__ = ["YTVISEvaluator"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +22,8 @@ logger = logging.getLogger(__name__)
 class YTVISEvaluator(DatasetEvaluator):
     """Collects video results, writes CodaLab-ready files, and scores them where GT exists.
 
+    Fed by detectron2's ``inference_on_dataset`` with the video test loader and a
+    :class:`maskprop_d2.inference.VideoInferenceAdapter` as the model (what ``Trainer.test`` does).
     ``process(inputs, outputs)``: ``inputs`` are video dicts (``video_id``, ``length``), ``outputs``
     per video a list of ``{"category_id" (contiguous), "score", "segmentations"}``.
     ``evaluate()`` gathers all processes' results, writes ``output_dir/results.json`` and
@@ -156,44 +154,3 @@ class YTVISEvaluator(DatasetEvaluator):
             logger.info("Identity metrics (TrackEval):\n" + create_small_table(out["identity"]))
         return out
 
-
-def inference_on_videos(cfg, model, data_loader, evaluator, tracker=None):
-    """Run streaming video inference on every video of ``data_loader`` and evaluate.
-
-    Args:
-        data_loader: yields lists of one video dict (``frames``: lazy frames, ``length``, ...).
-        evaluator: a DatasetEvaluator taking video dicts and lists of result entries.
-        tracker: None: ``cfg.MODEL.MASKPROP.INFERENCE.TRACKER`` decides.
-    """
-    from ..inference import build_video_inference, collect_video_results
-
-    vi = build_video_inference(cfg, model, tracker)
-    evaluator.reset()
-    total = len(data_loader)
-    start = time.perf_counter()
-    frames = 0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for i, inputs in enumerate(data_loader):
-                video = inputs[0]
-                entries = collect_video_results(
-                    vi.stream(video["frames"]), vi.video_instances, int(video["length"])
-                )
-                evaluator.process([video], [entries])
-                frames += int(video["length"])
-                elapsed = time.perf_counter() - start
-                if comm.is_main_process() and (i + 1 == total or (i + 1) % 10 == 0):
-                    eta = elapsed / (i + 1) * (total - i - 1)
-                    logger.info(
-                        "video %d/%d, %.2f frames/s, ETA %s",
-                        i + 1,
-                        total,
-                        frames / elapsed,
-                        str(datetime.timedelta(seconds=int(eta))),
-                    )
-    finally:
-        model.train(was_training)
-    results = evaluator.evaluate()
-    return copy.deepcopy(results) if results is not None else {}

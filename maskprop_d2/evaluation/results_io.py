@@ -1,6 +1,6 @@
 """YouTube-VIS results: RLE helpers, the results writer (results.json + .zip) and a validator.
 
-Results format (DESIGN.md §2): a list of ``{"video_id", "category_id", "score",
+Results format (``docs/formats.md``): a list of ``{"video_id", "category_id", "score",
 "segmentations": [{"size": [h, w], "counts": str} | None, one per frame]}``. The zip holds
 ``results.json`` at its root (what CodaLab takes). No detectron2 dependency.
 """
@@ -12,8 +12,9 @@ import zipfile
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-import pycocotools.mask as mask_util
 
+from ..utils.file_io import atomic_write_bytes, publish_file
+from ..utils.rle import encode_mask
 from .parse import decode_rle_strings, parse
 
 __all__ = [
@@ -28,14 +29,6 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------- RLE helpers
-def encode_mask(mask: np.ndarray) -> Dict[str, Any]:
-    """Binary (H, W) mask -> compressed RLE ``{"size": [H, W], "counts": str}`` (JSON-ready)."""
-    rle = mask_util.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    rle["size"] = [int(s) for s in rle["size"]]
-    return rle
-
-
 def encode_video_masks(masks: Iterable[Optional[np.ndarray]]) -> List[Optional[Dict[str, Any]]]:
     """Per-frame binary masks (None = absent) -> the ``segmentations`` list of a result entry."""
     return [None if m is None else encode_mask(m) for m in masks]
@@ -77,34 +70,6 @@ def check_results(gt: Dict[str, Any], results: Any, *, max_errors: int = 0) -> L
 
 
 # ---------------------------------------------------------------------------------- files
-def publish_file(tmp: str, path: str) -> None:
-    """Rename a finished temporary file onto ``path`` with the usual permissions.
-
-    ``tempfile.mkstemp`` creates files readable by their owner only; the published file gets
-    ``0o666`` less the process umask, as ``open(path, "w")`` would have given it.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        publish_file(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_results(results: List[Dict[str, Any]], output_dir: str) -> Tuple[str, str]:
     """Write ``output_dir/results.json`` and ``output_dir/results.zip`` (results.json at its root).
 
@@ -113,7 +78,7 @@ def write_results(results: List[Dict[str, Any]], output_dir: str) -> Tuple[str, 
     data = json.dumps(results, separators=(",", ":")).encode("utf-8")
     json_path = os.path.join(output_dir, "results.json")
     zip_path = os.path.join(output_dir, "results.zip")
-    _atomic_write_bytes(json_path, data)
+    atomic_write_bytes(json_path, data)
     fd, tmp = tempfile.mkstemp(
         prefix=".tmp-", suffix=".zip", dir=os.path.dirname(os.path.abspath(zip_path))
     )

@@ -1,4 +1,4 @@
-"""YouTube-VIS video instance segmentation metrics (own implementation; DESIGN.md §3).
+"""YouTube-VIS video instance segmentation metrics (own implementation; ``docs/evaluation.md``).
 
 Works on plain JSON-like objects: a GT dict in YTVIS format (with "annotations") and a results list.
 

@@ -1,35 +1,19 @@
-"""Streaming video inference."""
+"""Video inference on top of the trackers: detectron2's evaluation loop and the demo predictor.
 
-from .clip_tracks import ClipTrackAggregator, FrameGeometry
+* :class:`VideoInferenceAdapter`: the callable ``inference_on_dataset`` drives (video record in,
+  result entries out);
+* :class:`VideoPredictor`: raw frames in, tracked masks out (demos, tools);
+* :func:`collect_video_results` / :class:`VideoResultsCollector`: FrameOutputs -> result entries.
+"""
+
 from .predictor import VideoPredictor
-from .video_inference import FrameOutput, VideoInference, VideoInstance
-from .video_results import collect_video_results, encode_frame_masks
-
-
-def build_video_inference(cfg, model, tracker=None):
-    """The video inference of ``MODEL.MASKPROP.INFERENCE.TRACKER`` (or ``tracker``)."""
-    tracker = tracker or cfg.MODEL.MASKPROP.INFERENCE.TRACKER
-    if tracker == "maskprop":
-        return VideoInference(cfg, model)
-    if tracker == "frame_linking":
-        from .frame_linking import FrameLinkingInference
-
-        return FrameLinkingInference(cfg, model)
-    raise ValueError(
-        "MODEL.MASKPROP.INFERENCE.TRACKER must be 'maskprop' or 'frame_linking', got {!r}".format(
-            tracker
-        )
-    )
-
+from .video_inference import VideoInferenceAdapter
+from .video_results import VideoResultsCollector, collect_video_results, encode_frame_masks
 
 __all__ = [
-    "ClipTrackAggregator",
-    "FrameGeometry",
-    "FrameOutput",
-    "VideoInference",
-    "VideoInstance",
+    "VideoInferenceAdapter",
     "VideoPredictor",
-    "build_video_inference",
+    "VideoResultsCollector",
     "collect_video_results",
     "encode_frame_masks",
 ]

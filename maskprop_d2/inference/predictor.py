@@ -11,23 +11,26 @@ from detectron2.data import transforms as T
 from detectron2.data.detection_utils import convert_image_to_rgb
 from detectron2.modeling import build_model
 
-from .video_inference import FrameOutput, VideoInference
+from ..tracking import FrameOutput, build_video_tracker
 
 __all__ = ["VideoPredictor"]
 
 
 class VideoPredictor:
-    """Build MaskProp from a config, load its weights, and run it over a stream of frames.
+    """Build MaskProp from a config, load its weights, and run its tracker over a stream of
+    frames. The tracker is ``MODEL.MASKPROP.INFERENCE.TRACKER`` (any registered one; an unknown
+    name is a ``ValueError`` listing the registered ones).
 
     Frames are BGR uint8 arrays (H, W, 3) as OpenCV reads them; each is resized with the test-time
     shortest-edge resize. ``__call__`` yields ``(frame, FrameOutput)`` pairs in order; it keeps
-    at most the frames whose output is not final yet (2T + 1), never the whole video.
+    at most the frames whose output is not final yet (2T + 1 for MaskProp), never the whole video.
     """
 
     def __init__(self, cfg):
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg)
         self.model.eval()
+        self.tracker = build_video_tracker(self.cfg, self.model)  # an unknown name fails here
         DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
         names = cfg.DATASETS.TEST or cfg.DATASETS.TRAIN
         self.metadata = MetadataCatalog.get(names[0]) if names else None
@@ -35,7 +38,6 @@ class VideoPredictor:
             [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST
         )
         self.input_format = cfg.INPUT.FORMAT
-        self.inference = VideoInference(self.cfg, self.model)
 
     def _to_input(self, frame_bgr: np.ndarray) -> dict:
         if self.input_format == "RGB":
@@ -57,12 +59,12 @@ class VideoPredictor:
                 pending.append(f)
                 yield self._to_input(f)
 
-        for out in self.inference.stream(inputs()):
+        for out in self.tracker.stream(inputs()):
             yield pending.popleft(), out
 
     def instance_label(self, instance_id: int):
         """Running (category id, score) of an instance; final after the stream ends."""
-        return self.inference.current_instance(instance_id)
+        return self.tracker.current_instance(instance_id)
 
     def video_instances(self):
-        return self.inference.video_instances()
+        return self.tracker.video_instances()

@@ -1,10 +1,10 @@
 """MaskProp model components; importing this module registers them with detectron2."""
 
+from ..utils.masks import pairwise_soft_iou, soft_iou
 from .backbone import build_basic_resnet_fpn_backbone
 from .meta_arch import MaskProp
 from .propagation import ROI_MASK_PROP_HEAD_REGISTRY, MaskPropagationHead, build_mask_prop_head
 from .roi_heads import MaskPropROIHeads
-from .soft_iou import pairwise_soft_iou, soft_iou
 
 __all__ = [
     "build_basic_resnet_fpn_backbone",

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-__all__ = ["masks_to_feature_resolution", "paste_soft_masks"]
+__all__ = ["masks_to_feature_resolution", "paste_soft_masks", "paste_at_output_size"]
 
 
 def masks_to_feature_resolution(masks: torch.Tensor, feature_hw, stride: int) -> torch.Tensor:
@@ -56,3 +56,12 @@ def paste_soft_masks(masks: torch.Tensor, boxes: torch.Tensor, out_hw) -> torch.
     grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=3)
     out = F.grid_sample(masks[:, None].float(), grid, mode="bilinear", align_corners=False)
     return out[:, 0]
+
+
+def paste_at_output_size(mask_probs, boxes, image_size, out_size) -> torch.Tensor:
+    """Paste box-relative soft masks of detections made on an (h, w) network input into an
+    output canvas of ``out_size`` = (height, width). Returns (N, height, width) float on CPU."""
+    height, width = out_size
+    h, w = image_size
+    scale = boxes.new_tensor([width / w, height / h, width / w, height / h])
+    return paste_soft_masks(mask_probs, boxes * scale, (height, width)).cpu()

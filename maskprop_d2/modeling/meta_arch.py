@@ -1,15 +1,35 @@
 """The MaskProp meta-architecture: Mask R-CNN on clip centre frames + mask propagation."""
 
-from typing import Dict, List
+from typing import Dict, List, NamedTuple
 
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
-from detectron2.structures import ImageList
+from detectron2.structures import ImageList, Instances
+from torchvision.ops import nms
 
 from .roi_heads import ClipTargets
 
-__all__ = ["MaskProp"]
+__all__ = ["MaskProp", "FrameDetections"]
+
+
+class FrameDetections(NamedTuple):
+    """What :meth:`MaskProp.detect_frame` returns for one frame.
+
+    Attributes:
+        images: the preprocessed (padded) frame, an ImageList of one image of size (h, w).
+        features: the backbone features, name -> (1, C, h', w').
+        instances: the kept detections, boxes in input-image pixels: ``pred_boxes`` (N, 4),
+            ``scores`` (N,), ``pred_classes`` (N,), ``class_probs`` (N, K), ``pred_masks``
+            (N, 1, M, M) when the model has a mask head.
+        mask_probs: (N, M, M) box-relative mask probabilities (a (N, 1, 1) box-filling mask when
+            the model has no mask head).
+    """
+
+    images: ImageList
+    features: Dict[str, torch.Tensor]
+    instances: Instances
+    mask_probs: torch.Tensor
 
 
 def _index_images(images: ImageList, idx: List[int]) -> ImageList:
@@ -28,8 +48,9 @@ class MaskProp(GeneralizedRCNN):
     frame's instances to every frame of the clip.
 
     Inference: a dict with ``image`` (one frame) runs per-frame Mask R-CNN, exactly like
-    GeneralizedRCNN. Video inference lives in :mod:`maskprop_d2.inference`, which uses the
-    per-frame building blocks below so that each frame's backbone runs once.
+    GeneralizedRCNN. Video trackers (:mod:`maskprop_d2.tracking`) call :meth:`detect_frame` once per
+    frame and the propagation branch of the ROI heads (``reduce_prop_features``, ``propagate``), so
+    that each frame's backbone runs once.
     """
 
     @configurable
@@ -59,6 +80,47 @@ class MaskProp(GeneralizedRCNN):
         if not isinstance(batched_inputs[0].get("image"), (list, tuple)):
             return super().forward(batched_inputs)  # plain per-image training (e.g. COCO)
         return self._forward_clips(batched_inputs)
+
+    @torch.no_grad()
+    def detect_frame(
+        self, frame: Dict, score_thresh: float, topk: int, nms_thresh: float = 1.0
+    ) -> FrameDetections:
+        """One backbone pass and the frame-level detections of one frame (eval mode).
+
+        Runs ``preprocess_image -> backbone -> proposal_generator`` and the ROI heads' box
+        branch, keeps detections with score >= ``score_thresh``, then (``nms_thresh < 1``)
+        removes, across classes, every detection whose box IoU with a higher-scoring one exceeds
+        ``nms_thresh`` (detectron2's NMS is per class: an object the classifier is unsure about
+        comes out once per likely class, and in a video each copy would start a track of its
+        own), keeps at most ``topk`` (highest scores), and only then runs the mask branch on the
+        kept boxes (``forward_with_given_boxes``).
+
+        A mask depends only on its own box, so the result is the same as masking every box
+        detection (up to ``TEST.DETECTIONS_PER_IMAGE``) and filtering afterwards, without that
+        work and its large temporaries (whose size changes every frame and made glibc's heap
+        grow with the video length).
+
+        Args:
+            frame: a dict with ``image``: (3, H, W) tensor in the model's input format.
+        """
+        if self.training:
+            raise RuntimeError("detect_frame is an inference method; call eval() first")
+        images = self.preprocess_image([frame])
+        features = self.backbone(images.tensor)
+        proposals, _ = self.proposal_generator(images, features, None)
+        heads = self.roi_heads
+        inst = heads.detect_boxes(features, proposals)[0]
+        inst = inst[inst.scores >= score_thresh]
+        if nms_thresh < 1.0 and len(inst) > 1:
+            inst = inst[nms(inst.pred_boxes.tensor, inst.scores, nms_thresh)]  # by score
+        if len(inst) > topk:
+            inst = inst[torch.topk(inst.scores, topk).indices]
+        inst = heads.forward_with_given_boxes(features, [inst])[0]
+        if inst.has("pred_masks"):
+            probs = inst.pred_masks[:, 0]
+        else:  # no mask head: the box itself is the mask
+            probs = inst.pred_boxes.tensor.new_ones((len(inst), 1, 1))
+        return FrameDetections(images, features, inst, probs)
 
     def _forward_clips(self, clips: List[Dict]) -> Dict[str, torch.Tensor]:
         frames, gt_instances, targets = [], [], []

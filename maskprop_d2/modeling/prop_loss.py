@@ -1,4 +1,4 @@
-"""The propagation loss L_prop of MaskProp (DESIGN.md §1.1): mean over rows of 1 − soft IoU.
+"""The propagation loss L_prop of MaskProp (``docs/method.md``): mean over rows of 1 − soft IoU.
 
 Rows whose GT is empty (the instance is absent from the target frame) need care: with sigmoid
 probabilities the prediction is never exactly 0, so the plain soft IoU of such a row is 0 (loss 1)
@@ -10,7 +10,7 @@ exact soft IoU.
 """
 import torch
 
-from .soft_iou import soft_iou
+from ..utils.masks import soft_iou
 
 __all__ = ["mask_prop_loss"]
 

@@ -1,4 +1,4 @@
-"""The MaskProp mask propagation head (DESIGN.md §1.1) and its registry.
+"""The MaskProp mask propagation head (``docs/method.md``) and its registry.
 
 Propagating instance ``i`` of frame ``t`` to frame ``t+δ`` (one "pair" = (t, t+δ)):
 
@@ -34,11 +34,12 @@ from detectron2.utils.registry import Registry
 from torch import nn
 from torchvision.ops import deform_conv2d, roi_align
 
+from ..utils.masks import boxes_from_masks
+
 __all__ = [
     "ROI_MASK_PROP_HEAD_REGISTRY",
     "build_mask_prop_head",
     "MaskPropagationHead",
-    "mask_boxes",
 ]
 
 ROI_MASK_PROP_HEAD_REGISTRY = Registry("ROI_MASK_PROP_HEAD")
@@ -62,30 +63,6 @@ def build_mask_prop_head(cfg, input_shape: ShapeSpec) -> nn.Module:
 # Default ROI boxes cover every source-mask cell above this value: soft masks at feature
 # resolution (area fractions of small objects, pasted probabilities) rarely exceed 0.5.
 BOX_MASK_THRESH = 0.05
-
-
-def mask_boxes(masks: torch.Tensor, thresh: float = 0.5) -> torch.Tensor:
-    """Boxes ``(x0, y0, x1, y1)`` (x1/y1 exclusive, feature pixels) of ``masks > thresh``.
-
-    Args:
-        masks: (N, H, W) soft or binary masks.
-    Returns:
-        (N, 4) float boxes; an empty mask gives the empty box (0, 0, 0, 0).
-    """
-    n, h, w = masks.shape
-    fg = masks > thresh
-    cols = fg.any(dim=1)  # (N, W)
-    rows = fg.any(dim=2)  # (N, H)
-    ar_w = torch.arange(w, device=masks.device)
-    ar_h = torch.arange(h, device=masks.device)
-    big = max(h, w) + 1
-    x0 = torch.where(cols, ar_w, big).amin(dim=1)
-    x1 = torch.where(cols, ar_w + 1, 0).amax(dim=1)
-    y0 = torch.where(rows, ar_h, big).amin(dim=1)
-    y1 = torch.where(rows, ar_h + 1, 0).amax(dim=1)
-    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
-    empty = ~cols.any(dim=1)
-    return torch.where(empty[:, None], torch.zeros_like(boxes), boxes)
 
 
 class _ResBlock(nn.Module):
@@ -293,7 +270,7 @@ class MaskPropagationHead(nn.Module):
         n = masks.shape[0]
         h, w = f_src.shape[-2:]
         if boxes is None:
-            boxes = mask_boxes(masks, thresh=BOX_MASK_THRESH)
+            boxes = boxes_from_masks(masks, thresh=BOX_MASK_THRESH)
         windows = self.roi_windows(boxes.to(f_src.dtype), (h, w))
         if n == 0:
             return f_src.new_zeros((0, s, s)) + 0.0 * self.predictor.bias.sum(), windows

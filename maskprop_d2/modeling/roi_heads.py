@@ -5,16 +5,43 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
-from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, StandardROIHeads
+from detectron2.modeling.roi_heads import (
+    ROI_HEADS_REGISTRY,
+    FastRCNNOutputLayers,
+    StandardROIHeads,
+)
+from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
+from ..utils.masks import soft_iou
 from .mask_ops import masks_to_feature_resolution, paste_soft_masks
 from .prop_loss import mask_prop_loss
 from .propagation import build_mask_prop_head
-from .soft_iou import soft_iou
 
-__all__ = ["MaskPropROIHeads", "ClipTargets"]
+__all__ = ["MaskPropROIHeads", "ClipTargets", "ClassProbsOutputLayers"]
+
+
+class ClassProbsOutputLayers(FastRCNNOutputLayers):
+    """FastRCNNOutputLayers whose detections also carry ``class_probs``: (N, K) the softmax class
+    probabilities (background dropped) of the proposal each detection came from, so that
+    video-level category votes can use the whole distribution. Same parameters and losses."""
+
+    def inference(self, predictions, proposals: List[Instances]):
+        boxes = self.predict_boxes(predictions, proposals)
+        scores = self.predict_probs(predictions, proposals)
+        image_shapes = [x.image_size for x in proposals]
+        pred_instances, kept = fast_rcnn_inference(
+            boxes,
+            scores,
+            image_shapes,
+            self.test_score_thresh,
+            self.test_nms_thresh,
+            self.test_topk_per_image,
+        )
+        for inst, p, k in zip(pred_instances, scores, kept, strict=True):
+            inst.class_probs = p[k, :-1]
+        return pred_instances, kept
 
 
 class ClipTargets:
@@ -94,20 +121,35 @@ class MaskPropROIHeads(StandardROIHeads):
         )
         return ret
 
-    def _forward_box(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
-        """StandardROIHeads' box branch; at inference each detection also carries
-        ``class_probs``: (N, K) the softmax class probabilities of its proposal (no background),
-        so that video-level category votes can use the whole distribution."""
+    @classmethod
+    def _init_box_head(cls, cfg, input_shape):
+        ret = super()._init_box_head(cfg, input_shape)
+        # The same layers as detectron2's FastRCNNOutputLayers, whose detections also carry
+        # class_probs. It takes over the initial weights of the predictor built above, and is
+        # built with the RNG state restored, so that a fresh model is initialised exactly as
+        # StandardROIHeads would initialise it.
+        with torch.random.fork_rng(devices=[]):
+            predictor = ClassProbsOutputLayers(cfg, ret["box_head"].output_shape)
+        predictor.load_state_dict(ret["box_predictor"].state_dict())
+        ret["box_predictor"] = predictor
+        return ret
+
+    # ------------------------------------------------------------------ detection
+    def detect_boxes(
+        self, features: Dict[str, torch.Tensor], proposals: List[Instances]
+    ) -> List[Instances]:
+        """The box branch alone, at inference: per image, the detections after the box head's
+        score threshold and per-class NMS (``pred_boxes``, ``scores``, ``pred_classes`` and
+        ``class_probs`` (N, K)), without masks. Masks can then be added to a subset of them with
+        :meth:`forward_with_given_boxes`; together the two give what ``forward`` gives in eval
+        mode."""
         if self.training:
-            return super()._forward_box(features, proposals)
+            raise RuntimeError("detect_boxes is an inference method; call eval() first")
         feats = [features[f] for f in self.box_in_features]
         box_features = self.box_head(self.box_pooler(feats, [x.proposal_boxes for x in proposals]))
         predictions = self.box_predictor(box_features)
         del box_features
-        pred_instances, kept = self.box_predictor.inference(predictions, proposals)
-        probs = self.box_predictor.predict_probs(predictions, proposals)
-        for inst, p, k in zip(pred_instances, probs, kept, strict=True):
-            inst.class_probs = p[k, :-1]
+        pred_instances, _ = self.box_predictor.inference(predictions, proposals)
         return pred_instances
 
     # ------------------------------------------------------------------ propagation
@@ -134,19 +176,22 @@ class MaskPropROIHeads(StandardROIHeads):
         return self.mask_prop_head(f_src, f_dst, masks, pair_index)
 
     def _source_masks(self, features, inst: Instances, frame_pos: int, feat_hw) -> torch.Tensor:
-        """(N, H', W') centre-frame masks to propagate: GT, or the mask head's on the GT boxes."""
+        """(N, H', W') centre-frame masks to propagate: GT, or the mask head's prediction on the
+        GT boxes for the GT classes (its inference forward, in eval mode, without gradient)."""
         if self.train_source_masks == "gt" or len(inst) == 0:
             return masks_to_feature_resolution(inst.gt_masks.tensor, feat_hw, self.mask_prop_stride)
-        with torch.no_grad():
-            feats = [features[f][frame_pos : frame_pos + 1] for f in self.mask_in_features]
-            x = self.mask_pooler(feats, [inst.gt_boxes])
-            logits = self.mask_head.layers(x)
-            if logits.shape[1] > 1:
-                logits = logits[torch.arange(len(inst), device=logits.device), inst.gt_classes]
-            else:
-                logits = logits[:, 0]
-            boxes = inst.gt_boxes.tensor / self.mask_prop_stride
-            return paste_soft_masks(logits.sigmoid(), boxes, feat_hw)
+        feats = [features[f][frame_pos : frame_pos + 1] for f in self.mask_in_features]
+        pred = Instances(inst.image_size, pred_classes=inst.gt_classes)
+        was_training = self.mask_head.training
+        self.mask_head.eval()
+        try:
+            with torch.no_grad():
+                x = self.mask_pooler(feats, [inst.gt_boxes])
+                probs = self.mask_head(x, [pred])[0].pred_masks[:, 0]  # (N, M, M)
+        finally:
+            self.mask_head.train(was_training)
+        boxes = inst.gt_boxes.tensor / self.mask_prop_stride
+        return paste_soft_masks(probs, boxes, feat_hw)
 
     def propagation_losses(
         self, features: Dict[str, torch.Tensor], clips: List[ClipTargets]

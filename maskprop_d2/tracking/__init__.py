@@ -1,5 +1,36 @@
-"""Clip matching and ID assignment on plain tensors (no detectron2 dependency)."""
+"""Video trackers: one interface (:class:`VideoTracker`), a registry, and its implementations.
 
+* ``"maskprop"`` (:class:`MaskPropTracker`): MaskProp's clip-level tracks, propagated by the
+  model's propagation head and matched clip by clip (:class:`ClipTrackMatcher`);
+* ``"frame_linking"`` (:class:`FrameLinkingTracker`): the per-frame baseline, detections linked
+  to the previous frame's by mask IoU (:class:`FrameLinker`).
+
+``build_video_tracker(cfg, model)`` builds the one named by ``MODEL.MASKPROP.INFERENCE.TRACKER``.
+The model-free parts (:class:`ClipTrackMatcher`, :class:`ClipTrackAggregator`,
+:class:`FrameLinker`, :class:`CategoryVotes`) work on plain tensors.
+"""
+
+from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, build_video_tracker
+from .clip_tracks import ClipTrackAggregator, FrameGeometry
+from .frame_linking import FrameLinker, FrameLinkingTracker, link_by_iou
 from .id_assignment import ClipTrackMatcher, assign_ids_from_scores, clip_frame_range
+from .maskprop import MaskPropTracker
+from .outputs import CategoryVotes, FrameOutput, VideoInstance
 
-__all__ = ["ClipTrackMatcher", "assign_ids_from_scores", "clip_frame_range"]
+__all__ = [
+    "VIDEO_TRACKER_REGISTRY",
+    "VideoTracker",
+    "build_video_tracker",
+    "MaskPropTracker",
+    "FrameLinkingTracker",
+    "FrameLinker",
+    "link_by_iou",
+    "ClipTrackAggregator",
+    "FrameGeometry",
+    "ClipTrackMatcher",
+    "assign_ids_from_scores",
+    "clip_frame_range",
+    "CategoryVotes",
+    "FrameOutput",
+    "VideoInstance",
+]

@@ -1,4 +1,4 @@
-"""Online clip-matching ID assignment of MaskProp (DESIGN.md §1.2), on plain tensors.
+"""Online clip-matching ID assignment of MaskProp (``docs/method.md``), on plain tensors.
 
 Every frame t is a clip centre; each detection of frame t yields a clip-level track: soft masks for
 the frames ``max(0, t-T) .. min(L-1, t+T)``. Clips are processed in frame order by
@@ -6,7 +6,7 @@ the frames ``max(0, t-T) .. min(L-1, t+T)``. Clips are processed in frame order 
 
 * matching score of track i (clip t) and an earlier track j (clip t') whose clips overlap:
   ``m = mean over the overlapping frames of sIoU(M^i(tau), M^j(tau))`` (soft IoU of
-  :mod:`maskprop_d2.modeling.soft_iou`; two empty masks have soft IoU 1);
+  :mod:`maskprop_d2.utils.masks`; two empty masks have soft IoU 1);
 * ``q_t^i(y) = sum_{t'<t, overlapping} sum_j 1{y_j = y} m^{i,j} / #{earlier overlapping tracks with
   ID y}``: the denominator counts every earlier track in the window that carries y, also those whose
   score is 0;
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from maskprop_d2.modeling.soft_iou import pairwise_soft_iou
+from ..utils.masks import pairwise_soft_iou
 
 __all__ = ["ClipTrackMatcher", "clip_frame_range", "assign_ids_from_scores"]
 

@@ -42,7 +42,7 @@ class CategoryVotes:
     (the mean class probability). The ID is reported with its ``categories_per_instance`` best
     classes (zero scores skipped), each as its own result entry with the same masks: AP is
     computed per category, so a confusable object also scores under its second-best class.
-    IDs are small non-negative ints (both trackers number them consecutively); the votes live in
+    IDs are small non-negative ints (the trackers number them consecutively); the votes live in
     one (Y, C) table updated with ``index_add_``.
     """
 

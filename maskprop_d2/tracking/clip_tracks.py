@@ -4,8 +4,8 @@
 tracks their video IDs (:class:`maskprop_d2.tracking.ClipTrackMatcher`), keeps each frame's share
 of the tracks that cover it, and, when asked for a frame, averages the soft masks per ID, resizes
 them to the frame's output size and thresholds them. It works on plain tensors, so the same code
-serves the model (:class:`~maskprop_d2.inference.VideoInference`) and oracle checks that feed it
-ground-truth tracks.
+serves the model (:class:`~maskprop_d2.tracking.MaskPropTracker`) and oracle checks that feed it
+ground-truth tracks (``tools/oracle.py``).
 """
 
 from collections import defaultdict
@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..tracking import ClipTrackMatcher
+from .id_assignment import ClipTrackMatcher
 from .outputs import CategoryVotes, FrameOutput, VideoInstance
 
 __all__ = ["ClipTrackAggregator", "FrameGeometry"]
@@ -134,6 +134,16 @@ class ClipTrackAggregator:
 
     def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
         return self.votes.get(instance_id)
+
+    @property
+    def num_stored_clips(self) -> int:
+        """Earlier clips kept for matching (see :class:`ClipTrackMatcher`)."""
+        return self._matcher.num_stored_clips
+
+    @property
+    def num_ids(self) -> int:
+        """Number of video IDs handed out so far."""
+        return self._matcher.num_ids
 
     def num_pending_frames(self) -> int:
         """Frames with recorded track masks not yet emitted (bounded by the clip window)."""

@@ -1,8 +1,8 @@
 """Per-frame baseline (the paper's Table 3): frame-level masks linked over time by mask IoU.
 
 The same MaskProp model is used, but only its Mask R-CNN part: every frame gets one backbone pass
-and its own detections (score threshold, top-k; :func:`detect_frame`, the code path
-:class:`VideoInference` uses), whose masks are pasted at the output size and thresholded. There is
+and its own detections (score threshold, top-k; :meth:`MaskProp.detect_frame`, the code path
+:class:`MaskPropTracker` uses), whose masks are pasted at the output size and thresholded. There is
 no propagation. The detections of frame t are linked to the tracks of frame t-1 by an optimal
 one-to-one assignment on mask IoU (:func:`link_by_iou`); a detection left without a partner of
 IoU >= ``LINK_IOU_THRESH`` starts a new video ID.
@@ -12,41 +12,19 @@ previous frame's tracks are kept (plus, with ``max_gap`` > 0, the last masks of 
 the last ``max_gap`` frames), so memory does not grow with the video length.
 """
 
-from typing import Iterable, Iterator, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 from detectron2.config import configurable
 from scipy.optimize import linear_sum_assignment
 
-from .video_inference import (
-    CategoryVotes,
-    FrameOutput,
-    VideoInstance,
-    detect_frame,
-    paste_at_output_size,
-)
+from ..modeling.mask_ops import paste_at_output_size
+from ..utils.masks import mask_iou
+from .base import VIDEO_TRACKER_REGISTRY, VideoTracker
+from .outputs import CategoryVotes, FrameOutput, VideoInstance
 
-__all__ = ["mask_iou", "link_by_iou", "FrameLinker", "FrameLinkingInference"]
-
-
-def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU of two sets of binary masks, by one matrix product on the flattened masks.
-
-    Args:
-        a: (n, H, W) bool masks; b: (m, H, W) bool masks of the same size.
-    Returns:
-        (n, m) float IoU; 0 where both masks are empty.
-    """
-    if a.shape[1:] != b.shape[1:]:
-        raise ValueError(
-            "mask sizes differ: {} vs {}".format(tuple(a.shape[1:]), tuple(b.shape[1:]))
-        )
-    af = a.flatten(1).float()
-    bf = b.to(a.device).flatten(1).float()
-    inter = af @ bf.T  # exact integer counts up to 2^24 pixels per mask
-    union = af.sum(1)[:, None] + bf.sum(1)[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+__all__ = ["link_by_iou", "FrameLinker", "FrameLinkingTracker"]
 
 
 def link_by_iou(iou, thresh: float) -> torch.Tensor:
@@ -136,15 +114,19 @@ class FrameLinker:
         return ids
 
 
-class FrameLinkingInference:
+@VIDEO_TRACKER_REGISTRY.register(name="frame_linking")
+class FrameLinkingTracker(VideoTracker):
     """Per-frame detection + IoU linking over a video (see module docstring).
 
-    Same public API as :class:`VideoInference`::
+    Usage::
 
-        fl = build_video_inference(cfg, model, "frame_linking")  # FrameLinkingInference(cfg, model)
+        fl = build_video_tracker(cfg, model, "frame_linking")  # FrameLinkingTracker(cfg, model)
         for out in fl.stream(frames):  # one FrameOutput per frame, final at once
             ...
         instances = fl.video_instances()
+
+    Attributes:
+        backbone_calls: backbone passes since construction (one per frame).
     """
 
     @configurable
@@ -165,17 +147,17 @@ class FrameLinkingInference:
         Args:
             model: a :class:`maskprop_d2.modeling.MaskProp` (only its Mask R-CNN part is used).
             score_thresh, topk_per_frame, nms_thresh: which detections of a frame are kept (see
-                :func:`~maskprop_d2.inference.video_inference.detect_frame`).
+                :meth:`maskprop_d2.modeling.MaskProp.detect_frame`).
             link_iou_thresh: minimum mask IoU for a detection to continue a track.
             mask_thresh: threshold on the pasted soft masks.
             max_instances: at most this many video instances are reported (by score).
             max_gap: frames a track may go undetected and still be re-linked (0: only the
                 previous frame's tracks are candidates). Not a config key; pass it explicitly,
-                e.g. ``FrameLinkingInference(cfg, model, max_gap=2)``.
+                e.g. ``FrameLinkingTracker(cfg, model, max_gap=2)``.
             categories_per_instance: each video instance is reported with up to this many
                 categories (see :class:`CategoryVotes`).
         """
-        self.model = model
+        super().__init__(model)
         self.score_thresh = score_thresh
         self.topk = topk_per_frame
         self.nms_thresh = nms_thresh
@@ -185,7 +167,7 @@ class FrameLinkingInference:
         self.max_gap = max_gap
         self.categories_per_instance = categories_per_instance
         self.backbone_calls = 0
-        self._reset()
+        self.reset()
 
     @classmethod
     def from_config(cls, cfg, model):
@@ -201,15 +183,19 @@ class FrameLinkingInference:
             "categories_per_instance": c.CATEGORIES_PER_INSTANCE,
         }
 
-    def _reset(self):
+    def reset(self) -> None:
+        self._num_frames = 0
         self._linker = FrameLinker(self.link_iou_thresh, self.max_gap)
         self._votes = CategoryVotes(
             self.model.roi_heads.num_classes, self.categories_per_instance
         )
 
-    def _process(self, idx: int, frame: dict) -> FrameOutput:
-        images, _, inst, probs = detect_frame(
-            self.model, frame, self.score_thresh, self.topk, self.nms_thresh
+    def update(self, frame: Dict) -> List[FrameOutput]:
+        """Detect, link and hand out the frame at once (no delay)."""
+        idx = self._num_frames
+        self._num_frames += 1
+        images, _, inst, probs = self.model.detect_frame(
+            frame, self.score_thresh, self.topk, self.nms_thresh
         )
         self.backbone_calls += 1
         h, w = images.image_sizes[0]
@@ -224,20 +210,10 @@ class FrameLinkingInference:
         ids = self._linker.step(masks)
         self._votes.add(ids.tolist(), classes, scores, class_probs)
         order = torch.argsort(ids)
-        return FrameOutput(idx, ids[order], masks[order])
+        return [FrameOutput(idx, ids[order], masks[order])]
 
-    @torch.no_grad()
-    def stream(self, frames: Iterable[dict]) -> Iterator[FrameOutput]:
-        """Yield one FrameOutput per input frame, in order, right after the frame is processed.
-
-        Args:
-            frames: iterable of dicts with "image" ((3, H, W) tensor in the model's input format)
-                and optionally "height"/"width" (the output size; default: the image size).
-        """
-        self.model.eval()
-        self._reset()
-        for idx, frame in enumerate(frames):
-            yield self._process(idx, frame)
+    def finish(self) -> List[FrameOutput]:
+        return []
 
     def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
         """Category and score of an ID from the detections seen so far (None if unknown)."""
@@ -247,3 +223,8 @@ class FrameLinkingInference:
         """All video instances of the last streamed video, by decreasing score (at most
         ``max_instances``); see :class:`CategoryVotes` (one vote per detection)."""
         return self._votes.ranked(self.max_instances)
+
+    def state_size(self) -> Dict[str, int]:
+        """``tracks``: link candidates kept with their last masks (<= topk with max_gap 0);
+        ``video_ids``: IDs handed out so far."""
+        return {"tracks": self._linker.num_tracks, "video_ids": self._linker.num_ids}

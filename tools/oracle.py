@@ -6,6 +6,8 @@ The tracks go through the same :class:`ClipTrackAggregator` as the model's, the 
 the same writer and evaluator. With perfect tracks the ID assignment must recover the ground
 truth (AP close to 100); a lower number is a bug in the post-processing, or an object that stays
 hidden for more than 2T frames (clips no longer overlap, so it comes back with a new ID).
+
+    python tools/oracle.py datasets/synthetic_ytvis/valid.json --half-length 1 3 6
 """
 
 from typing import Dict, List
@@ -13,9 +15,11 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from ..data.clip_mapper import decode_segmentation
-from .clip_tracks import ClipTrackAggregator, FrameGeometry
-from .video_results import collect_video_results
+from maskprop_d2.evaluation.results_io import load_json
+from maskprop_d2.evaluation.ytvis_eval import evaluate
+from maskprop_d2.inference import collect_video_results
+from maskprop_d2.tracking import ClipTrackAggregator, FrameGeometry
+from maskprop_d2.utils.rle import decode_segmentation
 
 __all__ = ["oracle_results"]
 
@@ -57,9 +61,6 @@ def oracle_results(gt: Dict, half_length: int, match_thresh: float = 0.3) -> Lis
 
 def main(argv=None) -> int:
     import argparse
-
-    from ..evaluation.results_io import load_json
-    from ..evaluation.ytvis_eval import evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("gt_json", help="YouTube-VIS JSON with annotations")

@@ -1,0 +1,161 @@
+"""The video tracker interface and its registry.
+
+A video tracker turns a stream of frames into per-frame instance masks with video-level IDs, and
+at the end of the video into ranked video instances (ID, category, score). Every consumer (the
+evaluation adapter :class:`maskprop_d2.inference.VideoInferenceAdapter`, the demo's
+:class:`maskprop_d2.inference.VideoPredictor`, the benchmarks) builds its tracker with
+:func:`build_video_tracker` from ``MODEL.MASKPROP.INFERENCE.TRACKER`` and drives it only through
+this interface, so a new tracker plugs in by registering a subclass::
+
+    @VIDEO_TRACKER_REGISTRY.register(name="my_tracker")
+    class MyTracker(VideoTracker):
+        @configurable
+        def __init__(self, model, *, my_thresh=0.5): ...
+
+        @classmethod
+        def from_config(cls, cfg, model):
+            return {"model": model, "my_thresh": cfg.MODEL.MASKPROP.INFERENCE.MY_THRESH}
+
+        def reset(self): ...
+        def update(self, frame): ...       # frames whose output became final, in order
+        def finish(self): ...              # the remaining frames, in order
+        def current_instance(self, instance_id): ...
+        def video_instances(self): ...
+
+and setting ``MODEL.MASKPROP.INFERENCE.TRACKER my_tracker`` (see ``docs/extending.md``).
+"""
+
+from typing import Dict, Iterable, Iterator, List, Optional
+
+import torch
+from detectron2.config import configurable
+from detectron2.utils.registry import Registry
+
+from .outputs import FrameOutput, VideoInstance
+
+__all__ = ["VIDEO_TRACKER_REGISTRY", "VideoTracker", "build_video_tracker"]
+
+
+class _TrackerRegistry(Registry):
+    """detectron2's Registry, where an entry may be registered under an explicit name (the
+    value users write in the config) instead of its ``__name__``."""
+
+    def register(self, obj=None, *, name: Optional[str] = None):
+        if name is None:
+            return super().register(obj)
+        if obj is None:
+
+            def deco(cls):
+                self._do_register(name, cls)
+                return cls
+
+            return deco
+        self._do_register(name, obj)
+        return obj
+
+
+VIDEO_TRACKER_REGISTRY = _TrackerRegistry("VIDEO_TRACKER")
+VIDEO_TRACKER_REGISTRY.__doc__ = """
+Registry of video trackers (subclasses of :class:`VideoTracker`), keyed by the names that
+``MODEL.MASKPROP.INFERENCE.TRACKER`` takes. Each is called as ``cls(cfg, model)``.
+"""
+
+
+class VideoTracker:
+    """Base class of the video trackers: frames in, per-frame ID masks and video instances out.
+
+    Input frames are dicts with ``image``: (3, h, w) tensor in the model's input format, and
+    optionally ``height``, ``width``: the output size (H, W) (default: the image size).
+
+    Outputs:
+
+    * :class:`FrameOutput`, one per input frame, handed out in frame order, each as soon as it
+      is final (a tracker may hold back a bounded number of frames):
+
+      - ``frame_idx``: int, the frame's index in the video (0, 1, ...);
+      - ``ids``: (n,) long, the IDs of the n video instances visible in the frame, increasing;
+      - ``masks``: (n, H, W) bool, their masks at the frame's output size (none empty).
+
+    * :class:`VideoInstance`, from :meth:`current_instance` (running) and
+      :meth:`video_instances` (final, after the last frame):
+
+      - ``id``: int, a video instance ID (IDs are small non-negative ints);
+      - ``category_id``: int, contiguous category id in [0, K);
+      - ``score``: float in [0, 1].
+
+      :meth:`video_instances` is sorted by decreasing score; an ID may appear once per
+      category it is reported with.
+
+    Subclasses are ``@configurable`` (``cls(cfg, model, **overrides)`` or explicit arguments),
+    implement :meth:`reset`, :meth:`update`, :meth:`finish`, :meth:`current_instance` and
+    :meth:`video_instances`, and keep their memory independent of the video length.
+    :meth:`stream` (the loop) is shared.
+
+    Attributes:
+        model: the detector the tracker runs (None for a tracker without one).
+    """
+
+    @configurable
+    def __init__(self, model: Optional[torch.nn.Module] = None):
+        self.model = model
+
+    @classmethod
+    def from_config(cls, cfg, model):
+        raise NotImplementedError("{} must implement from_config".format(cls.__name__))
+
+    # ------------------------------------------------------------------ the interface
+    def reset(self) -> None:
+        """Forget the previous video (called by :meth:`stream` before the first frame)."""
+        raise NotImplementedError
+
+    def update(self, frame: Dict) -> Iterable[FrameOutput]:
+        """Take the next frame; return the FrameOutputs that became final (possibly none), in
+        frame order."""
+        raise NotImplementedError
+
+    def finish(self) -> Iterable[FrameOutput]:
+        """The video has ended: return the FrameOutputs of the frames not handed out yet."""
+        raise NotImplementedError
+
+    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
+        """Category and score of an ID from what was seen so far (None if unknown)."""
+        raise NotImplementedError
+
+    def video_instances(self) -> List[VideoInstance]:
+        """The video instances of the last streamed video, by decreasing score."""
+        raise NotImplementedError
+
+    def state_size(self) -> Dict[str, int]:
+        """Sizes of the streaming state (numbers of cached items), for memory checks."""
+        return {}
+
+    # ------------------------------------------------------------------ the loop
+    @torch.no_grad()
+    def stream(self, frames: Iterable[Dict]) -> Iterator[FrameOutput]:
+        """Yield one FrameOutput per input frame, in order, as soon as it is final.
+
+        Puts the model in eval mode (restoring the mode is the caller's business, e.g. with
+        detectron2's ``inference_context``).
+        """
+        if self.model is not None:
+            self.model.eval()
+        self.reset()
+        for frame in frames:
+            yield from self.update(frame)
+        yield from self.finish()
+
+
+def build_video_tracker(cfg, model, name: Optional[str] = None, **kwargs) -> VideoTracker:
+    """The tracker ``name`` (default: ``cfg.MODEL.MASKPROP.INFERENCE.TRACKER``) built from
+    ``cfg`` for ``model``; ``kwargs`` override its config-derived arguments.
+
+    Raises:
+        ValueError: the name is not registered (the message lists the registered names).
+    """
+    name = name or cfg.MODEL.MASKPROP.INFERENCE.TRACKER
+    if name not in VIDEO_TRACKER_REGISTRY:
+        raise ValueError(
+            "unknown tracker {!r} (MODEL.MASKPROP.INFERENCE.TRACKER); registered trackers: "
+            "{}".format(name, ", ".join(sorted(k for k, _ in VIDEO_TRACKER_REGISTRY)))
+        )
+    return VIDEO_TRACKER_REGISTRY.get(name)(cfg, model, **kwargs)

@@ -1,0 +1,226 @@
+"""MaskProp's tracker: frames -> features -> detections -> clip tracks -> video instances.
+
+Frames arrive in order. Each frame's backbone runs exactly once; its reduced propagation feature
+is kept only while a clip still needs it (a window of 2T+1 frames). Every frame t is a clip centre:
+its detections (score threshold, top-k) are propagated to the frames max(0, t-T)..t+T in one
+batched call of the propagation head, giving clip-level tracks, and the tracks get video IDs from
+:class:`maskprop_d2.tracking.ClipTrackMatcher` as soon as the clip is complete, i.e. when frame t+T
+has arrived.
+
+Frame tau's masks combine the tracks of clips tau-T..tau+T, so its output is final once clip
+tau+T has been matched (after frame tau+2T arrived: the matching score of clip tau+T uses all of its
+frames). It is then handed out as a :class:`FrameOutput` and forgotten. Memory is O(T), independent
+of the video length.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional
+
+import torch
+from detectron2.config import configurable
+
+from ..modeling.mask_ops import paste_at_output_size, paste_soft_masks
+from .base import VIDEO_TRACKER_REGISTRY, VideoTracker
+from .clip_tracks import ClipTrackAggregator, FrameGeometry
+from .outputs import FrameOutput, VideoInstance
+
+__all__ = ["MaskPropTracker"]
+
+
+@dataclass
+class _Detections:
+    """Frame-level detections of one frame (already filtered by score and top-k)."""
+
+    scores: torch.Tensor  # (N,)
+    classes: torch.Tensor  # (N,)
+    boxes: torch.Tensor  # (N, 4) XYXY in input-image pixels
+    mask_probs: torch.Tensor  # (N, M, M) box-relative mask probabilities
+    feat_masks: torch.Tensor  # (N, H', W') soft masks at propagation-feature resolution
+    class_probs: Optional[torch.Tensor]  # (N, K) class probabilities, None if not available
+
+
+@VIDEO_TRACKER_REGISTRY.register(name="maskprop")
+class MaskPropTracker(VideoTracker):
+    """MaskProp's clip-level tracking over a video, one frame at a time (see module docstring).
+
+    Usage::
+
+        tracker = build_video_tracker(cfg, model, "maskprop")  # or MaskPropTracker(cfg, model)
+        for out in tracker.stream(frames):      # dicts with "image", "height", "width"
+            ...                                 # out.ids, out.masks of frame out.frame_idx
+        instances = tracker.video_instances()   # categories and scores, sorted by score
+
+    Attributes:
+        backbone_calls: backbone passes since construction (one per frame).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        model,
+        *,
+        half_length: int,
+        score_thresh: float = 0.3,
+        topk_per_frame: int = 10,
+        nms_thresh: float = 1.0,
+        match_thresh: float = 0.3,
+        mask_thresh: float = 0.5,
+        max_instances: int = 100,
+        center_mask: str = "detection",
+        categories_per_instance: int = 1,
+    ):
+        """
+        Args:
+            model: a :class:`maskprop_d2.modeling.MaskProp` (eval mode is set here).
+            half_length: T, clips span t-T..t+T.
+            score_thresh, topk_per_frame, nms_thresh: which detections become clip tracks
+                (see :meth:`maskprop_d2.modeling.MaskProp.detect_frame`).
+            match_thresh: the ID assignment threshold on q.
+            mask_thresh: threshold on the averaged soft masks.
+            max_instances: at most this many video instances are reported (by score).
+            center_mask: "detection": a track's mask at its own centre frame is the Mask R-CNN
+                mask (full resolution); "propagated": the propagation head's output there too.
+            categories_per_instance: each video instance is reported with up to this many
+                categories (see :class:`CategoryVotes`).
+        """
+        if center_mask not in ("detection", "propagated"):
+            raise ValueError(
+                "center_mask must be 'detection' or 'propagated', got {!r}".format(center_mask)
+            )
+        super().__init__(model)
+        self.T = int(half_length)
+        self.score_thresh = score_thresh
+        self.topk = topk_per_frame
+        self.nms_thresh = nms_thresh
+        self.match_thresh = match_thresh
+        self.mask_thresh = mask_thresh
+        self.max_instances = max_instances
+        self.center_mask = center_mask
+        self.categories_per_instance = categories_per_instance
+        self.backbone_calls = 0
+        self.reset()
+
+    @classmethod
+    def from_config(cls, cfg, model):
+        c = cfg.MODEL.MASKPROP.INFERENCE
+        return {
+            "model": model,
+            "half_length": cfg.INPUT.CLIP.HALF_LENGTH,
+            "score_thresh": c.SCORE_THRESH,
+            "topk_per_frame": c.TOPK_PER_FRAME,
+            "nms_thresh": c.NMS_THRESH,
+            "match_thresh": c.MATCH_THRESH,
+            "mask_thresh": c.MASK_THRESH,
+            "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
+            "center_mask": c.CENTER_MASK,
+            "categories_per_instance": c.CATEGORIES_PER_INSTANCE,
+        }
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        self._num_frames = 0
+        self._features: Dict[int, torch.Tensor] = {}  # frame -> (D, H', W') reduced feature
+        self._dets: Dict[int, _Detections] = {}
+        self._geometry: Dict[int, FrameGeometry] = {}
+        self._tracks = ClipTrackAggregator(
+            self.T,
+            self.match_thresh,
+            self.mask_thresh,
+            self.model.roi_heads.num_classes,
+            self.categories_per_instance,
+        )
+
+    # ------------------------------------------------------------------ per-frame work
+    @property
+    def _heads(self):
+        return self.model.roi_heads
+
+    def _ingest(self, idx: int, frame: dict) -> None:
+        """Backbone (once), detections and the reduced propagation feature of one frame."""
+        images, features, inst, probs = self.model.detect_frame(
+            frame, self.score_thresh, self.topk, self.nms_thresh
+        )
+        self.backbone_calls += 1
+        reduced = self._heads.reduce_prop_features(features)[0]
+        stride = self._heads.mask_prop_stride
+        boxes = inst.pred_boxes.tensor
+        feat_masks = paste_soft_masks(probs, boxes / stride, reduced.shape[-2:])
+        self._features[idx] = reduced
+        class_probs = inst.class_probs if inst.has("class_probs") else None
+        self._dets[idx] = _Detections(
+            inst.scores, inst.pred_classes, boxes, probs, feat_masks, class_probs
+        )
+        h, w = images.image_sizes[0]
+        out_size = (int(frame.get("height", h)), int(frame.get("width", w)))
+        geo = FrameGeometry((h, w), out_size, stride)
+        self._geometry[idx] = geo
+        self._tracks.set_geometry(idx, geo)
+
+    def _process_clip(self, t: int, last: int) -> None:
+        """Propagate frame t's detections to max(0, t-T)..last and assign their IDs."""
+        frames = range(max(0, t - self.T), last + 1)
+        det = self._dets.pop(t)
+        geo = self._geometry.pop(t)
+        n, nf = len(det.scores), len(frames)
+        if n == 0:
+            tracks = det.feat_masks.new_zeros((0, nf) + det.feat_masks.shape[-2:])
+        else:
+            feats = torch.stack([self._features[f] for f in frames])  # (F, D, H', W')
+            src = self._features[t][None].expand_as(feats)
+            # rows ordered (frame, instance): row f*n + i is instance i propagated to frames[f]
+            masks = det.feat_masks.repeat(nf, 1, 1)
+            pair_index = torch.arange(nf, device=masks.device).repeat_interleave(n)
+            logits = self._heads.propagate(src, feats, masks, pair_index)
+            tracks = logits.sigmoid().view(nf, n, *logits.shape[-2:]).transpose(0, 1)
+        center = None
+        if self.center_mask == "detection":
+            probs, boxes = det.mask_probs, det.boxes
+
+            def center():  # pasted at full resolution only when frame t is emitted
+                return paste_at_output_size(probs, boxes, geo.image_size, geo.out_size)
+
+        self._tracks.add_clip(t, frames, tracks, det.classes, det.scores, center, det.class_probs)
+
+    # ------------------------------------------------------------------ VideoTracker
+    def update(self, frame: Dict) -> List[FrameOutput]:
+        """Ingest frame tau; clip tau - T is now complete: propagate and match it, after which
+        frame tau - 2T is final."""
+        tau = self._num_frames
+        self._num_frames += 1
+        self._ingest(tau, frame)
+        t = tau - self.T
+        if t < 0:
+            return []
+        self._process_clip(t, last=tau)
+        self._features.pop(t - self.T, None)  # no later clip reaches back to t - T
+        return [self._tracks.emit(t - self.T)] if t - self.T >= 0 else []
+
+    def finish(self) -> Iterator[FrameOutput]:
+        n, T = self._num_frames, self.T
+        for t in range(max(0, n - T), n):
+            self._process_clip(t, last=n - 1)
+        for tau in range(max(0, n - 2 * T), n):
+            yield self._tracks.emit(tau)
+        self._features.clear()
+
+    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
+        """Category and score of an ID from the tracks seen so far (None if unknown)."""
+        return self._tracks.votes.get(instance_id)
+
+    def video_instances(self) -> List[VideoInstance]:
+        """All video instances of the last streamed video, by decreasing score (at most
+        ``max_instances``); see :class:`CategoryVotes`."""
+        return self._tracks.votes.ranked(self.max_instances)
+
+    def state_size(self) -> Dict[str, int]:
+        """``features``: frames whose propagation feature is cached (<= 2T + 1);
+        ``detections``: frames whose detections wait for their clip (<= T + 1);
+        ``pending_frames``: frames with track masks not handed out yet (<= 2T + 1);
+        ``stored_clips``: earlier clips kept for matching (<= 2T); ``video_ids``: IDs so far."""
+        return {
+            "features": len(self._features),
+            "detections": len(self._dets),
+            "pending_frames": self._tracks.num_pending_frames(),
+            "stored_clips": self._tracks.num_stored_clips,
+            "video_ids": self._tracks.num_ids,
+        }
