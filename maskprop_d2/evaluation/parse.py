@@ -2,12 +2,17 @@
 (``ytvis_eval.evaluate``) and ``--check`` (``results_io.check_results``), so that both accept and
 reject exactly the same inputs.
 
-Everything that touches run lengths is vectorised over all segmentations at once: the compressed
-RLE strings of every frame of every entry are decoded by one numpy pass, the uncompressed count
-lists are concatenated into one array, and each entry becomes one run-length *video mask* per chunk
-of frames: the frames' column-major pixel sequences laid end to end (an RLE of size
-``[h, w * frames]``). The video IoU of two tracks is then the IoU of their video masks, which
-``pycocotools.mask.iou`` computes for all (detection, GT) pairs of a video in one call.
+Two paths decode the segmentations. The **fast path** (``_fast_tracks``) takes valid inputs:
+batches of whole entries (about 4,000 segmentations, so that every array stays a few MB), each
+batch's compressed count strings joined into one byte buffer and decoded at once (5-bit groups,
+continuation and sign bits, the delta coding as per-parity cumulative sums), its uncompressed count
+lists concatenated, every total checked against the frame size, and each track turned into one
+run-length *video mask* per chunk of frames: the frames' column-major pixel sequences laid end to
+end (an RLE of size ``[h * w, frames]``). It gives up at the first thing it does not expect, and the
+**exact path** (``decode_entries``) then validates again and describes every problem (or decodes
+what the fast path was too conservative to take, e.g. a number spelt in more characters than
+needed). The video IoU of two tracks is the IoU of their video masks, which
+``pycocotools.mask.iou`` computes for all (detection, GT) pairs of a video and category at once.
 
 Messages name the file part, the index, the id and the field: ``videos[3] (id=7): bad height
 '480'``, ``annotations[12] (id=40, video_id=7) frame 3: RLE covers 100 pixels != 10x20``.
@@ -481,6 +486,273 @@ def video_masks(frames_pixels: int, length: int, run_start: np.ndarray, run_len:
     return out
 
 
+# ----------------------------------------------------------------------------- the fast path
+# Valid inputs take this path: whole batches of entries at a time, every array of a batch small
+# enough to stay in the CPU caches (a few MB), and no per-mask numpy call. Anything unusual (a bad
+# character, an empty string, a size mismatch, an overlong number, a negative or too-large run
+# length, polygons with problems ...) makes it give up (None); the exact path above (``decode_
+# entries``) then validates again and describes every problem, or decodes what the fast path
+# was too conservative to accept.
+_VALID_CHARS = bytes(range(48, 112))
+_FAST_MAX_CHARS = 7  # 35 bits: more than any run length < 2**32 needs in the minimal encoding
+_BATCH_SEGMENTS = 4096
+
+
+def _fast_strings(bufs: List[bytes], lens: np.ndarray):
+    """Run lengths of compressed count strings (pycocotools' ``rleFrString``, vectorised):
+    ``(cnt, first)``, the numbers of all strings in order and the index of each string's first
+    number; None when some string is malformed or unusual (the caller then takes the exact path).
+    """
+    if len(bufs) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    buf = b"".join(bufs)
+    if lens.min() == 0 or buf.translate(None, _VALID_CHARS):
+        return None
+    a = np.frombuffer(buf, dtype=np.uint8)
+    cum = np.cumsum(lens)
+    if a[cum - 1].max() >= 80:  # ends inside a number ('0' + 0x20: a continuation character)
+        return None
+    e = np.flatnonzero(a < 80)  # the last character of every number
+    m = len(e)
+    v = a[e].astype(np.int64) - 48
+    v -= (v & 0x10) << 1  # one character: a 5-bit two's complement number
+    if m < len(a):  # the numbers of several characters: low 5-bit groups first, sign on the last
+        glen = np.diff(e, prepend=-1)
+        sel = np.flatnonzero(glen > 1)
+        k = glen[sel] - 1
+        kmax = int(k.max())
+        if kmax >= _FAST_MAX_CHARS:
+            return None
+        st = e[sel] - k
+        val = v[sel] << (5 * k)
+        for j in range(kmax):
+            live = np.flatnonzero(k > j)
+            val[live] += (a[st[live] + j].astype(np.int64) - 80) << (5 * j)
+        v[sel] = val
+    first = np.searchsorted(e, cum - lens)
+    nums = np.diff(first, append=m)
+    # delta coding: c[i] = v[i] + c[i-2] from a string's fourth number on. Per global parity the
+    # numbers form segments ({f}, {f+1, f+3, ...}, {f+2, f+4, ...} for a string's first number
+    # f) and c is the cumulative sum of v within each segment: one cumulative sum per parity,
+    # with the previous segment's total (of the same parity) taken off at each segment start.
+    n2, n3 = nums >= 2, nums >= 3
+    last = first + nums - 1
+    s1, s2 = first[n2] + 1, first[n3] + 2
+    starts = np.concatenate([first, s1, s2])
+    e1, e2 = last[n2] - ((last[n2] - s1) & 1), last[n3] - ((last[n3] - s2) & 1)
+    ends = np.concatenate([first, e1, e2])
+    if m & 1:
+        v = np.append(v, 0)
+    cs = v.reshape(-1, 2).cumsum(axis=0).ravel()
+    order = np.argsort(starts, kind="stable")
+    starts, tot = starts[order], (cs[ends] - cs[starts] + v[starts])[order]
+    for p in (0, 1):
+        q = np.flatnonzero((starts & 1) == p)
+        v[starts[q[1:]]] -= tot[q[:-1]]
+    cnt = v.reshape(-1, 2).cumsum(axis=0).ravel()[:m]
+    if cnt.min() < 0 or cnt.max() >= 2**32:
+        return None
+    return cnt, first
+
+
+def _fast_lists(lists: List[list]):
+    """``(cnt, first)`` of uncompressed count lists, or None when one is empty or not all
+    non-negative ints below 2**32 (the exact path then describes it)."""
+    if not lists:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    if lens.min() == 0:
+        return None
+    vals = _uncompressed_values(lists)
+    if vals is None:
+        return None
+    return vals, np.cumsum(lens) - lens
+
+
+def _fast_runs(cnt, first, seg_base, seg_hw):
+    """Foreground runs ``(start, length)`` (start: seg_base + offset in its frame) and the
+    foreground area of each segmentation; None when a segmentation does not cover its frame."""
+    m = len(cnt)
+    if len(first) == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, z
+    nums = np.diff(first, append=m)
+    cs = np.cumsum(cnt)
+    if not np.array_equal(cs[first + nums - 1] - cs[first] + cnt[first], seg_hw):
+        return None
+    fg = ((np.arange(m) - np.repeat(first, nums)) & 1).astype(bool)
+    fg &= cnt > 0
+    start = cs - cnt
+    start += np.repeat(seg_base - start[first], nums)
+    sel = np.flatnonzero(fg)
+    seg_fg = np.add.reduceat(np.where(fg, cnt, 0), first)
+    return start[sel], cnt[sel], seg_fg
+
+
+def _fast_batch(batch, videos, src, is_gt, comp, comp_seg, unc, unc_seg, seg_slot, seg_frame):
+    """Tracks (see ``Parsed``) of a batch of valid entries, or None."""
+    # units (chunks of frames) of the batch's entries, laid end to end, one pixel apart
+    unit_base, unit_size, unit_hw, unit_n, first_unit, per_chunk = [], [], [], [], [], []
+    pos = 0
+    for _key, vid, _segs in batch:
+        h, w, length = videos[vid]
+        hw = h * w
+        pc = max(1, _CHUNK_PIXELS // hw)
+        first_unit.append(len(unit_base))
+        per_chunk.append(pc)
+        for c0 in range(0, length, pc):
+            n = min(pc, length - c0)
+            unit_base.append(pos)
+            unit_size.append(n * hw)
+            unit_hw.append(hw)
+            unit_n.append(n)
+            pos += n * hw + 1
+    unit_base = np.array(unit_base, dtype=np.int64)
+    unit_size = np.array(unit_size, dtype=np.int64)
+    unit_hw_a = np.array(unit_hw, dtype=np.int64)
+    first_unit = np.array(first_unit, dtype=np.int64)
+    per_chunk = np.array(per_chunk, dtype=np.int64)
+    seg_slot = np.array(seg_slot, dtype=np.int64)
+    seg_frame = np.array(seg_frame, dtype=np.int64)
+    seg_unit = first_unit[seg_slot] + seg_frame // per_chunk[seg_slot]
+    seg_base = unit_base[seg_unit] + (seg_frame % per_chunk[seg_slot]) * unit_hw_a[seg_unit]
+    seg_hw = unit_hw_a[seg_unit]
+    starts, lengths = [], []
+    seg_fg = np.zeros(len(seg_slot), dtype=np.int64)
+    for items, segs_of, decode in ((comp, comp_seg, None), (unc, unc_seg, _fast_lists)):
+        if not items:
+            continue
+        idx = np.array(segs_of, dtype=np.int64)
+        if decode is None:
+            if all(type(c) is str for c in items):
+                try:
+                    bufs = ["".join(items).encode("ascii")]
+                except UnicodeEncodeError:
+                    return None
+                lens = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+                dec = _fast_strings([bufs[0]], lens)
+            else:
+                try:
+                    bufs = [c.encode("ascii") if type(c) is str else c for c in items]
+                except UnicodeEncodeError:
+                    return None
+                lens = np.fromiter(map(len, bufs), dtype=np.int64, count=len(bufs))
+                dec = _fast_strings(bufs, lens)
+        else:
+            dec = decode(items)
+        if dec is None:
+            return None
+        runs = _fast_runs(dec[0], dec[1], seg_base[idx], seg_hw[idx])
+        if runs is None:
+            return None
+        starts.append(runs[0])
+        lengths.append(runs[1])
+        seg_fg[idx] = runs[2]
+    s = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+    ln = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    if len(starts) > 1:
+        order = np.argsort(s, kind="stable")
+        s, ln = s[order], ln[order]
+    e = s + ln
+    if len(s) > 1:  # touching runs (across frames) merged
+        touch = s[1:] == e[:-1]
+        if touch.any():
+            s = s[np.r_[True, ~touch]]
+            e = e[np.r_[~touch, True]]
+    nu = len(unit_base)
+    u = np.searchsorted(unit_base, s, side="right") - 1
+    k_u = np.bincount(u, minlength=nu)
+    r = len(s)
+    counts = np.empty(2 * r + nu, dtype=np.int64)
+    gap_pos = 2 * np.arange(r) + u
+    prev_e = np.empty(r, dtype=np.int64)
+    if r:
+        prev_e[1:] = e[:-1]
+        new_unit = np.r_[True, u[1:] != u[:-1]]
+        prev_e[new_unit] = unit_base[u[new_unit]]
+    counts[gap_pos] = s - prev_e
+    counts[gap_pos + 1] = e - s
+    runs_end = np.cumsum(k_u)
+    final_pos = 2 * runs_end + np.arange(nu)
+    last_e = unit_base.copy()
+    has = k_u > 0
+    last_e[has] = e[runs_end[has] - 1]
+    counts[final_pos] = unit_base + unit_size - last_e
+    pix = np.bincount(u, weights=e - s, minlength=nu).astype(np.int64).tolist()
+    rles = [
+        {"size": [hw, n], "counts": c}
+        for hw, n, c in zip(unit_hw, unit_n, np.split(counts.astype(np.uint32), final_pos[:-1] + 1),
+                            strict=True)
+    ]  # fmt: skip
+    compressed = mask_util.frPyObjects(rles, 0, 0)
+    # per entry: area (mean non-zero frame area, or the GT's "areas") and units
+    positive = seg_fg > 0
+    nb = len(batch)
+    area_sum = np.bincount(seg_slot, weights=np.where(positive, seg_fg, 0), minlength=nb)
+    area_n = np.bincount(seg_slot, weights=positive, minlength=nb)
+    out = []
+    ends = first_unit.tolist() + [nu]
+    for slot, (key, vid, _segs) in enumerate(batch):
+        e_ = src[key]
+        length = videos[vid][2]
+        if is_gt and isinstance(e_.get("areas"), list) and len(e_["areas"]) == length:
+            area = _mean_positive(e_["areas"])
+        else:
+            area = float(area_sum[slot] / area_n[slot]) if area_n[slot] else 0.0
+        extra = bool(e_.get("iscrowd", 0)) if is_gt else float(e_["score"])
+        a, b = ends[slot], ends[slot + 1]
+        units = list(zip(compressed[a:b], pix[a:b], strict=True))
+        out.append((key, vid, e_["category_id"], extra, area, units))
+    return out
+
+
+def _fast_tracks(entries, videos, allow_polygons: bool, src, is_gt: bool):
+    """Tracks (see ``Parsed``) of ``entries`` ((key, where, video_id, segs) as for
+    ``decode_entries``), or None when the fast path does not accept them all."""
+    out = []
+    batch, comp, comp_seg, unc, unc_seg, seg_slot, seg_frame = [], [], [], [], [], [], []
+    n_entries = len(entries)
+    for i, (key, _where, vid, segs) in enumerate(entries):
+        h, w, _length = videos[vid]
+        slot = len(batch)
+        batch.append((key, vid, segs))
+        for f, seg in enumerate(segs):
+            if seg is None:
+                continue
+            if type(seg) is dict:
+                size = seg.get("size")
+                if not (type(size) is list and len(size) == 2 and size[0] == h and size[1] == w
+                        and type(size[0]) is int and type(size[1]) is int):  # fmt: skip
+                    return None
+                c = seg.get("counts")
+                tc = type(c)
+                if tc is str or tc is bytes:
+                    comp_seg.append(len(seg_slot))
+                    comp.append(c)
+                elif tc is list:
+                    unc_seg.append(len(seg_slot))
+                    unc.append(c)
+                else:
+                    return None
+            elif allow_polygons and type(seg) is list:
+                if _polygon_problem(seg, h, w) is not None:
+                    return None
+                comp_seg.append(len(seg_slot))
+                comp.append(mask_util.merge(mask_util.frPyObjects(seg, h, w))["counts"])
+            else:
+                return None
+            seg_slot.append(slot)
+            seg_frame.append(f)
+        if len(seg_slot) >= _BATCH_SEGMENTS or i == n_entries - 1:
+            tracks = _fast_batch(batch, videos, src, is_gt, comp, comp_seg, unc, unc_seg,
+                                 seg_slot, seg_frame)  # fmt: skip
+            if tracks is None:
+                return None
+            out += tracks
+            batch, comp, comp_seg, unc, unc_seg, seg_slot, seg_frame = [], [], [], [], [], [], []
+    return out
+
+
 # ----------------------------------------------------------------------------- both files
 def _result_entries(results, videos, cats, problems):
     """Structure of the results list; returns the (index, where, video_id, segs) to decode."""
@@ -592,10 +864,13 @@ def parse(gt: Any, results: Any = None, *, need_annotations: bool = True,
                 where, len(segs), length))  # fmt: skip
             continue
         gt_entries.append((i, where, ann["video_id"], segs))
-    if not (max_problems > 0 and len(problems) >= max_problems):
-        gt_dec = decode_entries(gt_entries, videos, True, problems, max_problems)
-    if problems:
-        return cut(problems), [], None
+    gts = None if problems else _fast_tracks(gt_entries, videos, True, anns, True)
+    if gts is None:  # the exact path: describes every problem
+        if not (max_problems > 0 and len(problems) >= max_problems):
+            gt_dec = decode_entries(gt_entries, videos, True, problems, max_problems)
+        if problems:
+            return cut(problems), [], None
+        gts = _tracks(gt_dec, videos, anns, True)
     res_problems: List[str] = []
     res_entries = []
     if results is not None:
@@ -604,10 +879,11 @@ def parse(gt: Any, results: Any = None, *, need_annotations: bool = True,
                 type(results).__name__))  # fmt: skip
         else:
             res_entries = _result_entries(results, videos, cats, res_problems)
-    if not (max_problems > 0 and len(res_problems) >= max_problems):
-        dt_dec = decode_entries(res_entries, videos, False, res_problems, max_problems)
-    if res_problems:
-        return [], cut(res_problems), None
-    gts = _tracks(gt_dec, videos, anns, True)
-    dts = _tracks(dt_dec, videos, results, False) if results is not None else []
+    dts = None if res_problems else _fast_tracks(res_entries, videos, False, results, False)
+    if dts is None:
+        if not (max_problems > 0 and len(res_problems) >= max_problems):
+            dt_dec = decode_entries(res_entries, videos, False, res_problems, max_problems)
+        if res_problems:
+            return [], cut(res_problems), None
+        dts = _tracks(dt_dec, videos, results, False)
     return [], [], Parsed(videos, cats, gts, dts)

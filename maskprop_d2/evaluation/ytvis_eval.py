@@ -25,11 +25,12 @@ scores 0 (-1 only where no GT defines a value); no ``np.float`` (numpy 1.x and 2
 exactly 1.0 (the official value differs by ~1e-16).
 
 Inputs are validated and decoded by ``parse.parse`` (the same code as ``--check``): every RLE of
-the GT and the results is decoded by one vectorised numpy pass and each track becomes one
-run-length *video mask* (its frames' pixels end to end). The IoUs of all (detection, GT) pairs of
-a (video, category) then take one ``pycocotools.mask.iou`` call; the integer intersections are
-recovered from the IoU and the two areas (``I = iou (a + b) / (1 + iou)``, rounded), so that a
-video longer than 2**31 pixels can be split into chunks of frames and summed.
+the GT and the results is decoded by vectorised numpy passes over batches of entries (see
+``parse``) and each track becomes one run-length *video mask* (its frames' pixels end to end).
+The IoUs of all (detection, GT) pairs of a (video, category) then take one
+``pycocotools.mask.iou`` call; the integer intersections are recovered from the IoU and the two
+areas (``I = iou (a + b) / (1 + iou)``, rounded), so that a video longer than 2**31 pixels can be
+split into chunks of frames and summed.
 """
 
 import math
@@ -190,6 +191,8 @@ def _match(ious, gt_ignore, gt_crowd):
 
 
 _THR = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)
+_AREA_LO = np.array([rng[0] for _, rng in AREA_RANGES])[:, None]
+_AREA_HI = np.array([rng[1] for _, rng in AREA_RANGES])[:, None]
 
 
 def _accumulate(evals, num_cats):
@@ -271,10 +274,11 @@ def evaluate(
     uncompressed RLE (str, bytes or list counts). Raises ``ValueError`` naming the entry, id and
     field for a defective GT (duplicate / missing / mistyped ids, sizes, lengths, non-objects, a
     GT without annotations) or results (unknown video/category ids, wrong segmentation lengths,
-    mask-size mismatches, malformed RLE). ``timings``: a dict that receives the seconds spent in
-    "parse" (validation + decoding), "iou" and "match" (matching + accumulation).
+    mask-size mismatches, malformed RLE). ``timings``: a dict that receives the CPU seconds
+    (``time.process_time``) spent in "parse" (validation + decoding), "iou" and "match"
+    (matching + accumulation).
     """
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     if isinstance(gt, dict) and "videos" in gt and "categories" in gt and "annotations" not in gt:
         raise ValueError(
             "ground truth has no 'annotations' (public val/test splits are scored only by the "
@@ -290,32 +294,43 @@ def evaluate(
         groups.setdefault((g[2], g[1]), ([], []))[0].append(g)
     for d in parsed.dt:
         groups.setdefault((d[2], d[1]), ([], []))[1].append(d)
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     t_iou = 0.0
     evals = [[[] for _ in AREA_RANGES] for _ in cat_ids]
+    nt, na = len(IOU_THRESHOLDS), len(AREA_RANGES)
+    no_dets = (np.zeros(0), np.zeros((nt, 0), dtype=bool))
     for key in sorted(groups):
         g, d = groups[key]
+        ev = evals[cat_index[key[0]]]
+        crowd = np.array([x[3] for x in g], dtype=bool)
+        g_area = np.array([x[4] for x in g], dtype=np.float64)
+        g_ignore = crowd | (g_area < _AREA_LO) | (g_area > _AREA_HI)  # (area range, GT)
+        if not d:
+            for a in range(na):
+                ev[a].append(no_dets + no_dets[1:] + (g_ignore[a],))
+            continue
         if len(d) > 1:  # stable sort by score, at most MAX_DETS[-1]
             order = np.argsort([-x[3] for x in d], kind="mergesort")[: MAX_DETS[-1]]
             d = [d[i] for i in order]
-        ta = time.perf_counter()
-        ious = _video_ious(d, g)
-        t_iou += time.perf_counter() - ta
-        crowd = np.array([x[3] for x in g], dtype=bool)
-        g_area = np.array([x[4] for x in g], dtype=np.float64)
         d_area = np.array([x[4] for x in d], dtype=np.float64)
         scores = np.array([x[3] for x in d], dtype=np.float64)
+        outside = (d_area < _AREA_LO) | (d_area > _AREA_HI)  # (area range, detection)
+        if not g:  # nothing to match: a detection is ignored when outside the area range
+            dtm = np.zeros((nt, len(d)), dtype=bool)
+            for a in range(na):
+                ev[a].append((scores, dtm, np.broadcast_to(outside[a], dtm.shape), g_ignore[a]))
+            continue
+        ta = time.process_time()
+        ious = _video_ious(d, g)
+        t_iou += time.process_time() - ta
         cache = {}
-        for a, (_, rng) in enumerate(AREA_RANGES):
-            g_ignore = crowd | (g_area < rng[0]) | (g_area > rng[1])
-            ck = g_ignore.tobytes()
+        for a in range(na):
+            ck = g_ignore[a].tobytes()
             if ck not in cache:
-                cache[ck] = _match(ious, g_ignore, crowd)
+                cache[ck] = _match(ious, g_ignore[a], crowd)
             dtm, dt_gt = cache[ck]
-            dtig = dtm & g_ignore[np.maximum(dt_gt, 0)] if len(g) else np.zeros_like(dtm)
-            outside = (d_area < rng[0]) | (d_area > rng[1])
-            dtig = dtig | (~dtm & outside[None, :])
-            evals[cat_index[key[0]]][a].append((scores, dtm, dtig, g_ignore))
+            dtig = (dtm & g_ignore[a][np.maximum(dt_gt, 0)]) | (~dtm & outside[a])
+            ev[a].append((scores, dtm, dtig, g_ignore[a]))
     precision, recall = _accumulate(evals, len(cat_ids))
     per_cat = {}
     for k, cat in enumerate(cat_ids):
@@ -330,7 +345,7 @@ def evaluate(
         recall=recall,
     )
     if timings is not None:
-        t3 = time.perf_counter()
+        t3 = time.process_time()
         timings.update(parse=t1 - t0, iou=t_iou, match=(t3 - t1) - t_iou)
     return out
 
