@@ -274,7 +274,7 @@ def load_old(ref, dest):
             cwd=REPO,
             capture_output=True,
             text=True,
-            check=name != "parse",  # parse.py exists from issue 13 on
+            check=name != "parse",  # older versions have no parse.py
         )
         if proc.returncode:
             continue
