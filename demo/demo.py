@@ -285,7 +285,9 @@ def _process(args, cfg, tmp_video, tmp_json):
     n = 0
     start = time.perf_counter()
     try:
-        bar = tqdm.tqdm(total=len(source) or None, unit="frame", desc="maskprop")
+        bar = tqdm.tqdm(
+            total=len(source) or None, unit="frame", desc=cfg.MODEL.MASKPROP.INFERENCE.TRACKER
+        )
         for frame, out in predictor(iter(source)):
             ids = out.ids.tolist()
             labels = []

@@ -61,6 +61,19 @@ def add_maskprop_config(cfg):
     # matter with CENTER_MASK "propagated"; dropping them saves their share of the head's cost.
     cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_CENTER_ROWS = True
 
+    # MaskTrack R-CNN's tracking head (MaskTrackROIHeads, the "tracking_head" tracker).
+    cfg.MODEL.TRACK_HEAD = CN()
+    # Name of the head in maskprop_d2.modeling.TRACK_HEAD_REGISTRY.
+    cfg.MODEL.TRACK_HEAD.NAME = "TrackEmbeddingHead"
+    # Fully connected layers on the box branch's pooled ROI feature (the last one embeds).
+    cfg.MODEL.TRACK_HEAD.NUM_FC = 2
+    # Width of the hidden fully connected layers.
+    cfg.MODEL.TRACK_HEAD.FC_DIM = 1024
+    # Embedding size (output of the last layer).
+    cfg.MODEL.TRACK_HEAD.EMBED_DIM = 1024
+    # Weight of loss_track (cross-entropy over the reference instances + "new object").
+    cfg.MODEL.TRACK_HEAD.LOSS_WEIGHT = 1.0
+
     # ---------------------------------------------------------------- solver
     # "SGD" (detectron2's optimizer) or "ADAMW" (maskprop_d2.solver.build_optimizer).
     cfg.SOLVER.OPTIMIZER = "SGD"
@@ -82,10 +95,20 @@ def add_maskprop_config(cfg):
     # Threshold applied to the averaged soft masks of a video instance.
     cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.5
     # The video tracker, a name in maskprop_d2.tracking.VIDEO_TRACKER_REGISTRY: "maskprop" (clip
-    # tracks + ID assignment) or "frame_linking" (per-frame baseline), or one you register.
+    # tracks + ID assignment), "flow_propagation" (the same with optical-flow warping),
+    # "tracking_head" (MaskTrack R-CNN's association; needs a model with a tracking head) or
+    # "frame_linking" (per-frame detections linked by mask IoU), or one you register.
     cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "maskprop"
     # frame_linking: a detection joins a previous-frame track when their mask IoU is >= this.
     cfg.MODEL.MASKPROP.INFERENCE.LINK_IOU_THRESH = 0.3
+    # flow_propagation: OpenCV dense optical flow warping the masks, "dis" or "farneback".
+    cfg.MODEL.MASKPROP.INFERENCE.FLOW_METHOD = "dis"
+    # tracking_head: weights of log(detection score), box IoU with the instance's last box, and
+    # class agreement in MaskTrack R-CNN's matching score (added to the log-probability of the
+    # match; the "new object" entry counts as IoU 0 and as agreeing in class).
+    cfg.MODEL.MASKPROP.INFERENCE.TRACK_SCORE_WEIGHT = 1.0
+    cfg.MODEL.MASKPROP.INFERENCE.TRACK_IOU_WEIGHT = 2.0
+    cfg.MODEL.MASKPROP.INFERENCE.TRACK_CLASS_WEIGHT = 10.0
     # At most this many instances per video in the results (sorted by score).
     cfg.TEST.DETECTIONS_PER_VIDEO = 100
     # YTVISEvaluator (built with YTVISEvaluator.from_config) also reports HOTA, DetA, AssA, IDF1

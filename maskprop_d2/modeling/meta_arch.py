@@ -10,7 +10,7 @@ from torchvision.ops import nms
 
 from .roi_heads import ClipTargets
 
-__all__ = ["MaskProp", "FrameDetections"]
+__all__ = ["MaskProp", "MaskTrackRCNN", "FrameDetections"]
 
 
 class FrameDetections(NamedTuple):
@@ -122,7 +122,9 @@ class MaskProp(GeneralizedRCNN):
             probs = inst.pred_boxes.tensor.new_ones((len(inst), 1, 1))
         return FrameDetections(images, features, inst, probs)
 
-    def _forward_clips(self, clips: List[Dict]) -> Dict[str, torch.Tensor]:
+    def _flatten_clips(self, clips: List[Dict]):
+        """Clip dicts -> (frame dicts, per-frame GT Instances on the model's device, one
+        ClipTargets per clip), frames of all clips in one flat batch."""
         frames, gt_instances, targets = [], [], []
         for clip in clips:
             n = len(clip["image"])
@@ -139,7 +141,10 @@ class MaskProp(GeneralizedRCNN):
             ids = clip.get("frame_ids")
             deltas = None if ids is None else [abs(i - ids[clip["center"]]) for i in ids]
             targets.append(ClipTargets(range(start, start + n), clip["center"], insts, deltas))
+        return frames, gt_instances, targets
 
+    def _forward_clips(self, clips: List[Dict]) -> Dict[str, torch.Tensor]:
+        frames, gt_instances, targets = self._flatten_clips(clips)
         images = self.preprocess_image(frames)
         features = self.backbone(images.tensor)
 
@@ -159,3 +164,72 @@ class MaskProp(GeneralizedRCNN):
         losses.update(proposal_losses)
         losses.update(self.roi_heads.propagation_losses(features, targets))
         return losses
+
+
+@META_ARCH_REGISTRY.register()
+class MaskTrackRCNN(MaskProp):
+    """A trained MaskProp model + MaskTrack R-CNN's tracking head, trained on top of it.
+
+    The detector (backbone, RPN, box and mask heads) and the propagation head are frozen: only
+    the tracking head (``roi_heads.track_head``) has trainable parameters, and the frozen parts
+    stay in eval mode (batch-norm statistics included) during training. The comparison between
+    trackers then runs every tracker on identical detections, and the head trains in minutes.
+    Load the MaskProp weights with ``MODEL.WEIGHTS`` (the tracking head starts from its
+    initialisation: the checkpointer reports its keys as missing).
+
+    Training input: MaskProp's clip dicts. Each clip gives one (key, reference) pair: the centre
+    frame and one other frame of the clip drawn at random (the centre itself in a one-frame
+    clip). Key-frame boxes are the RPN's proposals, sampled and matched to the GT as the box
+    head's are (``label_and_sample_proposals``), positives only; the reference frame's boxes
+    are its GT boxes. Loss: ``loss_track`` (:meth:`MaskTrackROIHeads.tracking_losses`).
+
+    Inference: as MaskProp; the ``tracking_head`` tracker calls :meth:`MaskProp.detect_frame` and
+    ``roi_heads.embed``.
+    """
+
+    @configurable
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not hasattr(self.roi_heads, "tracking_losses"):
+            raise ValueError(
+                "MaskTrackRCNN needs ROI heads with a tracking head (MODEL.ROI_HEADS.NAME: "
+                "MaskTrackROIHeads), got {}".format(type(self.roi_heads).__name__)
+            )
+        for name, p in self.named_parameters():
+            if not name.startswith("roi_heads.track_head."):
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        """Training mode for the tracking head only; the frozen detector stays in eval mode."""
+        super().train(mode)
+        if mode:
+            for m in self.modules():
+                m.training = False
+            self.training = True
+            self.roi_heads.training = True
+            self.roi_heads.track_head.train()
+        return self
+
+    def forward(self, batched_inputs: List[Dict]):
+        if self.training and not isinstance(batched_inputs[0].get("image"), (list, tuple)):
+            raise ValueError("MaskTrackRCNN trains on clips (maskprop_d2.data.ClipDatasetMapper)")
+        return super().forward(batched_inputs)
+
+    def _forward_clips(self, clips: List[Dict]) -> Dict[str, torch.Tensor]:
+        frames, gt_instances, targets = self._flatten_clips(clips)
+        key_pos, ref_pos = [], []
+        for t in targets:
+            key = t.frame_positions[t.center]
+            others = [p for p in t.frame_positions if p != key] or [key]
+            key_pos.append(key)
+            ref_pos.append(others[int(torch.randint(len(others), ()))])
+        with torch.no_grad():
+            images = self.preprocess_image(frames)
+            features = self.backbone(images.tensor)
+            key_images = _index_images(images, key_pos)
+            key_features = {k: v[key_pos] for k, v in features.items()}
+            key_gt = [gt_instances[i][gt_instances[i].gt_ids >= 0] for i in key_pos]
+            proposals, _ = self.proposal_generator(key_images, key_features, None)
+            proposals = self.roi_heads.label_and_sample_proposals(proposals, key_gt)
+        ref_gt = [gt_instances[i][gt_instances[i].gt_ids >= 0] for i in ref_pos]
+        return self.roi_heads.tracking_losses(features, proposals, key_pos, ref_gt, ref_pos)

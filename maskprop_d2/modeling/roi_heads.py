@@ -11,15 +11,16 @@ from detectron2.modeling.roi_heads import (
     StandardROIHeads,
 )
 from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference
-from detectron2.structures import Instances
+from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
 from ..utils.masks import soft_iou
 from .mask_ops import masks_to_feature_resolution, paste_soft_masks
 from .prop_loss import mask_prop_loss
 from .propagation import build_mask_prop_head
+from .track_head import build_track_head, match_logits, track_embedding_loss
 
-__all__ = ["MaskPropROIHeads", "ClipTargets", "ClassProbsOutputLayers"]
+__all__ = ["MaskPropROIHeads", "MaskTrackROIHeads", "ClipTargets", "ClassProbsOutputLayers"]
 
 
 class ClassProbsOutputLayers(FastRCNNOutputLayers):
@@ -259,3 +260,90 @@ class MaskPropROIHeads(StandardROIHeads):
         storage = get_event_storage()
         for delta in torch.unique(d).tolist():
             storage.put_scalar("prop_siou/d{}".format(delta), float(siou[d == delta].mean()))
+
+
+@ROI_HEADS_REGISTRY.register()
+class MaskTrackROIHeads(MaskPropROIHeads):
+    """MaskPropROIHeads + MaskTrack R-CNN's tracking branch (``TRACK_HEAD_REGISTRY``).
+
+    The tracking head embeds boxes from the box branch's pooled ROI features (the same
+    ``box_pooler``); everything else is MaskPropROIHeads, so one checkpoint serves MaskProp's
+    tracker, the flow and frame-linking baselines and the tracking-head baseline alike.
+    """
+
+    @configurable
+    def __init__(self, *, track_head: torch.nn.Module, track_loss_weight: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.track_head = track_head
+        self.track_loss_weight = track_loss_weight
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
+        ret = super().from_config(cfg, input_shape)
+        ret.update(cls._init_track_head(cfg, input_shape))
+        return ret
+
+    @classmethod
+    def _init_track_head(cls, cfg, input_shape):
+        in_features = cfg.MODEL.ROI_HEADS.IN_FEATURES
+        res = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION
+        channels = input_shape[in_features[0]].channels
+        shape = ShapeSpec(channels=channels, height=res, width=res)
+        return {
+            "track_head": build_track_head(cfg, shape),
+            "track_loss_weight": cfg.MODEL.TRACK_HEAD.LOSS_WEIGHT,
+        }
+
+    def embed(self, features: Dict[str, torch.Tensor], boxes: List[Boxes]) -> torch.Tensor:
+        """(N, D) embeddings of the boxes of every image (concatenated in image order).
+
+        Args:
+            features: backbone features, (B, C, H, W) each.
+            boxes: B Boxes in input-image pixels.
+        """
+        feats = [features[f] for f in self.box_in_features]
+        return self.track_head(self.box_pooler(feats, boxes))
+
+    def tracking_losses(
+        self,
+        features: Dict[str, torch.Tensor],
+        key_proposals: List[Instances],
+        key_positions: Sequence[int],
+        ref_instances: List[Instances],
+        ref_positions: Sequence[int],
+    ) -> Dict[str, torch.Tensor]:
+        """``loss_track``: cross-entropy of each positive key-frame proposal over the reference
+        frame's instances plus "new object" (:func:`track_embedding_loss`), mean over proposals.
+
+        Args:
+            features: backbone features of the flattened frame batch.
+            key_proposals: per pair, the key frame's sampled proposals with ``gt_classes`` and
+                ``gt_ids`` (as :meth:`label_and_sample_proposals` returns them).
+            key_positions, ref_positions: per pair, the key / reference frame's batch position.
+            ref_instances: per pair, the reference frame's GT with ``gt_boxes`` and ``gt_ids``.
+        """
+        pos = [p[p.gt_classes < self.num_classes] for p in key_proposals]
+        idx = list(key_positions) + list(ref_positions)
+        feats = {k: v[idx] for k, v in features.items()}
+        boxes = [p.proposal_boxes for p in pos] + [r.gt_boxes for r in ref_instances]
+        emb = self.embed(feats, boxes)
+        sizes = [len(b) for b in boxes]
+        chunks = emb.split(sizes)
+        n_pairs = len(pos)
+        losses, correct, total = [], 0, 0
+        for k in range(n_pairs):
+            key, ref = chunks[k], chunks[n_pairs + k]
+            key_ids, ref_ids = pos[k].gt_ids, ref_instances[k].gt_ids
+            eq = key_ids[:, None] == ref_ids[None, :]
+            slot = torch.arange(1, len(ref_ids) + 1, device=key_ids.device)
+            # 0 "new object", or 1 + the reference instance with the same track ID
+            targets = (eq.long() * slot).amax(1) if len(ref_ids) else torch.zeros_like(key_ids)
+            losses.append(track_embedding_loss(key, ref, targets) * len(key))
+            if len(key):
+                pred = match_logits(key.detach(), ref.detach()).argmax(1)
+                correct += int((pred == targets).sum())
+            total += len(key)
+        loss = torch.stack(losses).sum() / max(total, 1)
+        if total:
+            get_event_storage().put_scalar("track_head/accuracy", correct / total)
+        return {"loss_track": loss * self.track_loss_weight}

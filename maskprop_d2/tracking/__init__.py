@@ -2,6 +2,11 @@
 
 * ``"maskprop"`` (:class:`MaskPropTracker`): MaskProp's clip-level tracks, propagated by the
   model's propagation head and matched clip by clip (:class:`ClipTrackMatcher`);
+* ``"flow_propagation"`` (:class:`FlowPropagationTracker`): the same clip tracks and ID
+  assignment, with masks warped by OpenCV dense optical flow instead of the propagation head;
+* ``"tracking_head"`` (:class:`TrackingHeadTracker`): MaskTrack R-CNN's association of
+  per-frame detections by a learned embedding (:class:`EmbeddingMemory`); needs a model with
+  a tracking head;
 * ``"frame_linking"`` (:class:`FrameLinkingTracker`): the per-frame baseline, detections linked
   to the previous frame's by mask IoU (:class:`FrameLinker`).
 
@@ -12,10 +17,12 @@ The model-free parts (:class:`ClipTrackMatcher`, :class:`ClipTrackAggregator`,
 
 from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, build_video_tracker
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
+from .flow_propagation import FlowPropagationTracker, optical_flow, warp_masks
 from .frame_linking import FrameLinker, FrameLinkingTracker, link_by_iou
 from .id_assignment import ClipTrackMatcher, assign_ids_from_scores, clip_frame_range
 from .maskprop import MaskPropTracker
 from .outputs import CategoryVotes, FrameOutput, VideoInstance
+from .tracking_head import EmbeddingMemory, TrackingHeadTracker
 
 __all__ = [
     "VIDEO_TRACKER_REGISTRY",
@@ -23,6 +30,11 @@ __all__ = [
     "build_video_tracker",
     "MaskPropTracker",
     "FrameLinkingTracker",
+    "FlowPropagationTracker",
+    "TrackingHeadTracker",
+    "EmbeddingMemory",
+    "optical_flow",
+    "warp_masks",
     "FrameLinker",
     "link_by_iou",
     "ClipTrackAggregator",

@@ -19,9 +19,9 @@ import torch
 from detectron2.config import configurable
 from scipy.optimize import linear_sum_assignment
 
-from ..modeling.mask_ops import paste_at_output_size
 from ..utils.masks import mask_iou
 from .base import VIDEO_TRACKER_REGISTRY, VideoTracker
+from .frame_detections import paste_detections
 from .outputs import CategoryVotes, FrameOutput, VideoInstance
 
 __all__ = ["link_by_iou", "FrameLinker", "FrameLinkingTracker"]
@@ -194,19 +194,10 @@ class FrameLinkingTracker(VideoTracker):
         """Detect, link and hand out the frame at once (no delay)."""
         idx = self._num_frames
         self._num_frames += 1
-        images, _, inst, probs = self.model.detect_frame(
-            frame, self.score_thresh, self.topk, self.nms_thresh
-        )
+        det = self.model.detect_frame(frame, self.score_thresh, self.topk, self.nms_thresh)
         self.backbone_calls += 1
-        h, w = images.image_sizes[0]
-        out_size = (int(frame.get("height", h)), int(frame.get("width", w)))
-        soft = paste_at_output_size(probs, inst.pred_boxes.tensor, (h, w), out_size)
-        masks = soft > self.mask_thresh
-        visible = masks.flatten(1).any(1)  # an empty mask can neither be linked nor evaluated
-        masks = masks[visible]
-        scores = inst.scores.cpu()[visible]
-        classes = inst.pred_classes.cpu()[visible]
-        class_probs = inst.class_probs.cpu()[visible] if inst.has("class_probs") else None
+        d = paste_detections(det, frame, self.mask_thresh)
+        masks, scores, classes, class_probs = d.masks, d.scores, d.classes, d.class_probs
         ids = self._linker.step(masks)
         self._votes.add(ids.tolist(), classes, scores, class_probs)
         order = torch.argsort(ids)

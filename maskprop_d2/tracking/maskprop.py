@@ -20,6 +20,7 @@ import torch
 from detectron2.config import configurable
 
 from ..modeling.mask_ops import paste_at_output_size, paste_soft_masks
+from ..modeling.meta_arch import FrameDetections
 from .base import VIDEO_TRACKER_REGISTRY, VideoTracker
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
 from .outputs import FrameOutput, VideoInstance
@@ -119,7 +120,7 @@ class MaskPropTracker(VideoTracker):
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         self._num_frames = 0
-        self._features: Dict[int, torch.Tensor] = {}  # frame -> (D, H', W') reduced feature
+        self._features: Dict[int, object] = {}  # frame -> frame_state(...)
         self._dets: Dict[int, _Detections] = {}
         self._geometry: Dict[int, FrameGeometry] = {}
         self._tracks = ClipTrackAggregator(
@@ -136,16 +137,15 @@ class MaskPropTracker(VideoTracker):
         return self.model.roi_heads
 
     def _ingest(self, idx: int, frame: dict) -> None:
-        """Backbone (once), detections and the reduced propagation feature of one frame."""
-        images, features, inst, probs = self.model.detect_frame(
-            frame, self.score_thresh, self.topk, self.nms_thresh
-        )
+        """Backbone (once), detections and the propagation state of one frame."""
+        det = self.model.detect_frame(frame, self.score_thresh, self.topk, self.nms_thresh)
+        images, features, inst, probs = det
         self.backbone_calls += 1
-        reduced = self._heads.reduce_prop_features(features)[0]
         stride = self._heads.mask_prop_stride
+        grid = features[self._heads.mask_prop_in_feature].shape[-2:]
         boxes = inst.pred_boxes.tensor
-        feat_masks = paste_soft_masks(probs, boxes / stride, reduced.shape[-2:])
-        self._features[idx] = reduced
+        feat_masks = paste_soft_masks(probs, boxes / stride, grid)
+        self._features[idx] = self.frame_state(idx, frame, det)
         class_probs = inst.class_probs if inst.has("class_probs") else None
         self._dets[idx] = _Detections(
             inst.scores, inst.pred_classes, boxes, probs, feat_masks, class_probs
@@ -156,6 +156,34 @@ class MaskPropTracker(VideoTracker):
         self._geometry[idx] = geo
         self._tracks.set_geometry(idx, geo)
 
+    def frame_state(self, idx: int, frame: Dict, det: FrameDetections):
+        """Propagation hook: what later clips need of frame ``idx`` to propagate masks to or from
+        it, kept while a clip still needs it (:meth:`kept_state`): here the reduced propagation
+        feature (D, H', W'). Called once per frame, in order, after its detection."""
+        return self._heads.reduce_prop_features(det.features)[0]
+
+    def kept_state(self, idx: int):
+        """The :meth:`frame_state` of frame ``idx`` while it is kept (the window), else None."""
+        return self._features.get(idx)
+
+    def propagate_masks(self, t: int, frames: range, feat_masks: torch.Tensor) -> torch.Tensor:
+        """Propagation hook: soft masks of frame t's n detections in each frame of ``frames``
+        (the states of all of them are kept).
+
+        Args:
+            feat_masks: (n, H', W') the detections' soft masks at propagation-grid resolution.
+        Returns:
+            (n, F, H', W') soft masks in [0, 1], F = len(frames).
+        """
+        n, nf = len(feat_masks), len(frames)
+        feats = torch.stack([self._features[f] for f in frames])  # (F, D, H', W')
+        src = self._features[t][None].expand_as(feats)
+        # rows ordered (frame, instance): row f*n + i is instance i propagated to frames[f]
+        masks = feat_masks.repeat(nf, 1, 1)
+        pair_index = torch.arange(nf, device=masks.device).repeat_interleave(n)
+        logits = self._heads.propagate(src, feats, masks, pair_index)
+        return logits.sigmoid().view(nf, n, *logits.shape[-2:]).transpose(0, 1)
+
     def _process_clip(self, t: int, last: int) -> None:
         """Propagate frame t's detections to max(0, t-T)..last and assign their IDs."""
         frames = range(max(0, t - self.T), last + 1)
@@ -165,13 +193,7 @@ class MaskPropTracker(VideoTracker):
         if n == 0:
             tracks = det.feat_masks.new_zeros((0, nf) + det.feat_masks.shape[-2:])
         else:
-            feats = torch.stack([self._features[f] for f in frames])  # (F, D, H', W')
-            src = self._features[t][None].expand_as(feats)
-            # rows ordered (frame, instance): row f*n + i is instance i propagated to frames[f]
-            masks = det.feat_masks.repeat(nf, 1, 1)
-            pair_index = torch.arange(nf, device=masks.device).repeat_interleave(n)
-            logits = self._heads.propagate(src, feats, masks, pair_index)
-            tracks = logits.sigmoid().view(nf, n, *logits.shape[-2:]).transpose(0, 1)
+            tracks = self.propagate_masks(t, frames, det.feat_masks)
         center = None
         if self.center_mask == "detection":
             probs, boxes = det.mask_probs, det.boxes

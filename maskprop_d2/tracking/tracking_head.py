@@ -1,0 +1,245 @@
+"""MaskTrack R-CNN baseline (Yang et al., ICCV 2019; the paper's Table 3): association by a
+learned embedding against a memory of the video's instances.
+
+Every frame gets one backbone pass and its own detections (:meth:`MaskProp.detect_frame`: score
+threshold, NMS, top-k), their masks pasted at the output size as in the frame-linking baseline.
+Each detection is embedded by the model's tracking head (:class:`MaskTrackROIHeads`) and
+associated with the instances seen so far by MaskTrack R-CNN's combined score (for detection i,
+memory instance j):
+
+    v(i, j)   = log p_i(j)   + a log s_i + b IoU(box_i, box_j) + c [class_i == class_j]
+    v(i, new) = log p_i(new) + a log s_i + c
+
+where p_i is the softmax over [0 ("new"), dot products with the memory's embeddings], s_i the
+detection score, and a, b, c are ``TRACK_SCORE_WEIGHT``, ``TRACK_IOU_WEIGHT``,
+``TRACK_CLASS_WEIGHT`` (1, 2, 10 as in MaskTrack R-CNN). MaskTrack R-CNN takes each detection's
+best entry; here the frame's detections are assigned one-to-one (at most one detection per
+memory instance) by maximising the summed score with ``scipy.optimize.linear_sum_assignment``.
+A matched instance's memory takes the detection's embedding, box and class; a detection assigned
+"new" starts an instance. The memory holds one entry per video instance (it grows with the
+number of instances, not with the number of frames); frame outputs are final at once.
+"""
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.structures import Boxes
+from scipy.optimize import linear_sum_assignment
+from torchvision.ops import box_iou
+
+from ..modeling.track_head import match_logits
+from .base import VIDEO_TRACKER_REGISTRY, VideoTracker
+from .frame_detections import paste_detections
+from .outputs import CategoryVotes, FrameOutput, VideoInstance
+
+__all__ = ["EmbeddingMemory", "TrackingHeadTracker"]
+
+_IMPOSSIBLE = -1e9
+
+
+class EmbeddingMemory:
+    """Online ID assignment from per-frame embeddings, boxes, classes and scores (no model).
+
+    ``step(...)`` associates one frame's detections with the memory (see the module docstring)
+    and returns their IDs (new IDs count up from ``first_id``).
+    """
+
+    def __init__(
+        self,
+        score_weight: float = 1.0,
+        iou_weight: float = 2.0,
+        class_weight: float = 10.0,
+        first_id: int = 0,
+    ):
+        self.score_weight = float(score_weight)
+        self.iou_weight = float(iou_weight)
+        self.class_weight = float(class_weight)
+        self.first_id = int(first_id)
+        self.reset()
+
+    def reset(self) -> None:
+        self._next_id = self.first_id
+        self._ids = torch.zeros(0, dtype=torch.long)  # (m,) IDs of the memory's instances
+        self._emb: Optional[torch.Tensor] = None  # (m, D) their last embeddings
+        self._boxes = torch.zeros((0, 4))  # (m, 4) their last boxes
+        self._classes = torch.zeros(0, dtype=torch.long)  # (m,) their last classes
+
+    @property
+    def num_ids(self) -> int:
+        """Number of instances in the memory (= IDs handed out since the last reset)."""
+        return len(self._ids)
+
+    def scores(self, emb, boxes, classes, scores):
+        """The combined scores: ((n, m) v(i, j), (n,) v(i, new))."""
+        n = len(emb)
+        log_s = self.score_weight * torch.log(scores.float().clamp_min(1e-6))
+        if self._emb is None or not len(self._ids):
+            logp_new = torch.zeros(n)  # softmax over the "new" entry alone
+            return torch.zeros((n, 0)), logp_new + log_s + self.class_weight
+        logp = F.log_softmax(match_logits(emb.float(), self._emb.float()), dim=1)
+        iou = box_iou(boxes.float(), self._boxes.float())
+        same = (classes[:, None] == self._classes[None, :]).float()
+        v = logp[:, 1:] + log_s[:, None] + self.iou_weight * iou + self.class_weight * same
+        return v, logp[:, 0] + log_s + self.class_weight
+
+    def step(
+        self, emb: torch.Tensor, boxes: torch.Tensor, classes: torch.Tensor, scores: torch.Tensor
+    ) -> torch.Tensor:
+        """Assign IDs to one frame's n detections.
+
+        Args:
+            emb: (n, D) embeddings; boxes: (n, 4) XYXY; classes: (n,) long; scores: (n,).
+        Returns:
+            (n,) long IDs.
+        """
+        emb, boxes = emb.detach().cpu(), boxes.detach().cpu()
+        classes, scores = classes.detach().cpu(), scores.detach().cpu()
+        n, m = len(emb), len(self._ids)
+        ids = torch.full((n,), -1, dtype=torch.long)
+        if n and m:
+            v, v_new = self.scores(emb, boxes, classes, scores)
+            w = np.full((n, m + n), _IMPOSSIBLE)
+            w[:, :m] = v.double().numpy()
+            w[np.arange(n), m + np.arange(n)] = v_new.double().numpy()
+            rows, cols = linear_sum_assignment(w, maximize=True)
+            matched = cols < m
+            ids[torch.from_numpy(rows[matched])] = self._ids[torch.from_numpy(cols[matched])]
+        new = ids < 0
+        k = int(new.sum())
+        ids[new] = torch.arange(self._next_id, self._next_id + k, dtype=torch.long)
+        self._next_id += k
+        if n:
+            # matched entries take the detection's state; new ones are appended
+            pos = torch.searchsorted(self._ids, ids[~new])  # memory rows of the matched IDs
+            if self._emb is None:
+                self._emb = emb.new_zeros((0, emb.shape[1]))
+            self._emb = self._emb.clone()
+            self._emb[pos] = emb[~new]
+            self._boxes[pos] = boxes[~new].float()
+            self._classes[pos] = classes[~new]
+            self._ids = torch.cat([self._ids, ids[new]])
+            self._emb = torch.cat([self._emb, emb[new]])
+            self._boxes = torch.cat([self._boxes, boxes[new].float()])
+            self._classes = torch.cat([self._classes, classes[new]])
+        return ids
+
+
+@VIDEO_TRACKER_REGISTRY.register(name="tracking_head")
+class TrackingHeadTracker(VideoTracker):
+    """Per-frame detection + MaskTrack R-CNN's embedding association (see module docstring).
+
+    Needs a model with a tracking head (``MODEL.META_ARCHITECTURE: MaskTrackRCNN``,
+    ``MODEL.ROI_HEADS.NAME: MaskTrackROIHeads``; ``configs/synthetic/masktrack_tiny.yaml``).
+
+    Usage::
+
+        tracker = build_video_tracker(cfg, model, "tracking_head")
+        for out in tracker.stream(frames):  # one FrameOutput per frame, final at once
+            ...
+        instances = tracker.video_instances()
+
+    Attributes:
+        backbone_calls: backbone passes since construction (one per frame).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        model,
+        *,
+        score_thresh: float = 0.3,
+        topk_per_frame: int = 10,
+        nms_thresh: float = 1.0,
+        mask_thresh: float = 0.5,
+        max_instances: int = 100,
+        categories_per_instance: int = 1,
+        score_weight: float = 1.0,
+        iou_weight: float = 2.0,
+        class_weight: float = 10.0,
+    ):
+        """
+        Args:
+            model: a :class:`maskprop_d2.modeling.MaskTrackRCNN` (or any MaskProp model whose
+                ROI heads have ``embed``).
+            score_thresh, topk_per_frame, nms_thresh: which detections of a frame are kept (see
+                :meth:`maskprop_d2.modeling.MaskProp.detect_frame`).
+            mask_thresh: threshold on the pasted soft masks.
+            max_instances: at most this many video instances are reported (by score).
+            categories_per_instance: each video instance is reported with up to this many
+                categories (see :class:`CategoryVotes`).
+            score_weight, iou_weight, class_weight: a, b, c of the matching score.
+        """
+        if not hasattr(getattr(model, "roi_heads", None), "embed"):
+            raise ValueError(
+                "the 'tracking_head' tracker needs a model with a tracking head "
+                "(MODEL.META_ARCHITECTURE: MaskTrackRCNN, MODEL.ROI_HEADS.NAME: "
+                "MaskTrackROIHeads; see configs/synthetic/masktrack_tiny.yaml), got ROI heads "
+                "{}".format(type(getattr(model, "roi_heads", None)).__name__)
+            )
+        super().__init__(model)
+        self.score_thresh = score_thresh
+        self.topk = topk_per_frame
+        self.nms_thresh = nms_thresh
+        self.mask_thresh = mask_thresh
+        self.max_instances = max_instances
+        self.categories_per_instance = categories_per_instance
+        self.weights = (score_weight, iou_weight, class_weight)
+        self.backbone_calls = 0
+        self.reset()
+
+    @classmethod
+    def from_config(cls, cfg, model):
+        c = cfg.MODEL.MASKPROP.INFERENCE
+        return {
+            "model": model,
+            "score_thresh": c.SCORE_THRESH,
+            "topk_per_frame": c.TOPK_PER_FRAME,
+            "nms_thresh": c.NMS_THRESH,
+            "mask_thresh": c.MASK_THRESH,
+            "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
+            "categories_per_instance": c.CATEGORIES_PER_INSTANCE,
+            "score_weight": c.TRACK_SCORE_WEIGHT,
+            "iou_weight": c.TRACK_IOU_WEIGHT,
+            "class_weight": c.TRACK_CLASS_WEIGHT,
+        }
+
+    def reset(self) -> None:
+        self._num_frames = 0
+        self._memory = EmbeddingMemory(*self.weights)
+        self._votes = CategoryVotes(
+            self.model.roi_heads.num_classes, self.categories_per_instance
+        )
+
+    def update(self, frame: Dict) -> List[FrameOutput]:
+        """Detect, embed, associate and hand out the frame at once (no delay)."""
+        idx = self._num_frames
+        self._num_frames += 1
+        det = self.model.detect_frame(frame, self.score_thresh, self.topk, self.nms_thresh)
+        self.backbone_calls += 1
+        d = paste_detections(det, frame, self.mask_thresh)
+        boxes = det.instances.pred_boxes.tensor[d.keep.to(det.instances.pred_boxes.device)]
+        emb = self.model.roi_heads.embed(det.features, [Boxes(boxes)])
+        ids = self._memory.step(emb, d.boxes, d.classes, d.scores)
+        self._votes.add(ids.tolist(), d.classes, d.scores, d.class_probs)
+        order = torch.argsort(ids)
+        return [FrameOutput(idx, ids[order], d.masks[order])]
+
+    def finish(self) -> List[FrameOutput]:
+        return []
+
+    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
+        """Category and score of an ID from the detections seen so far (None if unknown)."""
+        return self._votes.get(instance_id)
+
+    def video_instances(self) -> List[VideoInstance]:
+        """All video instances of the last streamed video, by decreasing score (at most
+        ``max_instances``); see :class:`CategoryVotes` (one vote per detection)."""
+        return self._votes.ranked(self.max_instances)
+
+    def state_size(self) -> Dict[str, int]:
+        """``memory``: instances in the association memory (= ``video_ids``, one per instance
+        of the video, independent of its length)."""
+        return {"memory": self._memory.num_ids, "video_ids": self._memory.num_ids}

@@ -1,0 +1,336 @@
+#!/usr/bin/env python
+"""The paper's comparison on the synthetic benchmark: every tracker on the same detections.
+
+Rows: MaskProp at each ``--half-lengths`` T, the optical-flow propagation baseline and the
+MaskTrack R-CNN tracking head (both at the config's T where it applies), and frame linking; all
+with one set of weights (a ``MaskTrackRCNN`` checkpoint: MaskProp's detector and propagation
+head, frozen, plus the tracking head). Columns: the YouTube-VIS AP / AR and TrackEval's HOTA,
+DetA, AssA, IDF1, IDSW (``YTVISEvaluator`` with identity metrics), and each tracker's CPU time
+per frame on top of the shared detector.
+
+The detector runs once per split: its detections (``MaskProp.detect_frame`` with the config's
+thresholds) are cached per frame and served to every row, so rows differ only in their tracker
+and the tracker's own time is measured (process CPU time, one thread).
+
+Oracle rows (``--oracle``, default on): the same trackers fed with ground-truth detections
+(every GT object of a frame, score 1, its class, its GT mask as the mask head's output) and the
+real backbone features: each tracker's ceiling when the detector is perfect.
+
+    python tools/bench_trackers.py --weights output/synthetic/masktrack_tiny/model_final.pth \\
+        --out benchmarks/trackers_synthetic.md
+
+Splits: ``standard`` (``--standard-root``, the quickstart's val split) and ``hard``
+(``--hard-root``; generated with ``python -m maskprop_d2.data.synthetic --difficulty hard
+--num-train 1 --out ROOT`` when missing). ``--max-videos N`` evaluates the first N videos of each
+(development only).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from bench_common import environment, markdown_table, write_report  # noqa: E402
+
+SEGM = ("AP", "AP50", "AP75", "AR1", "AR10")
+IDENT = ("HOTA", "DetA", "AssA", "IDF1", "IDSW")
+
+
+# ----------------------------------------------------------------------------- data
+def register_split(name, root, max_videos, work_dir):
+    """Register ``root``/valid.json (first ``max_videos`` videos) as ``name``; returns the GT."""
+    from detectron2.data import DatasetCatalog
+
+    from maskprop_d2.data import register_ytvis_instances
+    from maskprop_d2.data.synthetic import SYNTHETIC_CATEGORIES
+
+    json_file = os.path.join(root, "valid.json")
+    if not os.path.isfile(json_file):
+        raise SystemExit(
+            f"{json_file} is missing: make it with `python -m maskprop_d2.data.synthetic --out "
+            f"{root}` (add `--difficulty hard --num-train 1` for the hard split)"
+        )
+    with open(json_file) as f:
+        gt = json.load(f)
+    if max_videos:
+        keep = {v["id"] for v in gt["videos"][:max_videos]}
+        gt["videos"] = [v for v in gt["videos"] if v["id"] in keep]
+        gt["annotations"] = [a for a in gt["annotations"] if a["video_id"] in keep]
+        json_file = os.path.join(work_dir, name + ".json")
+        with open(json_file, "w") as f:
+            json.dump(gt, f)
+    if name not in DatasetCatalog.list():
+        cats = sorted(SYNTHETIC_CATEGORIES, key=lambda c: c["id"])
+        meta = {"thing_classes": [c["name"] for c in cats]}
+        register_ytvis_instances(name, meta, json_file, os.path.join(root, "valid", "JPEGImages"))
+    return gt
+
+
+def gt_by_frame(dataset_name):
+    """file name -> (classes (n,), masks (n, H, W) bool) of the frame's non-crowd GT objects."""
+    from detectron2.data import DatasetCatalog
+
+    from maskprop_d2.utils.rle import decode_segmentation
+
+    out = {}
+    for rec in DatasetCatalog.get(dataset_name):
+        h, w = rec["height"], rec["width"]
+        for fn, anns in zip(rec["file_names"], rec["annotations"], strict=True):
+            anns = [a for a in anns if not a.get("iscrowd", 0)]
+            masks = [decode_segmentation(a["segmentation"], h, w) for a in anns]
+            out[fn] = (
+                torch.tensor([a["category_id"] for a in anns], dtype=torch.long),
+                torch.from_numpy(np.array(masks, dtype=bool).reshape(len(anns), h, w)),
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------- detections
+class SharedDetector:
+    """Stands in for ``model.detect_frame``: the cached real detections of each frame, or
+    (``oracle``) ground-truth detections on the cached backbone features."""
+
+    def __init__(self, model):
+        self.model = model
+        self.real = model.detect_frame
+        self.cache = {}
+        self.gt = None  # file name -> (classes, masks) when serving oracle detections
+
+    def __call__(self, frame, score_thresh, topk, nms_thresh=1.0):
+        det = self.cache.get(frame["file_name"])
+        if det is None:
+            det = self.real(frame, score_thresh, topk, nms_thresh)
+            self.cache[frame["file_name"]] = det
+        return det if self.gt is None else self._oracle(frame, det)
+
+    def _oracle(self, frame, det):
+        from detectron2.structures import BitMasks, Boxes, Instances
+
+        from maskprop_d2.modeling.meta_arch import FrameDetections
+        from maskprop_d2.utils.masks import boxes_from_masks
+
+        classes, masks = self.gt[frame["file_name"]]
+        h, w = det.images.image_sizes[0]
+        small = torch.nn.functional.interpolate(masks[:, None].float(), size=(h, w))[:, 0] > 0.5
+        keep = small.flatten(1).any(1)
+        classes, small = classes[keep], small[keep]
+        boxes = boxes_from_masks(small).float()
+        k = self.model.roi_heads.num_classes
+        inst = Instances((h, w))
+        inst.pred_boxes = Boxes(boxes)
+        inst.scores = torch.ones(len(classes))
+        inst.pred_classes = classes
+        inst.class_probs = torch.nn.functional.one_hot(classes, k).float()
+        heads = self.model.roi_heads
+        side = 2 * heads.mask_pooler.output_size[0] if heads.mask_on else 28
+        probs = BitMasks(small).crop_and_resize(boxes, side).float()
+        return FrameDetections(det.images, det.features, inst, probs)
+
+
+# ----------------------------------------------------------------------------- rows
+TRACKERS = ("maskprop", "flow_propagation", "tracking_head", "frame_linking")
+
+
+def rows_for(cfg, half_lengths, trackers=TRACKERS):
+    t0 = cfg.INPUT.CLIP.HALF_LENGTH
+    rows = [(f"MaskProp, T = {t}", "maskprop", t) for t in half_lengths]
+    rows += [
+        (f"flow propagation (OpenCV {cfg.MODEL.MASKPROP.INFERENCE.FLOW_METHOD}), T = {t0}",
+         "flow_propagation", t0),
+        ("tracking head (MaskTrack R-CNN)", "tracking_head", t0),
+        ("frame linking", "frame_linking", t0),
+    ]  # fmt: skip
+    return [r for r in rows if r[1] in trackers]
+
+
+def run_row(cfg0, model, dataset, tracker, t, out_dir):
+    """Inference + evaluation of one row; returns (metrics, tracker CPU seconds, frames)."""
+    from detectron2.evaluation import inference_on_dataset
+
+    from maskprop_d2.data import build_video_test_loader
+    from maskprop_d2.evaluation import YTVISEvaluator
+    from maskprop_d2.inference import VideoInferenceAdapter
+
+    cfg = cfg0.clone()
+    cfg.defrost()
+    cfg.INPUT.CLIP.HALF_LENGTH = t
+    cfg.MODEL.MASKPROP.INFERENCE.TRACKER = tracker
+    adapter = VideoInferenceAdapter.from_config(cfg, model)
+    spent = {"cpu": 0.0, "frames": 0}
+
+    def timed(inputs):
+        c = time.process_time()
+        out = adapter(inputs)
+        spent["cpu"] += time.process_time() - c
+        spent["frames"] += sum(int(v["length"]) for v in inputs)
+        return out
+
+    os.makedirs(out_dir, exist_ok=True)
+    evaluator = YTVISEvaluator.from_config(cfg, dataset, output_dir=out_dir, distributed=False)
+    res = inference_on_dataset(timed, build_video_test_loader(cfg, dataset), evaluator)
+    return res, spent["cpu"], spent["frames"]
+
+
+def metrics_row(label, res, cpu, frames):
+    segm, ident = res["segm"], res.get("identity", {})
+    vals = [segm[k] for k in SEGM]
+    vals += [ident[k] for k in IDENT]  # the evaluator gives percent (IDSW: a count)
+    return {"label": label, "values": vals, "ms_per_frame": 1000 * cpu / max(frames, 1)}
+
+
+def fmt(row, with_time=True):
+    cells = [row["label"]] + [
+        "{:.0f}".format(v) if k == "IDSW" else "{:.1f}".format(v)
+        for k, v in zip(SEGM + IDENT, row["values"], strict=True)
+    ]
+    if with_time:
+        cells.append("{:.1f}".format(row["ms_per_frame"]))
+    return cells
+
+
+def split_line(gt):
+    n_frames = sum(v["length"] for v in gt["videos"])
+    return "{} videos, {} frames, {} GT tracks".format(
+        len(gt["videos"]), n_frames, len(gt["annotations"])
+    )
+
+
+def plot(path, results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
+    for ax, (split, rows) in zip(axes[0], results.items(), strict=True):
+        labels = [r["label"].split(" (")[0].replace("MaskProp, ", "MP ") for r in rows["real"]]
+        x = np.arange(len(labels))
+        ap = [r["values"][0] for r in rows["real"]]
+        hota = [r["values"][len(SEGM)] for r in rows["real"]]
+        ax.bar(x - 0.2, ap, 0.4, label="AP")
+        ax.bar(x + 0.2, hota, 0.4, label="HOTA")
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{split} split (synthetic)")
+        ax.set_ylabel("%")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=110)
+    os.replace(path + ".tmp.png", path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", required=True, help="a MaskTrackRCNN checkpoint")
+    ap.add_argument("--config", default=os.path.join(REPO, "configs/synthetic/masktrack_tiny.yaml"))
+    ap.add_argument("--half-lengths", type=int, nargs="+", default=[1, 2, 4, 6])
+    ap.add_argument("--standard-root", default=os.path.join(REPO, "datasets/synthetic_ytvis"))
+    ap.add_argument("--hard-root", default=os.path.join(REPO, "datasets/synthetic_ytvis_hard"))
+    ap.add_argument("--splits", nargs="+", default=["standard", "hard"])
+    ap.add_argument("--trackers", nargs="+", default=list(TRACKERS), choices=TRACKERS)
+    ap.add_argument("--no-oracle", action="store_true")
+    ap.add_argument("--max-videos", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=os.path.join(REPO, "benchmarks/trackers_synthetic.md"))
+    ap.add_argument("--work-dir", default="/tmp/bench_trackers")
+    ap.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
+    args = ap.parse_args(argv)
+
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from maskprop_d2.config import get_maskprop_cfg
+
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    env_before = environment()
+    cfg = get_maskprop_cfg(args.config, ["MODEL.WEIGHTS", args.weights] + args.opts)
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.TEST.IDENTITY_METRICS = True
+    model = build_model(cfg)
+    DetectionCheckpointer(model).load(args.weights)
+    model.eval()
+    detector = SharedDetector(model)
+    model.detect_frame = detector  # every tracker's detections come from here
+    os.makedirs(args.work_dir, exist_ok=True)
+
+    roots = {"standard": args.standard_root, "hard": args.hard_root}
+    results = {}
+    for split in args.splits:
+        name = f"bench_trackers_{split}"
+        gt = register_split(name, roots[split], args.max_videos, args.work_dir)
+        detector.cache.clear()
+        detector.gt = None
+        # the shared detector alone, once: fills the cache, gives its cost per frame
+        from maskprop_d2.data import build_video_test_loader
+
+        c, frames = time.process_time(), 0
+        with torch.no_grad():
+            for (video,) in build_video_test_loader(cfg, name):
+                for frame in video["frames"]:
+                    detector(frame, cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH,
+                             cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME,
+                             cfg.MODEL.MASKPROP.INFERENCE.NMS_THRESH)  # fmt: skip
+                    frames += 1
+        det_ms = 1000 * (time.process_time() - c) / max(frames, 1)
+        real, oracle = [], []
+        for label, tracker, t in rows_for(cfg, args.half_lengths, args.trackers):
+            print(f"[{split}] {label}", flush=True)
+            out = os.path.join(args.work_dir, split, tracker + str(t))
+            res, cpu, n = run_row(cfg, model, name, tracker, t, out)
+            real.append(metrics_row(label, res, cpu, n))
+        if not args.no_oracle:
+            detector.gt = gt_by_frame(name)
+            t0 = cfg.INPUT.CLIP.HALF_LENGTH
+            for label, tracker, t in rows_for(cfg, [t0], args.trackers):
+                print(f"[{split}] oracle: {label}", flush=True)
+                out = os.path.join(args.work_dir, split, "oracle_" + tracker + str(t))
+                res, cpu, n = run_row(cfg, model, name, tracker, t, out)
+                oracle.append(metrics_row(label, res, cpu, n))
+            detector.gt = None
+        results[split] = {"gt": gt, "real": real, "oracle": oracle, "detector_ms": det_ms}
+        detector.cache.clear()
+
+    png = os.path.splitext(args.out)[0] + ".png"
+    plot(png, results)
+    head = list(("tracker",) + SEGM + IDENT)
+    cmd = "python tools/bench_trackers.py " + " ".join(
+        a if " " not in a else repr(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    lines = [
+        "# Trackers on one detector: MaskProp vs flow propagation, MaskTrack R-CNN's tracking "
+        "head and frame linking (synthetic data)",
+        "",
+        f"- command: `{cmd}` ({time.time() - started:.0f} s)",
+        f"- config: `{os.path.relpath(args.config, REPO)}`, weights `{args.weights}`",
+    ]
+    lines += ["- " + s for s in env_before]
+    lines += [
+        "- metrics in percent except IDSW (a count); AP..AR10 by the project's YouTube-VIS "
+        "evaluator, HOTA..IDSW by TrackEval (class-averaged); ms/frame = the tracker's CPU "
+        "time per frame on top of the shared detector (one thread)",
+        "",
+    ]
+    for split, r in results.items():
+        lines += [f"## {split.capitalize()} split", "", split_line(r["gt"]) + "; the detector "
+                  f"alone: {r['detector_ms']:.1f} ms/frame.", ""]  # fmt: skip
+        lines += markdown_table(head + ["ms/frame"], [fmt(x) for x in r["real"]])
+        if r["oracle"]:
+            lines += ["", f"Oracle (ground-truth detections through each tracker, {split}):", ""]
+            lines += markdown_table(head + ["ms/frame"], [fmt(x) for x in r["oracle"]])
+        lines.append("")
+    lines += [f"![AP and HOTA per tracker]({os.path.basename(png)})", ""]
+    write_report("\n".join(lines), args.out)
+    summary = {s: {k: r[k] for k in ("real", "oracle", "detector_ms")} for s, r in results.items()}
+    write_report(json.dumps(summary, indent=1), os.path.splitext(args.out)[0] + ".json")
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()
