@@ -5,6 +5,7 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
 from maskprop_d2 import add_maskprop_config
+from tests.helpers import TINY_CONFIG
 
 
 def tiny_video_model(*opts):
@@ -13,7 +14,7 @@ def tiny_video_model(*opts):
     KEY VALUE overrides."""
     cfg = get_cfg()
     add_maskprop_config(cfg)
-    cfg.merge_from_file("configs/synthetic/maskprop_tiny.yaml")
+    cfg.merge_from_file(TINY_CONFIG)
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = 0.0
     cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME = 4

@@ -15,8 +15,8 @@
    is applied: ``tools/detectron2_v0.6_patch.json`` lists every changed line (old -> new), and a
    line that does not read exactly as listed stops the install. The verified sdist and a record of
    the install are kept in ``<prefix>/share/maskprop-d2/detectron2-v0.6/`` so that the installed
-   sources can be checked against it (tests/test_detectron2_install.py). A registry install made
-   with another patch (or none) is replaced.
+   sources can be checked against it (tests/project/test_detectron2_install.py). A registry
+   install made with another patch (or none) is replaced.
 
 Run it with the interpreter of the target environment:
 ``.venv/bin/python tools/install_detectron2.py``.

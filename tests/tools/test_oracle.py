@@ -1,6 +1,5 @@
 """GT masks through the clip-matching ID assignment must give back the GT."""
 
-import importlib.util
 import json
 import os
 
@@ -8,17 +7,9 @@ import pytest
 
 from maskprop_d2.data.synthetic import generate_synthetic_dataset
 from maskprop_d2.evaluation import evaluate
+from tests.helpers import load_script
 
-
-def _load_oracle():
-    path = os.path.join(os.path.dirname(__file__), "..", "tools", "oracle.py")
-    spec = importlib.util.spec_from_file_location("oracle", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-oracle_results = _load_oracle().oracle_results
+oracle_results = load_script("oracle", "tools", "oracle.py").oracle_results
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
-from tests.test_maskprop_model import make_clip, tiny_cfg
+from tests.helpers import make_clip, tiny_cfg
 
 
 def test_one_bfloat16_autocast_training_step_on_cpu():

@@ -11,8 +11,8 @@ from maskprop_d2 import get_maskprop_cfg
 from maskprop_d2.modeling import MaskPropROIHeads
 from maskprop_d2.solver import build_optimizer
 from maskprop_d2.utils.masks import soft_iou
-
-TINY = "configs/synthetic/maskprop_tiny.yaml"
+from tests.helpers import TINY_CONFIG as TINY
+from tests.helpers import make_clip
 
 
 def test_get_maskprop_cfg_merges_file_then_opts():
@@ -105,8 +105,6 @@ def test_soft_iou_by_delta_logged_per_distance():
 
 
 def test_training_step_reports_soft_iou_by_delta():
-    from tests.test_maskprop_model import make_clip
-
     cfg = get_maskprop_cfg(TINY, ["MODEL.DEVICE", "cpu"])
     model = build_model(cfg)
     model.train()

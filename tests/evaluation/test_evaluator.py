@@ -2,7 +2,6 @@
 ``train_net.py --eval-only`` end to end, on a tiny generated synthetic dataset."""
 
 import copy
-import importlib.util
 import json
 import logging
 import math
@@ -21,9 +20,9 @@ from maskprop_d2.data.ytvis import register_ytvis_instances
 from maskprop_d2.evaluation import YTVISEvaluator
 from maskprop_d2.evaluation.__main__ import main as cli_main
 from maskprop_d2.evaluation.results_io import check_results, load_results
+from tests.helpers import REPO_ROOT, load_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_CFG = os.path.join(REPO, "configs", "synthetic", "maskprop_tiny.yaml")
+TINY_CFG = os.path.join(REPO_ROOT, "configs", "synthetic", "maskprop_tiny.yaml")
 SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"]
 
 
@@ -415,10 +414,7 @@ def restore_loggers():
 
 
 def _import_train_net():
-    spec = importlib.util.spec_from_file_location("train_net", os.path.join(REPO, "train_net.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("train_net", "train_net.py")
 
 
 def test_train_net_eval_only_end_to_end(dataset, tmp_path, restore_loggers, one_thread):

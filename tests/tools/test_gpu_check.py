@@ -1,6 +1,5 @@
 """tools/gpu_check.py: its pieces on the CPU (the GPU run itself needs a CUDA machine)."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,16 +7,12 @@ import sys
 import pytest
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO_ROOT, load_script
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    path = os.path.join(REPO, "tools", "gpu_check.py")
-    spec = importlib.util.spec_from_file_location("gpu_check", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("gpu_check", "tools", "gpu_check.py")
 
 
 def test_parse_pytest_summary(gpu_check):
@@ -61,10 +56,10 @@ def test_cuda_without_cuda_is_a_clear_error(gpu_check, capsys):
 @pytest.mark.slow
 def test_quick_cpu_run_writes_a_passing_report(tmp_path):
     out = tmp_path / "report.md"
-    cmd = [sys.executable, os.path.join(REPO, "tools", "gpu_check.py"), "--device", "cpu"]
+    cmd = [sys.executable, os.path.join(REPO_ROOT, "tools", "gpu_check.py"), "--device", "cpu"]
     cmd += ["--quick", "--skip-tests", "--out", str(out), "--data", str(tmp_path / "syn")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Warning" not in proc.stderr, proc.stderr[-3000:]
     text = out.read_text()

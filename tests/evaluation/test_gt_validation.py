@@ -16,8 +16,8 @@ import pytest
 from maskprop_d2.evaluation.__main__ import main as cli_main
 from maskprop_d2.evaluation.results_io import check_gt, check_results, encode_mask
 from maskprop_d2.evaluation.ytvis_eval import evaluate
+from tests.helpers import REPO_ROOT
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SQ = np.zeros((16, 16), dtype=np.uint8)
 SQ[4:10, 4:10] = 1
 SEGS = [encode_mask(SQ), encode_mask(SQ), None]
@@ -170,11 +170,11 @@ def test_gt_without_annotations_is_fine_for_check():
 
 def test_cli_help_imports_neither_torch_nor_detectron2():
     cmd = [sys.executable, "-X", "importtime", "-m", "maskprop_d2.evaluation", "--help"]
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     best = float("inf")
     for _ in range(3):  # CPU seconds of the child (the machine may be shared: not wall time)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         best = min(best, cpu)
@@ -196,8 +196,8 @@ def test_evaluator_module_is_lazy_and_still_importable():
         "print(YTVISEvaluator.__module__)"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=REPO),
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=REPO_ROOT),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["maskprop_d2.evaluation.evaluator"]

@@ -22,8 +22,7 @@ from maskprop_d2.evaluation.results_io import (
     write_results,
 )
 from maskprop_d2.evaluation.ytvis_eval import STAT_NAMES, evaluate, video_iou
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO_ROOT
 
 
 def box(h, w, y0, x0, bh, bw):
@@ -362,7 +361,7 @@ def test_writer_round_trip_and_cli(tmp_path, capsys):
         [sys.executable, "-m", "maskprop_d2.evaluation", "--check", str(gt_path), zip_path],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=REPO_ROOT,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

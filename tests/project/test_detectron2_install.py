@@ -6,6 +6,8 @@ import os
 import pytest
 import torch
 
+from tests.helpers import REPO_ROOT, load_script
+
 
 def _tiny_mask_rcnn_cfg():
     from detectron2 import model_zoo
@@ -87,16 +89,10 @@ def test_mask_rcnn_trains_one_step_and_infers_on_cpu():
 
 # ---- the registry install: the v0.6 sources plus exactly the documented compatibility patch ----
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _installer():
     """tools/install_detectron2.py as a module (it is a script, not part of the package)."""
-    path = os.path.join(REPO, "tools", "install_detectron2.py")
-    spec = importlib.util.spec_from_file_location("install_detectron2", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("install_detectron2", "tools", "install_detectron2.py")
 
 
 def _registry_record():
@@ -170,7 +166,7 @@ def test_registry_sources_differ_from_sdist_only_in_patched_lines():
 
 def test_patch_is_documented_line_by_line():
     inst = _installer()
-    with open(os.path.join(REPO, "docs", "detectron2_patch.md"), encoding="utf-8") as f:
+    with open(os.path.join(REPO_ROOT, "docs", "detectron2_patch.md"), encoding="utf-8") as f:
         doc = f.read()
     for e in inst.load_patch():
         assert "`{}:{}`".format(e["file"], e["line"]) in doc, e

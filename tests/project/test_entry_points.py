@@ -9,9 +9,9 @@ import warnings
 import pytest
 
 from maskprop_d2 import _cli_warnings
+from tests.helpers import REPO_ROOT
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_CFG = os.path.join(REPO, "configs", "synthetic", "maskprop_tiny.yaml")
+TINY_CFG = os.path.join(REPO_ROOT, "configs", "synthetic", "maskprop_tiny.yaml")
 
 
 def _run(args, tmp, **env):
@@ -52,7 +52,7 @@ def trained(workdir, synthetic):
     out = workdir / "train"
     opts = ["OUTPUT_DIR", out, "SOLVER.MAX_ITER", 2, "SOLVER.STEPS", "()"]
     opts += ["SOLVER.IMS_PER_BATCH", 1, "DATALOADER.NUM_WORKERS", 0]
-    args = [os.path.join(REPO, "train_net.py"), "--config-file", TINY_CFG] + opts
+    args = [os.path.join(REPO_ROOT, "train_net.py"), "--config-file", TINY_CFG] + opts
     proc = _run(args, workdir, MASKPROP_SYNTHETIC_ROOT=str(root))
     return out, proc
 
@@ -76,7 +76,7 @@ def test_train_net_is_quiet(trained):
 def test_demo_is_quiet(workdir, synthetic, trained):
     root, _ = synthetic
     out, _ = trained
-    args = [os.path.join(REPO, "demo", "demo.py"), "--config-file", TINY_CFG]
+    args = [os.path.join(REPO_ROOT, "demo", "demo.py"), "--config-file", TINY_CFG]
     args += ["--input", root / "valid" / "JPEGImages" / "valid_00000"]
     args += ["--output", workdir / "demo.mp4", "--json", workdir / "demo.json", "--overwrite"]
     args += ["--opts", "MODEL.WEIGHTS", out / "model_final.pth"]
@@ -173,7 +173,7 @@ def test_users_warning_options_win(monkeypatch):
 def test_scripts_filter_the_same_warnings():
     """train_net.py and demo/demo.py cannot import the list before detectron2: same text."""
     for script, n in (("train_net.py", 3), (os.path.join("demo", "demo.py"), 2)):
-        with open(os.path.join(REPO, script), encoding="utf-8") as f:
+        with open(os.path.join(REPO_ROOT, script), encoding="utf-8") as f:
             text = f.read()
         found = [m for _, m, _ in _cli_warnings.KNOWN_THIRD_PARTY_WARNINGS if 'r"%s"' % m in text]
         assert len(found) == n, script

@@ -1,15 +1,12 @@
 """tools/analyze_errors.py: every GT track in exactly one bucket, confusions and ID switches."""
 
-import importlib.util
-import os
 
 import numpy as np
 import pycocotools.mask as mask_util
 
-_PATH = os.path.join(os.path.dirname(__file__), "..", "tools", "analyze_errors.py")
-_spec = importlib.util.spec_from_file_location("analyze_errors", _PATH)
-analyze_errors = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(analyze_errors)
+from tests.helpers import load_script
+
+analyze_errors = load_script("analyze_errors", "tools", "analyze_errors.py")
 
 H, W, L = 40, 60, 6
 

@@ -1,6 +1,5 @@
 """Whole or absent outputs: the demo and the evaluator CLI check every output path
 before working, and leave nothing behind on errors, Ctrl-C or SIGTERM."""
-import importlib.util
 import json
 import os
 import signal
@@ -9,20 +8,17 @@ import subprocess
 import pytest
 
 from maskprop_d2.evaluation.__main__ import main as eval_main
+from tests.helpers import TINY_CONFIG as CONFIG
+from tests.helpers import load_script
 
-from .test_demo import CONFIG, ROOT, write_video
 from .test_demo import weights as _weights_fixture
+from .test_demo import write_video
 
 weights = _weights_fixture  # the same module-scoped fixture
 
 
 def _demo_module():
-    spec = importlib.util.spec_from_file_location(
-        "maskprop_demo_reliability", os.path.join(ROOT, "demo/demo.py")
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("maskprop_demo_reliability", "demo", "demo.py")
 
 
 def _run(capsys, mod, *args, config=CONFIG):

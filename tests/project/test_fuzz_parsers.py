@@ -7,7 +7,7 @@ project's own clear error (``ValueError`` naming the file or the entry), never a
 an independent decoder accepts; a score is the same on every run.
 
 Bounded for CI (``MASKPROP_FUZZ_EXAMPLES``, default 40 examples per parser, < 60 s in all);
-a longer run by hand: ``MASKPROP_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz_parsers.py``.
+a longer run by hand: ``MASKPROP_FUZZ_EXAMPLES=2000 pytest tests/project/test_fuzz_parsers.py``.
 """
 import copy
 import json
@@ -23,8 +23,7 @@ from maskprop_d2.data.ytvis import load_ytvis_json
 from maskprop_d2.evaluation.results_io import check_results, load_results
 from maskprop_d2.evaluation.ytvis_eval import evaluate
 from maskprop_d2.utils.rle import decode_segmentation
-
-from .test_ytvis import _make
+from tests.data.test_ytvis import _make
 
 EXAMPLES = int(os.environ.get("MASKPROP_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(

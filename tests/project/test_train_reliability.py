@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_CFG = os.path.join(REPO, "configs", "synthetic", "maskprop_tiny.yaml")
+from tests.helpers import REPO_ROOT
+
+TINY_CFG = os.path.join(REPO_ROOT, "configs", "synthetic", "maskprop_tiny.yaml")
 OPTS = ["SOLVER.STEPS", "()", "SOLVER.IMS_PER_BATCH", 1, "DATALOADER.NUM_WORKERS", 0,
         "DATASETS.TEST", "()"]
 
@@ -17,7 +18,7 @@ def _run(args, cwd, root):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                MASKPROP_SYNTHETIC_ROOT=str(root))
     return subprocess.run(
-        [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", TINY_CFG]
+        [sys.executable, os.path.join(REPO_ROOT, "train_net.py"), "--config-file", TINY_CFG]
         + [str(a) for a in args],
         capture_output=True, text=True, cwd=str(cwd), env=env, timeout=600,
     )

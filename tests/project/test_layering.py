@@ -11,8 +11,9 @@ import re
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PKG = os.path.join(REPO, "maskprop_d2")
+from tests.helpers import REPO_ROOT
+
+PKG = os.path.join(REPO_ROOT, "maskprop_d2")
 
 # a subpackage may import only from subpackages of a lower rank (or its own)
 RANK = {"utils": 0, "config": 1, "data": 1, "modeling": 1, "checkpoint": 1, "solver": 1,
@@ -24,7 +25,7 @@ def _modules():
         for f in files:
             if f.endswith(".py"):
                 path = os.path.join(dirpath, f)
-                rel = os.path.relpath(path, REPO)[:-3].split(os.sep)
+                rel = os.path.relpath(path, REPO_ROOT)[:-3].split(os.sep)
                 if rel[-1] == "__init__":
                     rel = rel[:-1]
                 yield path, rel
@@ -81,22 +82,22 @@ def test_layers_import_only_downwards():
 
 def test_oracle_lives_outside_the_library():
     assert not os.path.exists(os.path.join(PKG, "inference", "oracle.py"))
-    assert os.path.isfile(os.path.join(REPO, "tools", "oracle.py"))
+    assert os.path.isfile(os.path.join(REPO_ROOT, "tools", "oracle.py"))
 
 
 def _code_files():
     for top in ("maskprop_d2", "demo", "tools"):
-        for dirpath, _, files in os.walk(os.path.join(REPO, top)):
+        for dirpath, _, files in os.walk(os.path.join(REPO_ROOT, top)):
             for f in files:
                 if f.endswith(".py"):
                     yield os.path.join(dirpath, f)
-    yield os.path.join(REPO, "train_net.py")
+    yield os.path.join(REPO_ROOT, "train_net.py")
 
 
 @pytest.mark.parametrize("pattern", [r"_forward_box\(", r"mask_head\.layers\("])
 def test_no_private_detectron2_calls(pattern):
     hits = [
-        "{}:{}".format(os.path.relpath(p, REPO), i)
+        "{}:{}".format(os.path.relpath(p, REPO_ROOT), i)
         for p in _code_files()
         for i, line in enumerate(open(p), 1)
         if re.search(pattern, line)
@@ -106,13 +107,13 @@ def test_no_private_detectron2_calls(pattern):
 
 def test_references_point_to_files_that_exist():
     """No DESIGN.md (it is not in the repository), and every docs/*.md named in code exists."""
-    files = list(_code_files()) + [os.path.join(REPO, "README.md")]
+    files = list(_code_files()) + [os.path.join(REPO_ROOT, "README.md")]
     problems = []
     for p in files:
         text = open(p).read()
         if "DESIGN.md" in text:
-            problems.append("{}: DESIGN.md".format(os.path.relpath(p, REPO)))
+            problems.append("{}: DESIGN.md".format(os.path.relpath(p, REPO_ROOT)))
         for doc in set(re.findall(r"docs/[\w./-]+\.md", text)):
-            if not os.path.isfile(os.path.join(REPO, doc)):
-                problems.append("{}: {}".format(os.path.relpath(p, REPO), doc))
+            if not os.path.isfile(os.path.join(REPO_ROOT, doc)):
+                problems.append("{}: {}".format(os.path.relpath(p, REPO_ROOT), doc))
     assert problems == []

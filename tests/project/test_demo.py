@@ -13,9 +13,9 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
 from maskprop_d2 import add_maskprop_config
+from tests.helpers import REPO_ROOT, TINY_CONFIG, load_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs/synthetic/maskprop_tiny.yaml")
+CONFIG = TINY_CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +44,16 @@ def write_video(path, n=14, w=120, h=80, fps=7.0, fourcc="mp4v"):
 
 def run_demo_inprocess(capsys, *args):
     """Run demo.main in this process (fast: no re-import of torch/detectron2)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "maskprop_demo", os.path.join(ROOT, "demo/demo.py")
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("maskprop_demo", "demo", "demo.py")
     rc = mod.main(["--config-file", CONFIG] + [str(a) for a in args])
     return subprocess.CompletedProcess(args, rc, "", capsys.readouterr().err)
 
 
 def run_demo(*args):
-    cmd = [sys.executable, os.path.join(ROOT, "demo/demo.py"), "--config-file", CONFIG] + [
+    cmd = [sys.executable, os.path.join(REPO_ROOT, "demo", "demo.py"), "--config-file", CONFIG] + [
         str(a) for a in args
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
 
 
 def test_demo_video_roundtrip(tmp_path, weights, capsys):

@@ -5,53 +5,12 @@ import os
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from maskprop_d2 import add_maskprop_config
 from maskprop_d2.modeling import MaskProp, MaskPropROIHeads
-
-
-def tiny_cfg():
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
-    cfg.merge_from_file("configs/synthetic/maskprop_tiny.yaml")
-    cfg.MODEL.DEVICE = "cpu"
-    return cfg
-
-
-def make_clip(n_frames=3, h=64, w=96, center=1, absent=(2, 1)):
-    """Two squares moving right; object `absent[1]` is missing in frame `absent[0]`."""
-    images, insts = [], []
-    for f in range(n_frames):
-        img = torch.full((3, h, w), 60, dtype=torch.uint8)
-        masks = torch.zeros(2, h, w, dtype=torch.bool)
-        masks[0, 10:30, 5 + 3 * f : 25 + 3 * f] = True
-        masks[1, 35:55, 50 + 2 * f : 66 + 2 * f] = True
-        ids = torch.tensor([3, 7])
-        if f == absent[0]:
-            masks[absent[1]] = False
-            ids[absent[1]] = -1
-        img[:, masks[0]] = 200
-        img[0, masks[1]] = 250
-        inst = Instances((h, w))
-        inst.gt_ids = ids
-        inst.gt_classes = torch.tensor([0, 2])
-        inst.gt_masks = BitMasks(masks)
-        inst.gt_boxes = inst.gt_masks.get_bounding_boxes()
-        images.append(img)
-        insts.append(inst)
-    return {
-        "video_id": 1,
-        "height": h,
-        "width": w,
-        "frame_ids": list(range(n_frames)),
-        "center": center,
-        "image": images,
-        "instances": insts,
-    }
+from tests.helpers import make_clip, tiny_cfg
 
 
 def test_registered_and_built_from_config():
