@@ -15,16 +15,16 @@ from maskprop_d2.data import synthetic as syn
 SMALL = dict(num_train=6, num_val=3, length=14, height=56, width=72)
 
 
+# the difficulties are counted over more and longer videos than the shared dataset has, with the
+# generator's default number of objects
 @pytest.fixture(scope="module")
-def standard(tmp_path_factory):
-    return syn.generate_synthetic_dataset(str(tmp_path_factory.mktemp("s") / "ds"), seed=3, **SMALL)
+def standard(synthetic_dataset_factory):
+    return synthetic_dataset_factory(seed=3, max_objects=None, **SMALL)
 
 
 @pytest.fixture(scope="module")
-def hard(tmp_path_factory):
-    return syn.generate_synthetic_dataset(
-        str(tmp_path_factory.mktemp("h") / "ds"), seed=3, difficulty="hard", **SMALL
-    )
+def hard(synthetic_dataset_factory):
+    return synthetic_dataset_factory(seed=3, max_objects=None, difficulty="hard", **SMALL)
 
 
 def _load(root, split="train"):

@@ -15,14 +15,14 @@ import pytest
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from maskprop_d2.data.synthetic import SYNTHETIC_CATEGORIES, generate_synthetic_dataset
+from maskprop_d2.data.synthetic import SYNTHETIC_CATEGORIES
 from maskprop_d2.data.ytvis import register_ytvis_instances
 from maskprop_d2.evaluation import YTVISEvaluator
 from maskprop_d2.evaluation.__main__ import main as cli_main
 from maskprop_d2.evaluation.results_io import check_results, load_results
-from tests.helpers import REPO_ROOT, load_script
+from tests.helpers import TINY_CONFIG, load_script
+from tests.video_helpers import tiny_video_model
 
-TINY_CFG = os.path.join(REPO_ROOT, "configs", "synthetic", "maskprop_tiny.yaml")
 SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"]
 
 
@@ -84,18 +84,9 @@ def _read_zip(path):
 
 # ------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """2 train + 3 val videos of 6 frames, 64x48, registered under a unique name."""
-    root = generate_synthetic_dataset(
-        str(tmp_path_factory.mktemp("evaluator") / "ds"),
-        num_train=2,
-        num_val=3,
-        length=6,
-        height=48,
-        width=64,
-        max_objects=3,
-        seed=5,
-    )
+def dataset(synthetic_dataset):
+    """The val split of the shared synthetic dataset (3 videos), registered under a unique name."""
+    root = str(synthetic_dataset)
     json_file = os.path.join(root, "valid.json")
     image_root = os.path.join(root, "valid", "JPEGImages")
     with open(json_file) as f:
@@ -141,7 +132,7 @@ def test_oracle_scores_100_and_writes_codalab_files(dataset, tmp_path):
     assert list(segm)[:8] == SUMMARY_KEYS
     for k in ("AP", "AP50", "AP75", "AR1", "AR10"):
         assert segm[k] == pytest.approx(100.0), k
-    assert segm["APs"] == pytest.approx(100.0)  # 64x48: every object is small
+    assert segm["APs"] == pytest.approx(100.0)  # 96x64: every object is small
     assert math.isnan(segm["APm"]) and math.isnan(segm["APl"])  # -1 (undefined) -> nan
     present = {a["category_id"] for a in gt["annotations"]}
     for c in SYNTHETIC_CATEGORIES:
@@ -417,26 +408,16 @@ def _import_train_net():
     return load_script("train_net", "train_net.py")
 
 
-def test_train_net_eval_only_end_to_end(dataset, tmp_path, restore_loggers, one_thread):
-    from detectron2.config import get_cfg
-    from detectron2.modeling import build_model
-
-    from maskprop_d2 import add_maskprop_config
-
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
-    cfg.merge_from_file(TINY_CFG)
-    cfg.MODEL.DEVICE = "cpu"
-    torch.manual_seed(0)
-    weights = tmp_path / "random_init.pth"
-    torch.save({"model": build_model(cfg).state_dict()}, str(weights))
-
+def test_train_net_eval_only_end_to_end(
+    dataset, tiny_weights, tmp_path, restore_loggers, one_thread
+):
+    weights = tiny_weights  # random init
     train_net = _import_train_net()
     out_dir = tmp_path / "out"
     args = train_net.default_argument_parser().parse_args(
         [
             "--config-file",
-            TINY_CFG,
+            TINY_CONFIG,
             "--eval-only",
             "MODEL.WEIGHTS",
             str(weights),
@@ -485,7 +466,7 @@ def test_train_net_periodic_eval_writes_ap_and_prop_signal(
     name = '("{}",)'.format(dataset["name"])
     args = train_net.default_argument_parser().parse_args(
         [
-            "--config-file", TINY_CFG,
+            "--config-file", TINY_CONFIG,
             "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(out_dir), "SEED", "3",
             "DATASETS.TRAIN", name, "DATASETS.TEST", name,
             "SOLVER.MAX_ITER", "4", "SOLVER.IMS_PER_BATCH", "1", "SOLVER.WARMUP_ITERS", "1",
@@ -510,8 +491,6 @@ def test_trainer_test_calls_the_given_evaluators(dataset, one_thread, restore_lo
     """Trainer.test is detectron2's loop: the evaluators passed in receive every video's
     result entries, and the model gets its training mode back."""
     from detectron2.evaluation import DatasetEvaluator
-
-    from tests.video_helpers import tiny_video_model
 
     class Recorder(DatasetEvaluator):
         def reset(self):

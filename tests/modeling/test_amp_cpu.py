@@ -5,16 +5,13 @@ path (deformable conv, ROIAlign, soft IoU loss, detectron2's heads) exercised in
 """
 
 import torch
-from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
-from tests.helpers import make_clip, tiny_cfg
+from tests.helpers import make_clip
 
 
-def test_one_bfloat16_autocast_training_step_on_cpu():
-    cfg = tiny_cfg()
-    torch.manual_seed(0)
-    model = build_model(cfg)
+def test_one_bfloat16_autocast_training_step_on_cpu(tiny_model_copy):
+    _, model = tiny_model_copy  # random init, torch seed 0
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     clips = [make_clip(), make_clip(n_frames=2, center=0, absent=(1, 0))]

@@ -13,8 +13,8 @@ from maskprop_d2.modeling import MaskProp, MaskPropROIHeads
 from tests.helpers import make_clip, tiny_cfg
 
 
-def test_registered_and_built_from_config():
-    model = build_model(tiny_cfg())
+def test_registered_and_built_from_config(tiny_model):
+    _, model = tiny_model
     assert isinstance(model, MaskProp)
     assert isinstance(model.roi_heads, MaskPropROIHeads)
     assert model.roi_heads.mask_prop_stride == 4
@@ -77,9 +77,8 @@ def test_center_rows_option_decides_which_deltas_train(center_rows):
     assert (single["loss_mask_prop"].item() == 0.0) == (not center_rows)
 
 
-def test_clip_without_instances_gives_zero_prop_loss():
-    cfg = tiny_cfg()
-    model = build_model(cfg)
+def test_clip_without_instances_gives_zero_prop_loss(tiny_model_copy):
+    _, model = tiny_model_copy
     model.train()
     clip = make_clip()
     for inst in clip["instances"]:
@@ -127,16 +126,13 @@ def test_mask_rcnn_checkpoint_loads_into_maskprop(tmp_path):
         assert torch.equal(v, prop_before[name]), name
 
 
-def test_short_run_on_synthetic_data_lowers_prop_loss(tmp_path):
+def test_short_run_on_synthetic_data_lowers_prop_loss(synthetic_dataset):
     """A small fixed budget of SGD steps on synthetic clips lowers loss_mask_prop on those clips."""
     import numpy as np
 
     from maskprop_d2.data import ClipDatasetMapper, load_ytvis_json
-    from maskprop_d2.data.synthetic import generate_synthetic_dataset
 
-    root = generate_synthetic_dataset(
-        str(tmp_path / "syn"), num_train=3, num_val=1, length=8, height=64, width=96, seed=3
-    )
+    root = str(synthetic_dataset)  # its 3 train videos
     records = load_ytvis_json(
         os.path.join(root, "train.json"), os.path.join(root, "train/JPEGImages")
     )

@@ -4,20 +4,19 @@ config helper, and the propagation head's per-δ soft-IoU signal in EventStorage
 import pytest
 import torch
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import build_backbone, build_model
+from detectron2.modeling import build_backbone
 from detectron2.utils.events import EventStorage
 
 from maskprop_d2 import get_maskprop_cfg
 from maskprop_d2.modeling import MaskPropROIHeads
 from maskprop_d2.solver import build_optimizer
 from maskprop_d2.utils.masks import soft_iou
-from tests.helpers import TINY_CONFIG as TINY
-from tests.helpers import make_clip
+from tests.helpers import TINY_CONFIG, make_clip
 
 
 def test_get_maskprop_cfg_merges_file_then_opts():
     cfg = get_maskprop_cfg(
-        TINY, ["SOLVER.BASE_LR", "0.5", "MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME", "3"]
+        TINY_CONFIG, ["SOLVER.BASE_LR", "0.5", "MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME", "3"]
     )
     assert cfg.SOLVER.BASE_LR == 0.5
     assert cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME == 3
@@ -26,7 +25,7 @@ def test_get_maskprop_cfg_merges_file_then_opts():
 
 @pytest.mark.parametrize("name,cls", [("SGD", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
 def test_optimizer_choice(name, cls):
-    cfg = get_maskprop_cfg(TINY, ["SOLVER.OPTIMIZER", name, "SOLVER.WEIGHT_DECAY", "0.05"])
+    cfg = get_maskprop_cfg(TINY_CONFIG, ["SOLVER.OPTIMIZER", name, "SOLVER.WEIGHT_DECAY", "0.05"])
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     opt = build_optimizer(cfg, model)
     assert isinstance(opt, cls)
@@ -39,7 +38,7 @@ def test_optimizer_choice(name, cls):
 
 
 def test_unknown_optimizer_is_refused():
-    cfg = get_maskprop_cfg(TINY, ["SOLVER.OPTIMIZER", "LAMB"])
+    cfg = get_maskprop_cfg(TINY_CONFIG, ["SOLVER.OPTIMIZER", "LAMB"])
     with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
         build_optimizer(cfg, torch.nn.Linear(2, 2))
 
@@ -47,7 +46,7 @@ def test_unknown_optimizer_is_refused():
 @pytest.mark.parametrize("width", [16, 32])
 def test_basic_resnet_fpn_backbone_width(width):
     cfg = get_maskprop_cfg(
-        TINY,
+        TINY_CONFIG,
         [
             "MODEL.BACKBONE.NAME",
             "build_basic_resnet_fpn_backbone",
@@ -72,14 +71,14 @@ def test_basic_resnet_fpn_backbone_width(width):
         "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone",
         "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.RESNETS.STEM_OUT_CHANNELS", "64",
     ]
-    ref = build_backbone(get_maskprop_cfg(TINY, detectron2_r18), ShapeSpec(channels=3))
+    ref = build_backbone(get_maskprop_cfg(TINY_CONFIG, detectron2_r18), ShapeSpec(channels=3))
     n = sum(p.numel() for p in bb.parameters())
     assert n < sum(p.numel() for p in ref.parameters()) / 2
 
 
 def test_basic_backbone_refuses_bottleneck_depths():
     cfg = get_maskprop_cfg(
-        TINY,
+        TINY_CONFIG,
         ["MODEL.BACKBONE.NAME", "build_basic_resnet_fpn_backbone", "MODEL.RESNETS.DEPTH", "50"],
     )
     with pytest.raises(ValueError, match="DEPTH=50"):
@@ -104,9 +103,8 @@ def test_soft_iou_by_delta_logged_per_distance():
     assert float(soft_iou(torch.sigmoid(logits[1]), tgt[1])) == pytest.approx(0.5, abs=1e-6)
 
 
-def test_training_step_reports_soft_iou_by_delta():
-    cfg = get_maskprop_cfg(TINY, ["MODEL.DEVICE", "cpu"])
-    model = build_model(cfg)
+def test_training_step_reports_soft_iou_by_delta(tiny_model_copy):
+    _, model = tiny_model_copy
     model.train()
     clip = make_clip(n_frames=3, center=1)
     with EventStorage(0) as storage:

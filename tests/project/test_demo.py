@@ -7,27 +7,8 @@ import sys
 
 import cv2
 import numpy as np
-import pytest
-import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 
-from maskprop_d2 import add_maskprop_config
 from tests.helpers import REPO_ROOT, TINY_CONFIG, load_script
-
-CONFIG = TINY_CONFIG
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
-    cfg.merge_from_file(CONFIG)
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    path = str(tmp_path_factory.mktemp("w") / "model.pth")
-    torch.save({"model": model.state_dict()}, path)
-    return path
 
 
 def write_video(path, n=14, w=120, h=80, fps=7.0, fourcc="mp4v"):
@@ -45,18 +26,17 @@ def write_video(path, n=14, w=120, h=80, fps=7.0, fourcc="mp4v"):
 def run_demo_inprocess(capsys, *args):
     """Run demo.main in this process (fast: no re-import of torch/detectron2)."""
     mod = load_script("maskprop_demo", "demo", "demo.py")
-    rc = mod.main(["--config-file", CONFIG] + [str(a) for a in args])
+    rc = mod.main(["--config-file", TINY_CONFIG] + [str(a) for a in args])
     return subprocess.CompletedProcess(args, rc, "", capsys.readouterr().err)
 
 
 def run_demo(*args):
-    cmd = [sys.executable, os.path.join(REPO_ROOT, "demo", "demo.py"), "--config-file", CONFIG] + [
-        str(a) for a in args
-    ]
+    demo = os.path.join(REPO_ROOT, "demo", "demo.py")
+    cmd = [sys.executable, demo, "--config-file", TINY_CONFIG] + [str(a) for a in args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
 
 
-def test_demo_video_roundtrip(tmp_path, weights, capsys):
+def test_demo_video_roundtrip(tmp_path, tiny_weights, capsys):
     src = tmp_path / "in.mp4"
     write_video(src)
     out = tmp_path / "out.mp4"
@@ -72,7 +52,7 @@ def test_demo_video_roundtrip(tmp_path, weights, capsys):
         "0.0",
         "--opts",
         "MODEL.WEIGHTS",
-        weights,
+        tiny_weights,
         "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
         "0.0",
     )
@@ -97,31 +77,31 @@ def test_demo_video_roundtrip(tmp_path, weights, capsys):
         assert {"video_id", "category_id", "score"} <= set(e)
     # never overwrites without --overwrite
     r = run_demo_inprocess(
-        capsys, "--video-input", src, "--output", out, "--opts", "MODEL.WEIGHTS", weights
+        capsys, "--video-input", src, "--output", out, "--opts", "MODEL.WEIGHTS", tiny_weights
     )
     assert r.returncode == 2 and "--overwrite" in r.stderr
 
 
-def test_demo_frame_folder(tmp_path, weights, capsys):
+def test_demo_frame_folder(tmp_path, tiny_weights, capsys):
     d = tmp_path / "frames"
     d.mkdir()
     for i in range(5):
         cv2.imwrite(str(d / "{:05d}.jpg".format(i)), np.full((48, 64, 3), 40 * i, np.uint8))
     out = tmp_path / "out.avi"
     r = run_demo_inprocess(
-        capsys, "--input", d, "--output", out, "--fps", "5", "--opts", "MODEL.WEIGHTS", weights
+        capsys, "--input", d, "--output", out, "--fps", "5", "--opts", "MODEL.WEIGHTS", tiny_weights
     )
     assert r.returncode == 0, r.stderr[-3000:]
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
 
 
-def test_demo_clear_errors(tmp_path, weights, capsys):
+def test_demo_clear_errors(tmp_path, tiny_weights, capsys):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(5000))
     out = tmp_path / "o.mp4"
     r = run_demo_inprocess(
-        capsys, "--video-input", corrupt, "--output", out, "--opts", "MODEL.WEIGHTS", weights
+        capsys, "--video-input", corrupt, "--output", out, "--opts", "MODEL.WEIGHTS", tiny_weights
     )
     assert r.returncode == 2 and "corrupt.mp4" in r.stderr
     assert not out.exists()
@@ -134,7 +114,7 @@ def test_demo_clear_errors(tmp_path, weights, capsys):
         out,
         "--opts",
         "MODEL.WEIGHTS",
-        weights,
+        tiny_weights,
     )
     assert r.returncode == 2 and "not found" in r.stderr
 
@@ -144,7 +124,7 @@ def test_demo_clear_errors(tmp_path, weights, capsys):
     trunc = tmp_path / "trunc.avi"
     trunc.write_bytes(data[: len(data) // 2])
     r = run_demo_inprocess(
-        capsys, "--video-input", trunc, "--output", out, "--opts", "MODEL.WEIGHTS", weights
+        capsys, "--video-input", trunc, "--output", out, "--opts", "MODEL.WEIGHTS", tiny_weights
     )
     assert r.returncode == 2 and "trunc.avi" in r.stderr, r.stderr[-2000:]
     assert not out.exists()
@@ -158,7 +138,7 @@ def test_demo_clear_errors(tmp_path, weights, capsys):
         tmp_path / "nodir" / "o.mp4",
         "--opts",
         "MODEL.WEIGHTS",
-        weights,
+        tiny_weights,
     )
     assert r.returncode == 2 and "does not exist" in r.stderr
 
@@ -175,20 +155,20 @@ def test_demo_clear_errors(tmp_path, weights, capsys):
     assert r.returncode == 2 and "nope.pth" in r.stderr
 
 
-def test_demo_unknown_tracker_is_a_clear_error(tmp_path, weights, capsys):
+def test_demo_unknown_tracker_is_a_clear_error(tmp_path, tiny_weights, capsys):
     src = tmp_path / "in.mp4"
     write_video(src, n=3)
     out = tmp_path / "o.mp4"
     r = run_demo_inprocess(
         capsys, "--video-input", src, "--output", out,
-        "--opts", "MODEL.WEIGHTS", weights, "MODEL.MASKPROP.INFERENCE.TRACKER", "nope",
+        "--opts", "MODEL.WEIGHTS", tiny_weights, "MODEL.MASKPROP.INFERENCE.TRACKER", "nope",
     )  # fmt: skip
     assert r.returncode == 2
     assert "unknown tracker 'nope'" in r.stderr and "frame_linking, maskprop" in r.stderr
     assert not out.exists()
 
 
-def test_demo_runs_the_configured_tracker(tmp_path, weights, capsys):
+def test_demo_runs_the_configured_tracker(tmp_path, tiny_weights, capsys):
     """MODEL.MASKPROP.INFERENCE.TRACKER picks the demo's tracker: frame linking's output is
     final at once and its JSON is what the library's results assembly gives."""
     src = tmp_path / "in.mp4"
@@ -196,7 +176,8 @@ def test_demo_runs_the_configured_tracker(tmp_path, weights, capsys):
     out, js = tmp_path / "fl.mp4", tmp_path / "fl.json"
     r = run_demo_inprocess(
         capsys, "--video-input", src, "--output", out, "--json", js,
-        "--opts", "MODEL.WEIGHTS", weights, "MODEL.MASKPROP.INFERENCE.TRACKER", "frame_linking",
+        "--opts", "MODEL.WEIGHTS", tiny_weights,
+        "MODEL.MASKPROP.INFERENCE.TRACKER", "frame_linking",
         "MODEL.MASKPROP.INFERENCE.SCORE_THRESH", "0.0", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr

@@ -9,9 +9,7 @@ import warnings
 import pytest
 
 from maskprop_d2 import _cli_warnings
-from tests.helpers import REPO_ROOT
-
-TINY_CFG = os.path.join(REPO_ROOT, "configs", "synthetic", "maskprop_tiny.yaml")
+from tests.helpers import REPO_ROOT, TINY_CONFIG
 
 
 def _run(args, tmp, **env):
@@ -40,6 +38,8 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def synthetic(workdir):
+    """``python -m maskprop_d2.data.synthetic`` writing a dataset of its own (the run checked);
+    the other programs run on the session's shared synthetic dataset."""
     root = workdir / "synthetic"
     args = ["-m", "maskprop_d2.data.synthetic", "--out", root, "--num-train", 2]
     proc = _run(args + ["--num-val", 1, "--length", 6], workdir)
@@ -47,12 +47,12 @@ def synthetic(workdir):
 
 
 @pytest.fixture(scope="module")
-def trained(workdir, synthetic):
-    root, _ = synthetic
+def trained(workdir, synthetic_dataset):
+    root = synthetic_dataset
     out = workdir / "train"
     opts = ["OUTPUT_DIR", out, "SOLVER.MAX_ITER", 2, "SOLVER.STEPS", "()"]
     opts += ["SOLVER.IMS_PER_BATCH", 1, "DATALOADER.NUM_WORKERS", 0]
-    args = [os.path.join(REPO_ROOT, "train_net.py"), "--config-file", TINY_CFG] + opts
+    args = [os.path.join(REPO_ROOT, "train_net.py"), "--config-file", TINY_CONFIG] + opts
     proc = _run(args, workdir, MASKPROP_SYNTHETIC_ROOT=str(root))
     return out, proc
 
@@ -73,10 +73,10 @@ def test_train_net_is_quiet(trained):
 
 
 @pytest.mark.slow
-def test_demo_is_quiet(workdir, synthetic, trained):
-    root, _ = synthetic
+def test_demo_is_quiet(workdir, synthetic_dataset, trained):
+    root = synthetic_dataset
     out, _ = trained
-    args = [os.path.join(REPO_ROOT, "demo", "demo.py"), "--config-file", TINY_CFG]
+    args = [os.path.join(REPO_ROOT, "demo", "demo.py"), "--config-file", TINY_CONFIG]
     args += ["--input", root / "valid" / "JPEGImages" / "valid_00000"]
     args += ["--output", workdir / "demo.mp4", "--json", workdir / "demo.json", "--overwrite"]
     args += ["--opts", "MODEL.WEIGHTS", out / "model_final.pth"]
@@ -86,8 +86,8 @@ def test_demo_is_quiet(workdir, synthetic, trained):
 
 
 @pytest.mark.slow
-def test_evaluation_cli_is_quiet(workdir, synthetic, trained):
-    root, _ = synthetic
+def test_evaluation_cli_is_quiet(workdir, synthetic_dataset, trained):
+    root = synthetic_dataset
     out, _ = trained
     stats = workdir / "stats.json"
     args = ["-m", "maskprop_d2.evaluation", root / "valid.json"]

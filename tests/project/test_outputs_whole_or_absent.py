@@ -8,20 +8,16 @@ import subprocess
 import pytest
 
 from maskprop_d2.evaluation.__main__ import main as eval_main
-from tests.helpers import TINY_CONFIG as CONFIG
-from tests.helpers import load_script
+from tests.helpers import TINY_CONFIG, load_script
 
-from .test_demo import weights as _weights_fixture
 from .test_demo import write_video
-
-weights = _weights_fixture  # the same module-scoped fixture
 
 
 def _demo_module():
     return load_script("maskprop_demo_reliability", "demo", "demo.py")
 
 
-def _run(capsys, mod, *args, config=CONFIG):
+def _run(capsys, mod, *args, config=TINY_CONFIG):
     rc = mod.main(["--config-file", str(config)] + [str(a) for a in args])
     return subprocess.CompletedProcess(args, rc, "", capsys.readouterr().err)
 
@@ -38,7 +34,7 @@ def video(tmp_path):
     return src
 
 
-def test_unwritable_json_is_refused_before_the_first_frame(tmp_path, weights, video, capsys):
+def test_unwritable_json_is_refused_before_the_first_frame(tmp_path, tiny_weights, video, capsys):
     mod = _demo_module()
     frames_read = []
     real_draw = mod.draw_frame
@@ -46,20 +42,20 @@ def test_unwritable_json_is_refused_before_the_first_frame(tmp_path, weights, vi
     out = tmp_path / "out.mp4"
     (tmp_path / "tracks.json").mkdir()  # a folder where the JSON should go
     r = _run(capsys, mod, "--video-input", video, "--output", out, "--json",
-             tmp_path / "tracks.json", "--overwrite", "--opts", "MODEL.WEIGHTS", weights)
+             tmp_path / "tracks.json", "--overwrite", "--opts", "MODEL.WEIGHTS", tiny_weights)
     assert r.returncode == 2 and "tracks.json" in r.stderr, r.stderr[-2000:]
     assert not out.exists() and not frames_read and not _leftovers(tmp_path)
     if os.path.isdir("/proc"):  # a folder nobody can create files in, even root
         r = _run(capsys, mod, "--video-input", video, "--output", out, "--json",
-                 "/proc/maskprop_tracks.json", "--opts", "MODEL.WEIGHTS", weights)
+                 "/proc/maskprop_tracks.json", "--opts", "MODEL.WEIGHTS", tiny_weights)
         assert r.returncode == 2 and "/proc/maskprop_tracks.json" in r.stderr, r.stderr[-2000:]
         assert not out.exists() and not frames_read and not _leftovers(tmp_path)
 
 
-def test_both_outputs_published_together(tmp_path, weights, video, capsys):
+def test_both_outputs_published_together(tmp_path, tiny_weights, video, capsys):
     out, js = tmp_path / "out.mp4", tmp_path / "out.json"
     r = _run(capsys, _demo_module(), "--video-input", video, "--output", out, "--json", js,
-             "--opts", "MODEL.WEIGHTS", weights)
+             "--opts", "MODEL.WEIGHTS", tiny_weights)
     assert r.returncode == 0, r.stderr[-2000:]
     assert out.stat().st_size > 0 and isinstance(json.loads(js.read_text()), list)
     assert not _leftovers(tmp_path)
@@ -79,7 +75,7 @@ def test_corrupt_weights_and_config_are_clear_errors(tmp_path, video, capsys):
     r = _run(capsys, mod, "--video-input", video, "--output", out, "--opts", "MODEL.WEIGHTS",
              bad, config=cfg)
     assert r.returncode == 2 and "bad.yaml" in r.stderr, r.stderr[-2000:]
-    cfg.write_text(f"_BASE_: {CONFIG}\nMODEL:\n  NO_SUCH_KEY: 1\n")
+    cfg.write_text(f"_BASE_: {TINY_CONFIG}\nMODEL:\n  NO_SUCH_KEY: 1\n")
     r = _run(capsys, mod, "--video-input", video, "--output", out, "--opts", "MODEL.WEIGHTS",
              bad, config=cfg)
     assert r.returncode == 2 and "bad.yaml" in r.stderr and "NO_SUCH_KEY" in r.stderr
@@ -89,7 +85,7 @@ def test_corrupt_weights_and_config_are_clear_errors(tmp_path, video, capsys):
 
 
 @pytest.mark.parametrize("sig, rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signals_leave_nothing_behind(tmp_path, weights, video, capsys, sig, rc, request):
+def test_signals_leave_nothing_behind(tmp_path, tiny_weights, video, capsys, sig, rc, request):
     mod = _demo_module()
     real_draw = mod.draw_frame
     count = []
@@ -108,7 +104,7 @@ def test_signals_leave_nothing_behind(tmp_path, weights, video, capsys, sig, rc,
         request.addfinalizer(lambda: signal.signal(signal.SIGINT, saved))
     out, js = tmp_path / "out.mp4", tmp_path / "out.json"
     r = _run(capsys, mod, "--video-input", video, "--output", out, "--json", js,
-             "--opts", "MODEL.WEIGHTS", weights)
+             "--opts", "MODEL.WEIGHTS", tiny_weights)
     assert r.returncode == rc, r.stderr[-2000:]
     assert not out.exists() and not js.exists() and not _leftovers(tmp_path)
     assert signal.getsignal(signal.SIGTERM) is not mod._on_sigterm  # handler restored

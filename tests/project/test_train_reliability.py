@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, TINY_CONFIG
 
-TINY_CFG = os.path.join(REPO_ROOT, "configs", "synthetic", "maskprop_tiny.yaml")
 OPTS = ["SOLVER.STEPS", "()", "SOLVER.IMS_PER_BATCH", 1, "DATALOADER.NUM_WORKERS", 0,
         "DATASETS.TEST", "()"]
 
@@ -18,22 +17,16 @@ def _run(args, cwd, root):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                MASKPROP_SYNTHETIC_ROOT=str(root))
     return subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "train_net.py"), "--config-file", TINY_CFG]
+        [sys.executable, os.path.join(REPO_ROOT, "train_net.py"), "--config-file", TINY_CONFIG]
         + [str(a) for a in args],
         capture_output=True, text=True, cwd=str(cwd), env=env, timeout=600,
     )
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    work = tmp_path_factory.mktemp("train_reliability")
-    root = work / "synthetic"
-    subprocess.run(
-        [sys.executable, "-m", "maskprop_d2.data.synthetic", "--out", str(root),
-         "--num-train", "2", "--num-val", "1", "--length", "6"],
-        check=True, capture_output=True, cwd=str(work),
-    )
-    return work, root
+@pytest.fixture
+def synthetic(synthetic_dataset, tmp_path):
+    """(working directory of the run: this test's tmp_path, the shared synthetic dataset)."""
+    return tmp_path, synthetic_dataset
 
 
 @pytest.mark.slow

@@ -1,11 +1,9 @@
 """GT masks through the clip-matching ID assignment must give back the GT."""
 
 import json
-import os
 
 import pytest
 
-from maskprop_d2.data.synthetic import generate_synthetic_dataset
 from maskprop_d2.evaluation import evaluate
 from tests.helpers import load_script
 
@@ -13,21 +11,14 @@ oracle_results = load_script("oracle", "tools", "oracle.py").oracle_results
 
 
 @pytest.fixture(scope="module")
-def gt(tmp_path_factory):
-    root = generate_synthetic_dataset(
-        str(tmp_path_factory.mktemp("oracle") / "syn"),
-        num_train=1,
-        num_val=4,
-        length=10,
-        height=48,
-        width=64,
-        seed=5,
-    )
-    with open(os.path.join(root, "valid.json")) as f:
+def gt(synthetic_dataset):
+    """The val GT of the shared synthetic dataset."""
+    with open(synthetic_dataset / "valid.json") as f:
         return json.load(f)
 
 
 def test_clips_spanning_the_video_recover_the_ground_truth(gt):
+    assert max(v["length"] for v in gt["videos"]) <= 10
     # T >= length: every clip overlaps every other, so an occluded object keeps its ID
     results = oracle_results(gt, half_length=10)
     assert len(results) == len(gt["annotations"])

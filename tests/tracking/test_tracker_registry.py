@@ -39,8 +39,8 @@ def test_unknown_tracker_is_a_clear_error_listing_the_registered_ones():
         VideoInferenceAdapter.from_config(cfg, model)  # what Trainer.test / the evaluator uses
 
 
-def test_detect_frame_refuses_training_mode():
-    _, model = tiny_video_model()
+def test_detect_frame_refuses_training_mode(tiny_model_copy):
+    _, model = tiny_model_copy
     model.train()
     with pytest.raises(RuntimeError, match="eval"):
         model.detect_frame(drifting_video(1)[0], 0.0, 10)
