@@ -174,7 +174,10 @@ class MaskPropagationHead(nn.Module):
         """(P, D, H, W) target reduced features -> (P, 1, H, W) instance-agnostic attention."""
         return torch.sigmoid(self.attention_conv(f_dst))
 
-    def _deform(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    def deform(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """(N, D, h, w) masked source features, (N, 2k², h, w) offsets -> (N, D, h, w): the
+        head's deformable conv (``deform_weight``, ``deform_bias``, zero padding); with zero
+        offsets it equals a plain k×k conv. Runs in the weights' dtype (float32 under autocast)."""
         p = self.kernel_size // 2
         w = self.deform_weight
         if x.dtype != w.dtype or offset.dtype != w.dtype:
@@ -224,7 +227,7 @@ class MaskPropagationHead(nn.Module):
             offsets = self.offsets(f_src, f_dst)
         att = self.attention(f_dst)
         x = masks[:, None].to(f_src.dtype) * f_src[pair_index]
-        g = self._deform(x, offsets[pair_index])
+        g = self.deform(x, offsets[pair_index])
         return self._segment(g, f_dst[pair_index], att[pair_index])
 
     # ------------------------------------------------------------------ ROI mode
@@ -290,7 +293,7 @@ class MaskPropagationHead(nn.Module):
         scale = s / (windows[:, 2:] - windows[:, :2])  # (N, 2): (sx, sy)
         k2 = self.kernel_size * self.kernel_size
         off = off.view(n, k2, 2, s, s) * scale.flip(1).view(n, 1, 2, 1, 1)  # (dy, dx) order
-        g = self._deform(x, off.view(n, 2 * k2, s, s))
+        g = self.deform(x, off.view(n, 2 * k2, s, s))
         crops = self._segment(g, crop(f_dst, rois), crop(att, rois))
         return crops, windows
 

@@ -245,13 +245,17 @@ class MaskPropROIHeads(StandardROIHeads):
         )
         tgt = torch.cat(tgt_masks).to(dev)
         loss = mask_prop_loss(logits, tgt)
-        self._log_soft_iou_by_delta(logits.detach(), tgt, torch.cat(deltas))
+        self.log_soft_iou_by_delta(logits.detach(), tgt, torch.cat(deltas))
         return {"loss_mask_prop": loss * self.mask_prop_loss_weight}
 
     @staticmethod
-    def _log_soft_iou_by_delta(logits, tgt, deltas) -> None:
+    def log_soft_iou_by_delta(logits, tgt, deltas) -> None:
         """Training signal of the head: ``prop_siou/d{δ}`` = mean soft IoU of the propagated
-        masks at temporal distance δ, over rows whose GT is non-empty (EventStorage)."""
+        masks at temporal distance δ, over rows whose GT is non-empty (EventStorage).
+
+        ``logits``: (N, h, w) propagated mask logits, ``tgt``: (N, h, w) GT masks, ``deltas``: (N,)
+        temporal distance of each row (rows with δ < 0 are skipped). Needs an active
+        ``EventStorage``; called by ``propagation_losses``."""
         keep = (deltas >= 0) & (tgt.flatten(1).sum(1) > 0)
         if not keep.any():
             return

@@ -81,7 +81,7 @@ def test_zero_offsets_equal_plain_conv():
     x = torch.randn(4, D, 11, 17)
     zero = torch.zeros(4, 18, 11, 17)
     ref = F.conv2d(x, head.deform_weight, head.deform_bias, padding=1)
-    torch.testing.assert_close(head._deform(x, zero), ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(head.deform(x, zero), ref, rtol=1e-4, atol=1e-4)
     # the whole head at initialisation: the deformable conv acts as a plain conv
     feats, masks, pair_index = _inputs(2, 5, 11, 17)
     red = head.reduce(feats)

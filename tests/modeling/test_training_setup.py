@@ -95,7 +95,7 @@ def test_soft_iou_by_delta_logged_per_distance():
     tgt[3] = 0  # empty GT: not counted
     deltas = torch.tensor([1, 1, 2, 2])
     with EventStorage(0) as storage:
-        MaskPropROIHeads._log_soft_iou_by_delta(logits, tgt, deltas)
+        MaskPropROIHeads.log_soft_iou_by_delta(logits, tgt, deltas)
         latest = {k: v[0] for k, v in storage.latest().items()}
     assert set(latest) == {"prop_siou/d1", "prop_siou/d2"}
     assert latest["prop_siou/d1"] == pytest.approx(0.75, abs=1e-6)

@@ -103,11 +103,12 @@ def test_signals_leave_nothing_behind(tmp_path, tiny_weights, video, capsys, sig
         saved = signal.signal(signal.SIGINT, signal.default_int_handler)
         request.addfinalizer(lambda: signal.signal(signal.SIGINT, saved))
     out, js = tmp_path / "out.mp4", tmp_path / "out.json"
+    sigterm_handler = signal.getsignal(signal.SIGTERM)
     r = _run(capsys, mod, "--video-input", video, "--output", out, "--json", js,
              "--opts", "MODEL.WEIGHTS", tiny_weights)
     assert r.returncode == rc, r.stderr[-2000:]
     assert not out.exists() and not js.exists() and not _leftovers(tmp_path)
-    assert signal.getsignal(signal.SIGTERM) is not mod._on_sigterm  # handler restored
+    assert signal.getsignal(signal.SIGTERM) is sigterm_handler  # the caller's handler restored
 
 
 # ---------------------------------------------------------------- evaluator CLI
