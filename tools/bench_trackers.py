@@ -34,8 +34,9 @@ import time
 import numpy as np
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TOOLS)
+sys.path.insert(0, TOOLS)
 
 from bench_common import environment, markdown_table, write_report  # noqa: E402
 
@@ -46,7 +47,7 @@ IDENT = ("HOTA", "DetA", "AssA", "IDF1", "IDSW")
 # ----------------------------------------------------------------------------- data
 def register_split(name, root, max_videos, work_dir):
     """Register ``root``/valid.json (first ``max_videos`` videos) as ``name``; returns the GT."""
-    from detectron2.data import DatasetCatalog
+    from detectron2.data import DatasetCatalog, MetadataCatalog
 
     from maskprop_d2.data import register_ytvis_instances
     from maskprop_d2.data.synthetic import SYNTHETIC_CATEGORIES
@@ -66,10 +67,12 @@ def register_split(name, root, max_videos, work_dir):
         json_file = os.path.join(work_dir, name + ".json")
         with open(json_file, "w") as f:
             json.dump(gt, f)
-    if name not in DatasetCatalog.list():
-        cats = sorted(SYNTHETIC_CATEGORIES, key=lambda c: c["id"])
-        meta = {"thing_classes": [c["name"] for c in cats]}
-        register_ytvis_instances(name, meta, json_file, os.path.join(root, "valid", "JPEGImages"))
+    if name in DatasetCatalog.list():  # registered by an earlier run in this process
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    cats = sorted(SYNTHETIC_CATEGORIES, key=lambda c: c["id"])
+    meta = {"thing_classes": [c["name"] for c in cats]}
+    register_ytvis_instances(name, meta, json_file, os.path.join(root, "valid", "JPEGImages"))
     return gt
 
 
