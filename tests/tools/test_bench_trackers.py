@@ -13,8 +13,6 @@ def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, t
                                                             tmp_path):
     out = tmp_path / "trackers.md"
     calls = {"n": 0}
-    real_detect = None
-
     # count the real detector calls through the model class: one per frame, whatever the rows
     from maskprop_d2.modeling import MaskProp
 
@@ -27,7 +25,8 @@ def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, t
     MaskProp.detect_frame = counting
     try:
         bench.main([
-            "--weights", tiny_weights, "--config", repo_path("configs/synthetic/masktrack_tiny.yaml"),
+            "--weights", tiny_weights,
+            "--config", repo_path("configs/synthetic/masktrack_tiny.yaml"),
             "--standard-root", str(synthetic_dataset), "--splits", "standard",
             "--half-lengths", "1", "--out", str(out), "--work-dir", str(tmp_path / "work"),
             "--opts", "MODEL.MASKPROP.INFERENCE.SCORE_THRESH", "0.0",
