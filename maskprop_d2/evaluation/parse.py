@@ -410,7 +410,7 @@ def _field_areas(area: np.ndarray, src_e: list, length: np.ndarray) -> None:
     non-zero values (``_mean_positive``). All at once when every value is an integer (any order
     of summation is then exact, so the sums equal ``np.mean``'s pairwise ones), else one by one."""
     fields = [e.get("areas") for e in src_e]
-    sel = [i for i, a in enumerate(fields) if type(a) is list and len(a) == length[i]]
+    sel = [i for i, a in enumerate(fields) if isinstance(a, list) and len(a) == length[i]]
     if not sel:
         return
     lists = [fields[i] for i in sel]
@@ -513,8 +513,6 @@ def _exact_tracks(entries, decoded, videos, ranks, src, is_gt) -> Tracks:
 # cumulative sum of even + odd up to row r and starts odd[r] before.
 _VALID_CHARS = bytes(range(48, 112))
 _FAST_MAX_CHARS = 7  # 35 bits: more than any run length < 2**32 needs in the minimal encoding
-_TERMINAL = np.zeros(256, dtype=np.int64)  # the signed 5-bit value of a number's last character
-_TERMINAL[48:80] = np.r_[np.arange(16), np.arange(-16, 0)]
 _PAD, _NO_PAD = [0], []
 
 
@@ -542,7 +540,11 @@ def _fast_strings(buf: bytes, lens: np.ndarray):
     pad_at = num_end[padded]
     if len(pad_at):  # a '0' (the number 0) after each string with an odd count of numbers
         last = np.insert(last, pad_at, 48)
-    even, odd = np.take(_TERMINAL, last[0::2]), np.take(_TERMINAL, last[1::2])  # 1 character
+    even, odd = last[0::2].astype(np.int64), last[1::2].astype(np.int64)
+    for col in (even, odd):  # the signed 5-bit value of a one-character number
+        col -= 48
+        col ^= 16
+        col -= 16
     if len(cpos):  # low 5-bit groups first, the sign on the last character
         num = cpos - np.arange(len(cpos))  # the number each continuation character belongs to
         new = np.empty(len(cpos), dtype=bool)
