@@ -2,135 +2,65 @@
 (``ytvis_eval.evaluate``) and ``--check`` (``results_io.check_results``), so that both accept and
 reject exactly the same inputs.
 
-Two paths decode the segmentations. The **fast path** (``_fast_tracks``) takes valid inputs:
-batches of whole entries (about 4,000 segmentations, so that every array stays a few MB), each
-batch's compressed count strings joined into one byte buffer and decoded at once (5-bit groups,
-continuation and sign bits, the delta coding as per-parity cumulative sums), its uncompressed count
-lists concatenated, every total checked against the frame size, and each track turned into one
-run-length *video mask* per chunk of frames: the frames' column-major pixel sequences laid end to
-end (an RLE of size ``[h * w, frames]``). It gives up at the first thing it does not expect, and the
-**exact path** (``decode_entries``) then validates again and describes every problem (or decodes
-what the fast path was too conservative to take, e.g. a number spelt in more characters than
-needed). The video IoU of two tracks is the IoU of their video masks, which
-``pycocotools.mask.iou`` computes for all (detection, GT) pairs of a video and category at once.
+Both files decode to ``Tracks``: numpy arrays of the tracks, of their segmentations (present
+frames) and of the foreground runs of every track in *video-mask coordinates* (frame * h * w + the
+pixel's column-major index), which ``ytvis_eval`` intersects directly.
+
+Two paths decode the segmentations. The **fast path** (``_fast_tracks``) takes valid inputs: the
+segmentations of all entries are gathered with a few C-level passes (``map``, ``compress``), the
+compressed count strings joined into one byte buffer and decoded at once (5-bit groups,
+continuation and sign bits, the delta coding as one segmented cumulative sum), the uncompressed
+count lists concatenated, every segmentation padded to an even number of run lengths (so that
+run starts and ends are the even and odd entries of one cumulative sum) and every total checked
+against the frame size. It gives up at the first thing it does not expect, and the **exact path**
+(``decode_entries``) then validates again and describes every problem (or decodes what the fast
+path was too conservative to take, e.g. a number spelt in more characters than needed).
 
 Messages name the file part, the index, the id and the field: ``videos[3] (id=7): bad height
 '480'``, ``annotations[12] (id=40, video_id=7) frame 3: RLE covers 100 pixels != 10x20``.
 """
 
+import array
 import itertools
 import math
 import numbers
+import operator
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
 
-__all__ = ["gt_problems", "decode_rle_strings", "Entries", "decode_entries", "MAX_DIM"]
+from ..utils.rle import decode_rle_strings
+
+__all__ = ["gt_problems", "decode_rle_strings", "Tracks", "decode_entries", "parse", "MAX_DIM"]
 
 MAX_DIM = 2**14  # largest video height / width accepted
 MAX_LENGTH = 2**20  # largest video length accepted
-_MAX_CHUNKS = 12  # 5 bits per chunk: 60 bits is more than any valid run length needs
-_CHUNK_PIXELS = 2**31 - 1  # a video mask holds at most this many pixels (pycocotools counts: uint)
 
 
 def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+    return type(x) is int or (isinstance(x, numbers.Integral) and not isinstance(x, bool))
 
 
 def _is_number(x) -> bool:
+    if type(x) is float or type(x) is int:
+        return math.isfinite(x)
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
-# ----------------------------------------------------------------------------- RLE strings
-def _decode_all(bufs: List[bytes], ok: np.ndarray):
-    """Decode compressed count strings (pycocotools' ``rleFrString``, vectorised over all of them);
-    returns (cnt, sid) for their numbers and clears ok[i] for malformed strings (bad characters,
-    a truncated or overlong number, a negative or overflowing run length)."""
-    n = len(bufs)
-    lens = np.fromiter(map(len, bufs), dtype=np.int64, count=n)
-    nchar = int(lens.sum())
-    if nchar == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    cum = np.cumsum(lens)
-    a = np.frombuffer(b"".join(bufs), dtype=np.uint8)
-    bad = (a < 48) | (a > 111)
-    if bad.any():
-        ok[np.unique(np.searchsorted(cum, np.flatnonzero(bad), side="right"))] = False
-        a = np.where(bad, 48, a)
-    a = a - np.uint8(48)
-    end = (a & 0x20) == 0
-    last = cum[lens > 0] - 1
-    ok[np.flatnonzero(lens > 0)[~end[last]]] = False  # ends inside a number
-    end[last] = True  # numbers never span two strings
-    gend = np.flatnonzero(end)
-    m = len(gend)
-    gstart = np.empty(m, dtype=np.int64)
-    gstart[0] = 0
-    gstart[1:] = gend[:-1] + 1
-    glen = gend - gstart + 1
-    char_sid = np.repeat(np.arange(n, dtype=np.int64), lens)
-    sid = char_sid[gend]
-    val = (a[gstart] & 0x1F).astype(np.int64)
-    maxlen = int(glen.max())
-    if maxlen > _MAX_CHUNKS:
-        ok[np.unique(sid[glen > _MAX_CHUNKS])] = False
-        glen = np.minimum(glen, _MAX_CHUNKS)
-        maxlen = _MAX_CHUNKS
-    for j in range(1, maxlen):  # the few numbers of more than one character
-        sel = np.flatnonzero(glen > j)
-        val[sel] |= (a[gstart[sel] + j] & 0x1F).astype(np.int64) << (5 * j)
-    sign = (a[gend] & 0x10) != 0
-    val -= np.where(sign, np.left_shift(np.int64(1), 5 * glen), 0)
-    # delta coding: c[i] = v[i] + c[i-2] for i >= 3, i.e. c[0] = v[0] and cumulative sums over
-    # the odd and over the even (>= 2) positions of each string. Within a string, two positions
-    # have the same parity iff their global indices do: cumulative sums over the global parities,
-    # less their value just before the string's first number.
-    nums = np.bincount(sid, minlength=n)
-    first = np.cumsum(nums) - nums
-    is_first = np.zeros(m, dtype=bool)
-    is_first[first[nums > 0]] = True
-    x = np.where(is_first, 0, val)
-    gpar = (np.arange(m) & 1).astype(bool)
-    even_cs = np.cumsum(np.where(gpar, 0, x))
-    odd_cs = np.cumsum(np.where(gpar, x, 0))
-    same = np.where(gpar, odd_cs, even_cs)
-    f = first[nums > 0]
-    before_even = even_cs[f] - np.where(gpar[f], 0, x[f])  # x[f] is 0: the sums before f
-    before_odd = odd_cs[f] - np.where(gpar[f], x[f], 0)
-    # positions with local index >= 1 of parity q (global parity q ^ gpar[f]) take the sums of
-    # their own global parity; string k's base is the sum just before its first number.
-    rep = np.repeat(np.arange(len(f)), nums[nums > 0])
-    base = np.where(gpar, before_odd[rep], before_even[rep])
-    cnt = np.where(is_first, val, same - base)
-    invalid = (cnt < 0) | (cnt >= 2**32)
-    if invalid.any():
-        ok[np.unique(sid[invalid])] = False
-        cnt = np.clip(cnt, 0, 2**32)
-    return cnt, sid
+def _all_strings(values: list) -> bool:
+    return set(map(type, values)) <= {str} or all(isinstance(s, str) for s in values)
 
 
-def decode_rle_strings(counts: Sequence) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode compressed RLE count strings (str/bytes) without touching pixels.
-
-    Returns ``(ok, cnt, sid)``: ok[i] is False when string i is malformed (or not a str/bytes);
-    ``cnt`` holds the run lengths of all strings, in order, and ``sid`` the string each belongs to.
-    The run lengths of a malformed string are meaningless (clipped to [0, 2**32]).
-    """
-    n = len(counts)
-    ok = np.ones(n, dtype=bool)
-    bufs = []
-    for i, c in enumerate(counts):
-        if type(c) is str:
-            if c.isascii():
-                c = c.encode("ascii")
-            else:
-                ok[i], c = False, b""
-        elif not isinstance(c, (bytes, bytearray)):
-            ok[i], c = False, b""
-        bufs.append(c)
-    cnt, sid = _decode_all(bufs, ok)
-    return ok, cnt, sid
+def _numbers_or_nulls(values: list) -> bool:
+    """Every value None or a finite number (``_is_number``)."""
+    if set(map(type, values)) <= {float, int, type(None)}:  # the usual case, at C speed
+        try:
+            if math.isfinite(sum(a for a in values if a is not None)):
+                return True
+        except OverflowError:  # huge ints: the slow check decides
+            pass
+    return all(a is None or _is_number(a) for a in values)
 
 
 # ----------------------------------------------------------------------------- the GT
@@ -155,7 +85,7 @@ def _video_problems(i: int, v: Any, seen: set) -> List[str]:
             out.append("{}: '{}' must be an integer in 1..{}, got {!r}".format(
                 where, k, MAX_DIM, v[k]))  # fmt: skip
     fn = v.get("file_names")
-    if "file_names" in v and not (isinstance(fn, list) and all(isinstance(s, str) for s in fn)):
+    if "file_names" in v and not (isinstance(fn, list) and _all_strings(fn)):
         out.append("{}: 'file_names' must be a list of strings".format(where))
         fn = None
     if "length" in v:
@@ -247,9 +177,7 @@ def gt_problems(gt: Any, need_annotations: bool = True) -> List[str]:
             out.append("{}: 'segmentations' must be a list, got {}".format(
                 where, type(ann["segmentations"]).__name__))  # fmt: skip
         areas = ann.get("areas")
-        if areas is not None and (
-            not isinstance(areas, list) or not all(a is None or _is_number(a) for a in areas)
-        ):
+        if areas is not None and not (isinstance(areas, list) and _numbers_or_nulls(areas)):
             out.append("{}: 'areas' must be a list of numbers or nulls".format(where))
         for k in ("height", "width"):  # optional on annotations; must agree with the video
             if k in ann and _is_int(vid) and vid in videos and ann[k] != videos[vid].get(k):
@@ -258,28 +186,7 @@ def gt_problems(gt: Any, need_annotations: bool = True) -> List[str]:
     return out
 
 
-# ----------------------------------------------------------------------------- entries
-class Entries:
-    """Decoded tracks of GT annotations or result entries (the valid ones, in input order).
-
-    index: position in the input list; video_id, category_id, score (results) / iscrowd (GT),
-    area: mean per-frame area over the frames with a non-zero area (GT: of the "areas" field when
-    it has one value per frame); units: per chunk of frames, the video mask as a pycocotools RLE
-    (compressed), and unit_area: its pixel count (chunk, entry).
-    """
-
-    def __init__(self):
-        self.index: List[int] = []
-        self.video_id: List[int] = []
-        self.category_id: List[int] = []
-        self.score: List[float] = []
-        self.iscrowd: List[bool] = []
-        self.areas_field: List[Optional[list]] = []
-        self.area = np.zeros(0)
-        self.units: List[List[dict]] = []  # [entry][chunk]
-        self.unit_area = np.zeros((0, 0))  # (entry, chunk), chunks past a video's end: 0
-
-
+# ----------------------------------------------------------------------------- the exact path
 def _polygon_problem(seg, h, w) -> Optional[str]:
     if not seg or not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in seg):
         return "malformed polygon (lists of >= 3 x, y pairs expected)"
@@ -462,295 +369,351 @@ def decode_entries(
     return out
 
 
-def video_masks(frames_pixels: int, length: int, run_start: np.ndarray, run_len: np.ndarray):
-    """Per chunk of frames, (RLE of the video mask (compressed, pycocotools), pixels in it) of one
-    track: its foreground runs (sorted, in video-mask coordinates) with touching runs merged."""
-    per_chunk = max(1, _CHUNK_PIXELS // frames_pixels)
-    out = []
-    for c0 in range(0, length, per_chunk):
-        n = min(per_chunk, length - c0)
-        lo, hi = c0 * frames_pixels, (c0 + n) * frames_pixels
-        a, b = np.searchsorted(run_start, [lo, hi])
-        s, e = run_start[a:b] - lo, run_start[a:b] + run_len[a:b] - lo
-        if len(s) > 1:
-            touch = s[1:] == e[:-1]
-            if touch.any():
-                keep = np.r_[True, ~touch]
-                s = s[keep]
-                e = e[np.r_[~touch, True]]
-        counts = np.empty(2 * len(s) + 1, dtype=np.uint32)
-        counts[1:-1:2] = e - s
-        counts[0:-1:2] = s - np.r_[0, e[:-1]]
-        counts[-1] = n * frames_pixels - (e[-1] if len(e) else 0)
-        out.append(({"size": [frames_pixels, n], "counts": counts}, int((e - s).sum())))
-    return out
+# ----------------------------------------------------------------------------- tracks
+class Tracks:
+    """Decoded tracks of GT annotations or result entries (the valid ones, in input order).
+
+    Per track (arrays of length ``n``): ``key`` (position in the input list), ``video`` and
+    ``category`` (ranks of its ids among the GT's sorted video / category ids), ``extra`` (a
+    result's score / a GT's iscrowd), ``area`` (mean per-frame area over the frames with a
+    non-zero area; GT: of its "areas" field when that has one value per frame), ``pix`` (pixels
+    over all frames, float), ``length`` and ``hw`` (frames and pixels per frame of its video) and
+    its runs ``r0[i]:r1[i]``.
+
+    Per segmentation (present frames, ordered by track then frame): ``seg_track``, ``seg_frame``,
+    ``seg_area`` and ``seg_ext0`` / ``seg_ext1``: its pixels lie in [ext0, ext1).
+
+    Runs: ``starts`` and ``ends``, in video-mask coordinates (frame * h * w + the pixel's
+    column-major index within the frame); the runs of a track are sorted and disjoint, but may be
+    empty or touch.
+    """
+
+    _FIELDS = ("key", "video", "category", "extra", "area", "pix", "length", "hw", "r0",
+               "r1", "seg_track", "seg_frame", "seg_area", "seg_ext0", "seg_ext1", "starts",
+               "ends")  # fmt: skip
+
+    def __init__(self, **arrays):
+        for name in self._FIELDS:
+            setattr(self, name, arrays[name])
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+
+def _mean_positive(values) -> float:
+    vals = [float(a) for a in values if a]  # the official `if a`: null and 0 are skipped
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def _field_areas(area: np.ndarray, src_e: list, length: np.ndarray) -> None:
+    """GT tracks with an "areas" field of one value per frame: their area is its mean over the
+    non-zero values (``_mean_positive``). All at once when every value is an integer (any order
+    of summation is then exact, so the sums equal ``np.mean``'s pairwise ones), else one by one."""
+    fields = [e.get("areas") for e in src_e]
+    sel = [i for i, a in enumerate(fields) if isinstance(a, list) and len(a) == length[i]]
+    if not sel:
+        return
+    lists = [fields[i] for i in sel]
+    vals = np.array(list(itertools.chain.from_iterable(lists)), dtype=np.float64)  # null: nan
+    counted = (vals != 0) & ~np.isnan(vals)
+    x = np.where(counted, vals, 0.0)
+    if np.all(np.mod(x, 1) == 0) and np.abs(x).sum() < 2**52:
+        lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        starts = np.cumsum(lens) - lens
+        n = np.add.reduceat(counted, starts, dtype=np.int64)
+        total = np.add.reduceat(x, starts)
+        area[sel] = np.where(n > 0, total / np.maximum(n, 1), 0.0)
+    else:
+        for i, a in zip(sel, lists, strict=True):
+            area[i] = _mean_positive(a)
+
+
+def _make_tracks(entries, videos, ranks, src, is_gt, seg_entry, seg_frame, seg_area, seg_ext0,
+                 seg_ext1, seg_run0, starts, ends) -> Tracks:  # fmt: skip
+    """Tracks of ``entries`` ((key, where, video_id, segs), all valid) from their segmentations'
+    arrays (ordered by entry then frame; ``seg_run0``: index of each one's first run). ``ranks``:
+    ({video id: rank}, {category id: rank})."""
+    n = len(entries)
+    keys = [e[0] for e in entries]
+    vids = [e[2] for e in entries]
+    info = [videos[v] for v in vids]
+    length = np.fromiter(map(operator.itemgetter(2), info), dtype=np.int64, count=n)
+    hw = np.array([h * w for h, w, _ in info], dtype=np.int64)
+    src_e = [src[k] for k in keys]
+    video = np.fromiter(map(ranks[0].__getitem__, vids), dtype=np.int64, count=n)
+    cat_rank = ranks[1].__getitem__
+    cat = np.fromiter((cat_rank(e["category_id"]) for e in src_e), dtype=np.int64, count=n)
+    if is_gt:
+        extra = np.array([e.get("iscrowd", 0) for e in src_e], dtype=bool)
+    else:
+        extra = np.fromiter(map(operator.itemgetter("score"), src_e), dtype=np.float64, count=n)
+    seg_entry = np.asarray(seg_entry, dtype=np.int64)
+    seg_area = np.asarray(seg_area, dtype=np.int64)
+    pix = np.bincount(seg_entry, weights=seg_area, minlength=n)
+    pos = seg_area > 0
+    area_sum = np.bincount(seg_entry, weights=np.where(pos, seg_area, 0), minlength=n)
+    area_n = np.bincount(seg_entry, weights=pos, minlength=n)
+    area = np.where(area_n > 0, area_sum / np.where(area_n > 0, area_n, 1), 0.0)
+    if is_gt:
+        _field_areas(area, src_e, length)
+    first = np.searchsorted(seg_entry, np.arange(n + 1))
+    run_at = np.append(np.asarray(seg_run0, dtype=np.int64), len(starts))
+    return Tracks(key=np.array(keys, dtype=np.int64), video=video, category=cat, extra=extra,
+                  area=area, pix=pix, length=length, hw=hw, r0=run_at[first[:-1]],
+                  r1=run_at[first[1:]], seg_track=seg_entry,
+                  seg_frame=np.asarray(seg_frame, dtype=np.int64), seg_area=seg_area,
+                  seg_ext0=np.asarray(seg_ext0, dtype=np.int64),
+                  seg_ext1=np.asarray(seg_ext1, dtype=np.int64), starts=starts,
+                  ends=ends)  # fmt: skip
+
+
+def _exact_tracks(entries, decoded, videos, ranks, src, is_gt) -> Tracks:
+    """Tracks of the output of ``decode_entries`` (the exact path)."""
+    seg_entry, seg_frame, seg_area, seg_ext0, seg_ext1, seg_run0, starts, ends = (
+        [] for _ in range(8)
+    )
+    nrun = 0
+    for slot, (key, frames, s_area, r_start, r_len) in enumerate(decoded):
+        h, w, _length = videos[src[key]["video_id"]]
+        hw = h * w
+        pos = s_area > 0
+        fr = np.asarray(frames)[pos]
+        lo = np.searchsorted(r_start, fr * hw)
+        hi = np.searchsorted(r_start, (fr + 1) * hw)
+        r_end = r_start + r_len
+        seg_entry.append(np.full(len(fr), slot, dtype=np.int64))
+        seg_frame.append(fr)
+        seg_area.append(np.asarray(s_area)[pos])
+        seg_ext0.append(r_start[lo])
+        seg_ext1.append(r_end[hi - 1])
+        seg_run0.append(lo + nrun)
+        starts.append(r_start)
+        ends.append(r_end)
+        nrun += len(r_start)
+
+    def cat(parts):
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    return _make_tracks(entries, videos, ranks, src, is_gt, cat(seg_entry), cat(seg_frame),
+                        cat(seg_area), cat(seg_ext0), cat(seg_ext1), cat(seg_run0), cat(starts),
+                        cat(ends))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the fast path
-# Valid inputs take this path: whole batches of entries at a time, every array of a batch small
-# enough to stay in the CPU caches (a few MB), and no per-mask numpy call. Anything unusual (a bad
+# Valid inputs take this path: a few C-level passes over the Python objects and numpy passes over
+# all the count strings and lists at once, no per-mask numpy call. Anything unusual (a bad
 # character, an empty string, a size mismatch, an overlong number, a negative or too-large run
-# length, polygons with problems ...) makes it give up (None); the exact path above (``decode_
-# entries``) then validates again and describes every problem, or decodes what the fast path
-# was too conservative to accept.
+# length, polygons with problems ...) makes it give up (None); the exact path (``decode_entries``)
+# then validates again and describes every problem, or decodes what the fast path was too
+# conservative to accept.
+#
+# The run lengths c[0], c[1], ... of every segmentation (background first) are padded with a 0 to
+# an even number and kept as two columns, ``even`` = c[0], c[2], ... and ``odd`` = c[1], c[3], ...
+# (row r: the background run before foreground run r, and that run): run r then ends at the
+# cumulative sum of even + odd up to row r and starts odd[r] before.
 _VALID_CHARS = bytes(range(48, 112))
 _FAST_MAX_CHARS = 7  # 35 bits: more than any run length < 2**32 needs in the minimal encoding
-_BATCH_SEGMENTS = 4096
+_PAD, _NO_PAD = [0], []
 
 
-def _fast_strings(bufs: List[bytes], lens: np.ndarray):
-    """Run lengths of compressed count strings (pycocotools' ``rleFrString``, vectorised):
-    ``(cnt, first)``, the numbers of all strings in order and the index of each string's first
-    number; None when some string is malformed or unusual (the caller then takes the exact path).
-    """
-    if len(bufs) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    buf = b"".join(bufs)
+def _fast_strings(buf: bytes, lens: np.ndarray):
+    """Run lengths of compressed count strings joined in ``buf`` (``lens``: their lengths;
+    pycocotools' ``rleFrString``, vectorised): ``(even, odd, pairs, padded)``, the two columns of
+    every string's run lengths (see above) end to end, ``pairs[i]`` rows for string i, and
+    ``padded[i]``: a 0 was added. None when some string is malformed or unusual (the caller then
+    takes the exact path)."""
+    if len(lens) == 0:
+        z = np.zeros(0, np.int64)
+        return z, z.copy(), z.copy(), np.zeros(0, dtype=bool)
     if lens.min() == 0 or buf.translate(None, _VALID_CHARS):
         return None
     a = np.frombuffer(buf, dtype=np.uint8)
     cum = np.cumsum(lens)
     if a[cum - 1].max() >= 80:  # ends inside a number ('0' + 0x20: a continuation character)
         return None
-    e = np.flatnonzero(a < 80)  # the last character of every number
-    m = len(e)
-    v = a[e].astype(np.int64) - 48
-    v -= (v & 0x10) << 1  # one character: a 5-bit two's complement number
-    if m < len(a):  # the numbers of several characters: low 5-bit groups first, sign on the last
-        glen = np.diff(e, prepend=-1)
-        sel = np.flatnonzero(glen > 1)
-        k = glen[sel] - 1
-        kmax = int(k.max())
-        if kmax >= _FAST_MAX_CHARS:
+    cont = a >= 80
+    cpos = np.flatnonzero(cont)  # continuation characters: numbers of several characters
+    nums = lens - np.diff(np.searchsorted(cpos, cum), prepend=0)
+    num_end = np.cumsum(nums)
+    padded = (nums & 1).astype(bool)
+    last = a[~cont] if len(cpos) else a  # the last character of every number
+    pad_at = num_end[padded]
+    if len(pad_at):  # a '0' (the number 0) after each string with an odd count of numbers
+        last = np.insert(last, pad_at, 48)
+    even, odd = last[0::2].astype(np.int64), last[1::2].astype(np.int64)
+    for col in (even, odd):  # the signed 5-bit value of a one-character number
+        col -= 48
+        col ^= 16
+        col -= 16
+    if len(cpos):  # low 5-bit groups first, the sign on the last character
+        num = cpos - np.arange(len(cpos))  # the number each continuation character belongs to
+        new = np.empty(len(cpos), dtype=bool)
+        new[0] = True
+        np.not_equal(num[1:], num[:-1], out=new[1:])
+        first = np.flatnonzero(new)
+        k = np.diff(first, append=len(cpos))
+        if k.max() >= _FAST_MAX_CHARS:
             return None
-        st = e[sel] - k
-        val = v[sel] << (5 * k)
-        for j in range(kmax):
-            live = np.flatnonzero(k > j)
-            val[live] += (a[st[live] + j].astype(np.int64) - 80) << (5 * j)
-        v[sel] = val
-    first = np.searchsorted(e, cum - lens)
-    nums = np.diff(first, append=m)
-    # delta coding: c[i] = v[i] + c[i-2] from a string's fourth number on. Per global parity the
-    # numbers form segments ({f}, {f+1, f+3, ...}, {f+2, f+4, ...} for a string's first number
-    # f) and c is the cumulative sum of v within each segment: one cumulative sum per parity,
-    # with the previous segment's total (of the same parity) taken off at each segment start.
-    n2, n3 = nums >= 2, nums >= 3
-    last = first + nums - 1
-    s1, s2 = first[n2] + 1, first[n3] + 2
-    starts = np.concatenate([first, s1, s2])
-    e1, e2 = last[n2] - ((last[n2] - s1) & 1), last[n3] - ((last[n3] - s2) & 1)
-    ends = np.concatenate([first, e1, e2])
-    if m & 1:
-        v = np.append(v, 0)
-    cs = v.reshape(-1, 2).cumsum(axis=0).ravel()
-    order = np.argsort(starts, kind="stable")
-    starts, tot = starts[order], (cs[ends] - cs[starts] + v[starts])[order]
-    for p in (0, 1):
-        q = np.flatnonzero((starts & 1) == p)
-        v[starts[q[1:]]] -= tot[q[:-1]]
-    cnt = v.reshape(-1, 2).cumsum(axis=0).ravel()[:m]
-    if cnt.min() < 0 or cnt.max() >= 2**32:
-        return None
-    return cnt, first
+        j = np.arange(len(cpos)) - np.repeat(first, k)
+        low = np.add.reduceat((a[cpos].astype(np.int64) - 80) << (5 * j), first)
+        num = num[first]
+        if len(pad_at):
+            num += np.searchsorted(pad_at, num, side="right")
+        for col, sel in ((even, (num & 1) == 0), (odd, (num & 1) == 1)):
+            row = num[sel] >> 1
+            col[row] = (col[row] << (5 * k[sel])) + low[sel]
+    # delta coding: c[i] = v[i] + c[i-2] from a string's fourth number on, i.e. a cumulative sum
+    # down each column, restarted at every string's first row (the previous string's total taken
+    # off there); c[0] is not part of the running sum (c[2] = v[2]); padding numbers are 0.
+    pairs = (nums + padded) >> 1
+    row0 = np.cumsum(pairs) - pairs
+    c0 = even[row0]
+    even[row0] = 0
+    for col in (even, odd):
+        tot = np.add.reduceat(col, row0)
+        col[row0[1:]] -= tot[:-1]
+        np.cumsum(col, out=col)
+    even[row0] = c0
+    odd[row0[padded] + pairs[padded] - 1] = 0
+    if (int(np.bitwise_or.reduce(even)) | int(np.bitwise_or.reduce(odd))) >> 32:
+        return None  # a negative or too-large run length
+    return even, odd, pairs, padded
 
 
 def _fast_lists(lists: List[list]):
-    """``(cnt, first)`` of uncompressed count lists, or None when one is empty or not all
-    non-negative ints below 2**32 (the exact path then describes it)."""
-    if not lists:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    """``(even, odd, pairs, padded)`` of uncompressed count lists as for ``_fast_strings``, or
+    None when one is empty or not all non-negative ints below 2**32 (the exact path then describes
+    it)."""
     lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    if lens.min() == 0:
+    if len(lens) and lens.min() == 0:
         return None
-    vals = _uncompressed_values(lists)
-    if vals is None:
+    padded = (lens & 1).astype(bool)
+    pads = [_PAD if p else _NO_PAD for p in padded.tolist()]
+    flat = itertools.chain.from_iterable(zip(lists, pads, strict=True))
+    try:  # ints only (floats, None, strings ... raise), as int64
+        arr = np.frombuffer(array.array("q", list(itertools.chain.from_iterable(flat))), np.int64)
+    except (TypeError, OverflowError):
         return None
-    return vals, np.cumsum(lens) - lens
-
-
-def _fast_runs(cnt, first, seg_base, seg_hw):
-    """Foreground runs ``(start, length)`` (start: seg_base + offset in its frame) and the
-    foreground area of each segmentation; None when a segmentation does not cover its frame."""
-    m = len(cnt)
-    if len(first) == 0:
-        z = np.zeros(0, np.int64)
-        return z, z, z
-    nums = np.diff(first, append=m)
-    cs = np.cumsum(cnt)
-    if not np.array_equal(cs[first + nums - 1] - cs[first] + cnt[first], seg_hw):
+    # a negative or too-large run length; or all run lengths 0 or 1: maybe bools, which array
+    # takes as ints (the exact path decides)
+    if arr.size and (int(np.bitwise_or.reduce(arr)) >> 32 or arr.max() <= 1):
         return None
-    fg = ((np.arange(m) - np.repeat(first, nums)) & 1).astype(bool)
-    fg &= cnt > 0
-    start = cs - cnt
-    start += np.repeat(seg_base - start[first], nums)
-    sel = np.flatnonzero(fg)
-    seg_fg = np.add.reduceat(np.where(fg, cnt, 0), first)
-    return start[sel], cnt[sel], seg_fg
+    return arr[0::2].copy(), arr[1::2].copy(), (lens + padded) >> 1, padded
 
 
-def _fast_batch(batch, videos, src, is_gt, comp, comp_seg, unc, unc_seg, seg_slot, seg_frame):
-    """Tracks (see ``Parsed``) of a batch of valid entries, or None."""
-    # units (chunks of frames) of the batch's entries, laid end to end, one pixel apart
-    unit_base, unit_size, unit_hw, unit_n, first_unit, per_chunk = [], [], [], [], [], []
-    pos = 0
-    for _key, vid, _segs in batch:
-        h, w, length = videos[vid]
-        hw = h * w
-        pc = max(1, _CHUNK_PIXELS // hw)
-        first_unit.append(len(unit_base))
-        per_chunk.append(pc)
-        for c0 in range(0, length, pc):
-            n = min(pc, length - c0)
-            unit_base.append(pos)
-            unit_size.append(n * hw)
-            unit_hw.append(hw)
-            unit_n.append(n)
-            pos += n * hw + 1
-    unit_base = np.array(unit_base, dtype=np.int64)
-    unit_size = np.array(unit_size, dtype=np.int64)
-    unit_hw_a = np.array(unit_hw, dtype=np.int64)
-    first_unit = np.array(first_unit, dtype=np.int64)
-    per_chunk = np.array(per_chunk, dtype=np.int64)
-    seg_slot = np.array(seg_slot, dtype=np.int64)
-    seg_frame = np.array(seg_frame, dtype=np.int64)
-    seg_unit = first_unit[seg_slot] + seg_frame // per_chunk[seg_slot]
-    seg_base = unit_base[seg_unit] + (seg_frame % per_chunk[seg_slot]) * unit_hw_a[seg_unit]
-    seg_hw = unit_hw_a[seg_unit]
-    starts, lengths = [], []
-    seg_fg = np.zeros(len(seg_slot), dtype=np.int64)
-    for items, segs_of, decode in ((comp, comp_seg, None), (unc, unc_seg, _fast_lists)):
-        if not items:
-            continue
-        idx = np.array(segs_of, dtype=np.int64)
-        if decode is None:
-            if all(type(c) is str for c in items):
-                try:
-                    bufs = ["".join(items).encode("ascii")]
-                except UnicodeEncodeError:
-                    return None
-                lens = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
-                dec = _fast_strings([bufs[0]], lens)
+def _join(is_second, first, second):
+    """Rows of two decoded sets (``first`` and ``second`` as returned by ``_fast_strings``) in
+    segmentation order (``is_second``)."""
+    n = len(is_second)
+    pairs = np.empty(n, dtype=np.int64)
+    padded = np.empty(n, dtype=bool)
+    pairs[~is_second], pairs[is_second] = first[2], second[2]
+    padded[~is_second], padded[is_second] = first[3], second[3]
+    row_end = [np.append(np.cumsum(d[2]), 0) for d in (first, second)]  # [-1]: 0
+    change = np.flatnonzero(is_second[1:] != is_second[:-1]) + 1
+    rank = np.cumsum(is_second) - is_second  # segmentations of the second set before each
+    even, odd = [], []
+    for a, b in zip(np.r_[0, change].tolist(), np.r_[change, n].tolist(), strict=True):
+        s = int(is_second[a])
+        i0 = int(rank[a]) if s else a - int(rank[a])
+        lo, hi = row_end[s][i0 - 1], row_end[s][i0 + b - a - 1]
+        src = (first, second)[s]
+        even.append(src[0][lo:hi])
+        odd.append(src[1][lo:hi])
+    return np.concatenate(even), np.concatenate(odd), pairs, padded
+
+
+def _fast_tracks(entries, videos, ranks, allow_polygons: bool, src, is_gt: bool):
+    """Tracks of ``entries`` ((key, where, video_id, segs) as for ``decode_entries``), or None
+    when the fast path does not accept them all."""
+    n_e = len(entries)
+    info = [videos[e[2]] for e in entries]
+    h_e = np.fromiter(map(operator.itemgetter(0), info), dtype=np.int64, count=n_e)
+    w_e = np.fromiter(map(operator.itemgetter(1), info), dtype=np.int64, count=n_e)
+    len_e = np.fromiter(map(operator.itemgetter(2), info), dtype=np.int64, count=n_e)
+    flat = list(itertools.chain.from_iterable(map(operator.itemgetter(3), entries)))
+    n = len(flat)
+    present = np.fromiter(map(operator.is_not, flat, itertools.repeat(None)), dtype=bool, count=n)
+    segs = list(itertools.compress(flat, present))
+    seg_entry = np.repeat(np.arange(n_e, dtype=np.int64), len_e)[present]
+    seg_frame = (np.arange(n, dtype=np.int64) - np.repeat(np.cumsum(len_e) - len_e, len_e))[present]
+    z = np.zeros(0, np.int64)
+    if not segs:
+        return _make_tracks(entries, videos, ranks, src, is_gt, z, z, z, z, z, z, z, z)
+    types = set(map(type, segs))
+    if types != {dict}:
+        if not (allow_polygons and types <= {dict, list}):
+            return None
+        for i in np.flatnonzero([type(s) is list for s in segs]).tolist():
+            h, w = int(h_e[seg_entry[i]]), int(w_e[seg_entry[i]])
+            if _polygon_problem(segs[i], h, w) is not None:
+                return None
+            rle = mask_util.merge(mask_util.frPyObjects(segs[i], h, w))
+            segs[i] = {"size": [h, w], "counts": rle["counts"]}
+    try:
+        sizes = list(map(operator.itemgetter("size"), segs))
+        counts = list(map(operator.itemgetter("counts"), segs))
+    except KeyError:
+        return None
+    # sizes: lists of two ints equal to the video's [h, w]
+    if set(map(type, sizes)) != {list}:
+        return None
+    if set(map(type, itertools.chain.from_iterable(sizes))) != {int}:
+        return None
+    frame_size = [[h, w] for h, w, _ in info]
+    if sizes != [frame_size[e] for e in seg_entry.tolist()]:
+        return None
+    ctypes = list(map(type, counts))
+    kinds = set(ctypes)
+    if not kinds <= {str, bytes, list}:
+        return None
+    is_list = None
+    if list in kinds and len(kinds) > 1:
+        is_list = np.fromiter(map(operator.is_, ctypes, itertools.repeat(list)), dtype=bool,
+                              count=len(ctypes))  # fmt: skip
+        comp = list(itertools.compress(counts, ~is_list))
+        lists = list(itertools.compress(counts, is_list))
+    elif list in kinds:
+        comp, lists = [], counts
+    else:
+        comp, lists = counts, []
+    decoded = []
+    if comp:
+        try:
+            if bytes not in kinds:
+                buf = "".join(comp).encode("ascii")
+                lens = np.fromiter(map(len, comp), dtype=np.int64, count=len(comp))
             else:
-                try:
-                    bufs = [c.encode("ascii") if type(c) is str else c for c in items]
-                except UnicodeEncodeError:
-                    return None
+                bufs = [c.encode("ascii") if type(c) is str else c for c in comp]
+                buf = b"".join(bufs)
                 lens = np.fromiter(map(len, bufs), dtype=np.int64, count=len(bufs))
-                dec = _fast_strings(bufs, lens)
-        else:
-            dec = decode(items)
-        if dec is None:
+        except UnicodeEncodeError:
             return None
-        runs = _fast_runs(dec[0], dec[1], seg_base[idx], seg_hw[idx])
-        if runs is None:
-            return None
-        starts.append(runs[0])
-        lengths.append(runs[1])
-        seg_fg[idx] = runs[2]
-    s = np.concatenate(starts) if starts else np.zeros(0, np.int64)
-    ln = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    if len(starts) > 1:
-        order = np.argsort(s, kind="stable")
-        s, ln = s[order], ln[order]
-    e = s + ln
-    if len(s) > 1:  # touching runs (across frames) merged
-        touch = s[1:] == e[:-1]
-        if touch.any():
-            s = s[np.r_[True, ~touch]]
-            e = e[np.r_[~touch, True]]
-    nu = len(unit_base)
-    u = np.searchsorted(unit_base, s, side="right") - 1
-    k_u = np.bincount(u, minlength=nu)
-    r = len(s)
-    counts = np.empty(2 * r + nu, dtype=np.int64)
-    gap_pos = 2 * np.arange(r) + u
-    prev_e = np.empty(r, dtype=np.int64)
-    if r:
-        prev_e[1:] = e[:-1]
-        new_unit = np.r_[True, u[1:] != u[:-1]]
-        prev_e[new_unit] = unit_base[u[new_unit]]
-    counts[gap_pos] = s - prev_e
-    counts[gap_pos + 1] = e - s
-    runs_end = np.cumsum(k_u)
-    final_pos = 2 * runs_end + np.arange(nu)
-    last_e = unit_base.copy()
-    has = k_u > 0
-    last_e[has] = e[runs_end[has] - 1]
-    counts[final_pos] = unit_base + unit_size - last_e
-    pix = np.bincount(u, weights=e - s, minlength=nu).astype(np.int64).tolist()
-    rles = [
-        {"size": [hw, n], "counts": c}
-        for hw, n, c in zip(unit_hw, unit_n, np.split(counts.astype(np.uint32), final_pos[:-1] + 1),
-                            strict=True)
-    ]  # fmt: skip
-    compressed = mask_util.frPyObjects(rles, 0, 0)
-    # per entry: area (mean non-zero frame area, or the GT's "areas") and units
-    positive = seg_fg > 0
-    nb = len(batch)
-    area_sum = np.bincount(seg_slot, weights=np.where(positive, seg_fg, 0), minlength=nb)
-    area_n = np.bincount(seg_slot, weights=positive, minlength=nb)
-    out = []
-    ends = first_unit.tolist() + [nu]
-    for slot, (key, vid, _segs) in enumerate(batch):
-        e_ = src[key]
-        length = videos[vid][2]
-        if is_gt and isinstance(e_.get("areas"), list) and len(e_["areas"]) == length:
-            area = _mean_positive(e_["areas"])
-        else:
-            area = float(area_sum[slot] / area_n[slot]) if area_n[slot] else 0.0
-        extra = bool(e_.get("iscrowd", 0)) if is_gt else float(e_["score"])
-        a, b = ends[slot], ends[slot + 1]
-        units = list(zip(compressed[a:b], pix[a:b], strict=True))
-        out.append((key, vid, e_["category_id"], extra, area, units))
-    return out
-
-
-def _fast_tracks(entries, videos, allow_polygons: bool, src, is_gt: bool):
-    """Tracks (see ``Parsed``) of ``entries`` ((key, where, video_id, segs) as for
-    ``decode_entries``), or None when the fast path does not accept them all."""
-    out = []
-    batch, comp, comp_seg, unc, unc_seg, seg_slot, seg_frame = [], [], [], [], [], [], []
-    n_entries = len(entries)
-    for i, (key, _where, vid, segs) in enumerate(entries):
-        h, w, _length = videos[vid]
-        slot = len(batch)
-        batch.append((key, vid, segs))
-        for f, seg in enumerate(segs):
-            if seg is None:
-                continue
-            if type(seg) is dict:
-                size = seg.get("size")
-                if not (type(size) is list and len(size) == 2 and size[0] == h and size[1] == w
-                        and type(size[0]) is int and type(size[1]) is int):  # fmt: skip
-                    return None
-                c = seg.get("counts")
-                tc = type(c)
-                if tc is str or tc is bytes:
-                    comp_seg.append(len(seg_slot))
-                    comp.append(c)
-                elif tc is list:
-                    unc_seg.append(len(seg_slot))
-                    unc.append(c)
-                else:
-                    return None
-            elif allow_polygons and type(seg) is list:
-                if _polygon_problem(seg, h, w) is not None:
-                    return None
-                comp_seg.append(len(seg_slot))
-                comp.append(mask_util.merge(mask_util.frPyObjects(seg, h, w))["counts"])
-            else:
-                return None
-            seg_slot.append(slot)
-            seg_frame.append(f)
-        if len(seg_slot) >= _BATCH_SEGMENTS or i == n_entries - 1:
-            tracks = _fast_batch(batch, videos, src, is_gt, comp, comp_seg, unc, unc_seg,
-                                 seg_slot, seg_frame)  # fmt: skip
-            if tracks is None:
-                return None
-            out += tracks
-            batch, comp, comp_seg, unc, unc_seg, seg_slot, seg_frame = [], [], [], [], [], [], []
-    return out
+        decoded.append(_fast_strings(buf, lens))
+    if lists:
+        decoded.append(_fast_lists(lists))
+    if any(d is None for d in decoded):
+        return None
+    even, odd, pairs, padded = _join(is_list, *decoded) if len(decoded) == 2 else decoded[0]
+    # runs: one cumulative sum, each segmentation's first run length shifted so that it starts
+    # at its frame's offset (frame * h * w); its total must end the frame
+    row0 = np.cumsum(pairs) - pairs
+    hw = (h_e * w_e)[seg_entry]
+    start = seg_frame * hw
+    end = start + hw
+    shift = start.copy()
+    shift[1:] -= end[:-1]
+    even[row0] += shift
+    even += odd
+    ends = np.cumsum(even, out=even)
+    last = row0 + pairs - 1
+    if not np.array_equal(ends[last], end):
+        return None
+    starts = ends - odd
+    seg_area = np.add.reduceat(odd, row0)
+    last -= padded & (pairs >= 2)  # a padding run is empty: the one before
+    return _make_tracks(entries, videos, ranks, src, is_gt, seg_entry, seg_frame, seg_area,
+                        starts[row0], ends[last], row0, starts, ends)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- both files
@@ -798,42 +761,13 @@ def _result_entries(results, videos, cats, problems):
     return out
 
 
+
+
 class Parsed:
-    """videos {id: (h, w, length)}, categories {id: name}, gt and dt: lists of tracks
-    ``(input index, video_id, category_id, score or iscrowd, area, units)`` where units are the
-    track's video masks per chunk (pycocotools RLE, pixel count)."""
+    """videos {id: (h, w, length)}, categories {id: name}, gt and dt: ``Tracks``."""
 
-    def __init__(self, videos, cats, gt, dt):
+    def __init__(self, videos, cats, gt: Tracks, dt: Tracks):
         self.videos, self.cats, self.gt, self.dt = videos, cats, gt, dt
-
-
-def _mean_positive(values) -> float:
-    vals = [float(a) for a in values if a]  # the official `if a`: null and 0 are skipped
-    return float(np.mean(vals)) if vals else 0.0
-
-
-def _tracks(decoded, videos, src, is_gt):
-    """Tracks of decoded entries (see Parsed); video masks built with one pycocotools call."""
-    rles, meta = [], []
-    for key, _frames, seg_area, r_start, r_len in decoded:
-        e = src[key]
-        h, w, length = videos[e["video_id"]]
-        units = video_masks(h * w, length, r_start, r_len)
-        pos = seg_area > 0
-        if is_gt and isinstance(e.get("areas"), list) and len(e["areas"]) == length:
-            area = _mean_positive(e["areas"])
-        else:
-            area = float(seg_area[pos].sum() / pos.sum()) if pos.any() else 0.0
-        extra = bool(e.get("iscrowd", 0)) if is_gt else float(e["score"])
-        meta.append((key, e["video_id"], e["category_id"], extra, area, len(units)))
-        rles.extend(u[0] for u in units)
-        meta[-1] = meta[-1] + ([u[1] for u in units],)
-    compressed = mask_util.frPyObjects(rles, 0, 0) if rles else []
-    out, k = [], 0
-    for key, vid, cat, extra, area, n, pix in meta:
-        out.append((key, vid, cat, extra, area, list(zip(compressed[k : k + n], pix, strict=True))))
-        k += n
-    return out
 
 
 def parse(gt: Any, results: Any = None, *, need_annotations: bool = True,
@@ -864,13 +798,14 @@ def parse(gt: Any, results: Any = None, *, need_annotations: bool = True,
                 where, len(segs), length))  # fmt: skip
             continue
         gt_entries.append((i, where, ann["video_id"], segs))
-    gts = None if problems else _fast_tracks(gt_entries, videos, True, anns, True)
+    ranks = tuple({k: i for i, k in enumerate(sorted(d))} for d in (videos, cats))
+    gts = None if problems else _fast_tracks(gt_entries, videos, ranks, True, anns, True)
     if gts is None:  # the exact path: describes every problem
         if not (max_problems > 0 and len(problems) >= max_problems):
             gt_dec = decode_entries(gt_entries, videos, True, problems, max_problems)
         if problems:
             return cut(problems), [], None
-        gts = _tracks(gt_dec, videos, anns, True)
+        gts = _exact_tracks(gt_entries, gt_dec, videos, ranks, anns, True)
     res_problems: List[str] = []
     res_entries = []
     if results is not None:
@@ -879,11 +814,11 @@ def parse(gt: Any, results: Any = None, *, need_annotations: bool = True,
                 type(results).__name__))  # fmt: skip
         else:
             res_entries = _result_entries(results, videos, cats, res_problems)
-    dts = None if res_problems else _fast_tracks(res_entries, videos, False, results, False)
+    dts = None if res_problems else _fast_tracks(res_entries, videos, ranks, False, results, False)
     if dts is None:
         if not (max_problems > 0 and len(res_problems) >= max_problems):
             dt_dec = decode_entries(res_entries, videos, False, res_problems, max_problems)
         if res_problems:
             return [], cut(res_problems), None
-        dts = _tracks(dt_dec, videos, results, False)
+        dts = _exact_tracks(res_entries, dt_dec, videos, ranks, results, False)
     return [], [], Parsed(videos, cats, gts, dts)

@@ -9,13 +9,13 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from ..utils.file_io import atomic_write_bytes, publish_file
-from ..utils.rle import encode_mask
-from .parse import decode_rle_strings, parse
+from ..utils.rle import encode_mask, rle_totals
+from .parse import parse
 
 __all__ = [
     "encode_mask",
@@ -32,18 +32,6 @@ __all__ = [
 def encode_video_masks(masks: Iterable[Optional[np.ndarray]]) -> List[Optional[Dict[str, Any]]]:
     """Per-frame binary masks (None = absent) -> the ``segmentations`` list of a result entry."""
     return [None if m is None else encode_mask(m) for m in masks]
-
-
-def rle_totals(counts: Sequence) -> Tuple[np.ndarray, np.ndarray]:
-    """Decode compressed RLE count strings (str/bytes) without touching pixels, all at once.
-
-    Returns ``(ok, total)``: ok[i] is False when string i is malformed (bad characters, a truncated
-    number, an overflowing or negative run length); total[i] is the sum of its run lengths, which a
-    well-formed mask of size (h, w) has equal to h * w. Vectorised over all strings (numpy).
-    """
-    ok, cnt, sid = decode_rle_strings(counts)
-    total = np.bincount(sid, weights=cnt, minlength=len(counts)).astype(np.int64)
-    return ok, total
 
 
 # ---------------------------------------------------------------------------------- validation

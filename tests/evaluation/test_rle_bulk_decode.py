@@ -39,6 +39,18 @@ def _masks(rng):
     return out
 
 
+def _unpad(even, odd, pairs, padded):
+    """The run lengths of every string (the two columns interleaved, padding 0s dropped) and the
+    index of each string's first one."""
+    cnt = np.empty(2 * len(even), dtype=np.int64)
+    cnt[0::2], cnt[1::2] = even, odd
+    end = 2 * np.cumsum(pairs)
+    keep = np.ones(len(cnt), dtype=bool)
+    keep[end[padded] - 1] = False
+    nums = 2 * pairs - padded
+    return cnt[keep], np.cumsum(nums) - nums
+
+
 def test_bulk_decoder_matches_pycocotools():
     rng = np.random.default_rng(0)
     masks = _masks(rng)
@@ -46,9 +58,9 @@ def test_bulk_decoder_matches_pycocotools():
     strings = [mask_util.encode(np.asfortranarray(m))["counts"] for m in masks]
     assert max(map(len, strings)) > 1000 and min(map(len, strings)) <= 2
     lens = np.fromiter(map(len, strings), dtype=np.int64)
-    dec = P._fast_strings(strings, lens)
+    dec = P._fast_strings(b"".join(strings), lens)
     assert dec is not None
-    cnt, first = dec
+    cnt, first = _unpad(*dec)
     bounds = np.r_[first, len(cnt)]
     for k, (m, s) in enumerate(zip(masks, strings, strict=True)):
         got = cnt[bounds[k] : bounds[k + 1]].tolist()
@@ -75,7 +87,7 @@ def test_bulk_decoder_gives_up_on_unusual_strings(bad, exact_ok):
     good = mask_util.encode(np.asfortranarray(np.eye(5, dtype=np.uint8)))["counts"]
     strings = [good, bad, good]
     lens = np.fromiter(map(len, strings), dtype=np.int64)
-    assert P._fast_strings(strings, lens) is None  # the exact path decides and describes
+    assert P._fast_strings(b"".join(strings), lens) is None  # the exact path decides, describes
     ok, _cnt, _sid = P.decode_rle_strings(strings)
     assert ok.tolist() == [True, exact_ok, True]
 
@@ -86,7 +98,7 @@ def test_bulk_decoder_negative_and_overflowing_counts():
     big = b"0" + b"_____" + b"O" + b"0"  # 6 continuation characters: > 2**32 or negative
     for s in (neg, big):
         lens = np.array([len(s)], dtype=np.int64)
-        assert P._fast_strings([s], lens) is None
+        assert P._fast_strings(s, lens) is None
         ok, _cnt, _sid = P.decode_rle_strings([s])
         assert not ok[0]
 
@@ -128,15 +140,36 @@ def test_fast_tracks_equal_exact_path(seed, monkeypatch):
     monkeypatch.setattr(P, "_fast_tracks", lambda *a, **k: seen.append(orig(*a, **k)) or seen[-1])
     _, _, fast = P.parse(gt, None)
     assert seen[0] is not None  # the fast path took it
-    monkeypatch.setattr(P, "_BATCH_SEGMENTS", 3)  # several batches
-    _, _, batched = P.parse(gt, None)
     monkeypatch.setattr(P, "_fast_tracks", lambda *a, **k: None)  # the exact path
     _, _, exact = P.parse(gt, None)
-    for other in (batched, exact):
-        assert len(fast.gt) == len(other.gt)
-        for a, b in zip(fast.gt, other.gt, strict=True):
-            assert a[:5] == b[:5]
-            assert len(a[5]) == len(b[5])
-            for (ra, pa), (rb, pb) in zip(a[5], b[5], strict=True):
-                assert pa == pb and list(ra["size"]) == list(rb["size"])
-                assert ra["counts"] == rb["counts"]
+    a, b = fast.gt, exact.gt
+    for name in ("key", "video", "category", "extra", "area", "pix", "length", "hw"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for i in range(len(a)):  # the same pixels: non-empty runs, touching ones merged
+        assert _pixels(a, i) == _pixels(b, i)
+    # per frame: the same areas (the exact path keeps only frames with pixels) and extents that
+    # hold every pixel
+    for t in (a, b):
+        pos = t.seg_area > 0
+        key = list(zip(t.seg_track[pos].tolist(), t.seg_frame[pos].tolist(),
+                       t.seg_area[pos].tolist(), strict=True))  # fmt: skip
+        assert key == list(zip(b.seg_track.tolist(), b.seg_frame.tolist(), b.seg_area.tolist(),
+                               strict=True))  # fmt: skip
+        for j in np.flatnonzero(pos):
+            i = t.seg_track[j]
+            lo = t.seg_frame[j] * t.hw[i]
+            px = [p for p in _pixels(t, i, merge=False) if lo <= p[0] < lo + t.hw[i]]
+            assert t.seg_ext0[j] <= px[0][0] and px[-1][1] <= t.seg_ext1[j]
+
+
+def _pixels(t, i, merge=True):
+    """Runs of track i as (start, end) pairs: non-empty, touching ones merged."""
+    out = []
+    for s, e in zip(t.starts[t.r0[i] : t.r1[i]].tolist(), t.ends[t.r0[i] : t.r1[i]].tolist(),
+                    strict=True):  # fmt: skip
+        if e > s:
+            if merge and out and out[-1][1] == s:
+                out[-1] = (out[-1][0], e)
+            else:
+                out.append((s, e))
+    return out
