@@ -1,28 +1,16 @@
 #!/usr/bin/env python
 """The paper's comparison on the synthetic benchmark: every tracker on the same detections.
 
-Rows: MaskProp at each ``--half-lengths`` T, the optical-flow propagation baseline and the
-MaskTrack R-CNN tracking head (both at the config's T where it applies), and frame linking; all
-with one set of weights (a ``MaskTrackRCNN`` checkpoint: MaskProp's detector and propagation
-head, frozen, plus the tracking head). Columns: the YouTube-VIS AP / AR and TrackEval's HOTA,
-DetA, AssA, IDF1, IDSW (``YTVISEvaluator`` with identity metrics), and each tracker's CPU time
-per frame on top of the shared detector.
+Rows: MaskProp at each ``--half-lengths`` T, flow propagation and the tracking head at the
+config's T, frame linking; one ``MaskTrackRCNN`` checkpoint for all. Columns: AP/AR and
+TrackEval's HOTA, DetA, AssA, IDF1, IDSW (``YTVISEvaluator``), and each tracker's CPU ms per
+frame on top of the detector, which runs once per frame: its detections are cached and served
+to every row. Oracle rows (off with ``--no-oracle``): ground-truth detections (score 1, their
+class, GT masks) on the real features through each tracker. Splits: ``--standard-root`` and
+``--hard-root`` (``python -m maskprop_d2.data.synthetic --difficulty hard --num-train 1 --out
+ROOT`` makes the latter); ``--max-videos N`` for development.
 
-The detector runs once per split: its detections (``MaskProp.detect_frame`` with the config's
-thresholds) are cached per frame and served to every row, so rows differ only in their tracker
-and the tracker's own time is measured (process CPU time, one thread).
-
-Oracle rows (``--oracle``, default on): the same trackers fed with ground-truth detections
-(every GT object of a frame, score 1, its class, its GT mask as the mask head's output) and the
-real backbone features: each tracker's ceiling when the detector is perfect.
-
-    python tools/bench_trackers.py --weights output/synthetic/masktrack_tiny/model_final.pth \\
-        --out benchmarks/trackers_synthetic.md
-
-Splits: ``standard`` (``--standard-root``, the quickstart's val split) and ``hard``
-(``--hard-root``; generated with ``python -m maskprop_d2.data.synthetic --difficulty hard
---num-train 1 --out ROOT`` when missing). ``--max-videos N`` evaluates the first N videos of each
-(development only).
+    python tools/bench_trackers.py --weights output/synthetic/masktrack_tiny/model_final.pth
 """
 
 import argparse
