@@ -1,16 +1,15 @@
 #!/usr/bin/env python
-"""CPU time per frame of streaming MaskProp inference, split by stage, against per-frame
-Mask R-CNN with the same model (360p frames, one thread).
+"""CPU time per frame of streaming MaskProp inference, by stage, against per-frame Mask R-CNN with
+the same model (360p, one thread, random weights with N detections per frame:
+``bench_common.fixed_detections``).
 
-``MaskPropTracker`` (``build_video_tracker(cfg, model, "maskprop")``) streams the frames and each
-output is RLE-encoded (``encode_frame_masks``). Stages are timed by wrapping the project's own
-methods (the outermost timed call counts): backbone; detection (RPN + ROI heads, whatever entry
-point ``detect_frame`` uses); propagation (``reduce_prop_features`` + ``propagate``); ID
-assignment (``ClipTrackMatcher.assign``); mask combination (``ClipTrackAggregator.emit``); RLE.
-Steady state only: outputs T..T+frames-1 of a stream of 3T+frames frames, each of which runs the
-backbone once (asserted) and one full 2T+1-frame clip. The reference (``detect_frame``, paste,
-threshold, RLE) runs between two stream steps on the frame that step read, so both see the same
-load. Weights are random (``bench_common.fixed_detections``: N detections per frame).
+``MaskPropTracker`` streams the frames and each output is RLE-encoded. Stages are the project's
+own methods, wrapped with CPU timers (the outermost timed call counts): backbone; detection (RPN +
+ROI heads at whichever entry point ``detect_frame`` uses); propagation (``reduce_prop_features``
++ ``propagate``); ID assignment (``ClipTrackMatcher.assign``); mask combination
+(``ClipTrackAggregator.emit``); RLE. Steady state: outputs T..T+frames-1 of 3T+frames frames,
+each step one backbone pass (asserted) and one full clip. The reference (``detect_frame``, paste,
+threshold, RLE) runs between two stream steps on the frame that step read: the same load.
 
     python tools/bench_stages.py --match-thresh 0 --out benchmarks/stages_cpu.md
 """
@@ -33,8 +32,7 @@ class StageTimer:
     (it belongs to the outer stage)."""
 
     def __init__(self):
-        self.seconds, self.calls = defaultdict(float), defaultdict(int)
-        self._active, self._undo = 0, []
+        self.seconds, self._active, self._undo = defaultdict(float), 0, []
 
     def timed(self, fn, stage):
         def wrapper(*args, **kwargs):
@@ -45,14 +43,12 @@ class StageTimer:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds[stage] += time.process_time() - t0
-                self.calls[stage] += 1
                 self._active = 0
 
         return wrapper
 
     def wrap(self, obj, attr, stage):
-        """Replace ``obj.attr`` (an instance's or a class's) by its timed version until
-        ``restore``."""
+        """Replace ``obj.attr`` (an instance's or a class's) by its timed version."""
         self._undo.append((obj, attr, vars(obj).get(attr)))
         setattr(obj, attr, self.timed(getattr(obj, attr), stage))
 
@@ -114,8 +110,7 @@ def run_setting(cfg, model, inputs, n):
                     masks = paste(probs, inst.pred_boxes.tensor, im.image_sizes[0], size)
                     encode(FrameOutput(k, torch.arange(len(inst)), masks))
                     add("Mask R-CNN", before)
-                    if len(inst) != c.TOPK_PER_FRAME:
-                        print("WARNING: {} detections, not {}".format(len(inst), c.TOPK_PER_FRAME))
+                    assert len(inst) == c.TOPK_PER_FRAME, (len(inst), c.TOPK_PER_FRAME)
                 k += 1
     finally:
         timer.restore()
@@ -131,14 +126,14 @@ def main():
     p.add_argument("--video", default=bc.VTEST, help="a video file, or 'synthetic'")
     p.add_argument("--size", nargs=2, type=int, default=[640, 360], metavar=("W", "H"))
     p.add_argument("--match-thresh", type=float, default=None, help="MATCH_THRESH override")
-    p.add_argument("--out", default="", help="markdown report; the plot goes next to it (.png)")
+    p.add_argument("--out", default="", help="markdown report")
     args = p.parse_args()
     bc.set_threads(1)
     import torch
     from detectron2.modeling import build_model
 
     rep = bc.Report("CPU time per frame by stage: streaming MaskProp vs per-frame Mask R-CNN")
-    rows, plot_rows, frames = [], [], None
+    rows = []
     for name in args.configs:
         model = None
         for n in args.instances:
@@ -153,18 +148,15 @@ def main():
             if model is None:  # does not depend on N
                 torch.manual_seed(0)
                 model = bc.fixed_detections(build_model(cfg).eval())
-            need = 3 * T + args.frames
-            if frames is None or len(frames) < need:
-                frames = list(bc.video_frames(args.video, need, tuple(args.size)))
             assert cfg.INPUT.FORMAT == "BGR"  # and the test resize is the identity
             inputs = [{"image": torch.as_tensor(f.transpose(2, 0, 1).copy()), "height": f.shape[0],
-                       "width": f.shape[1]} for f in frames[:need]]  # fmt: skip
+                       "width": f.shape[1]}
+                      for f in bc.video_frames(args.video, 3 * T + args.frames, tuple(args.size))]
             res = run_setting(cfg, model, inputs, args.frames)
             mp, rc = res["MaskProp"], res["Mask R-CNN"]
             rows.append([name, T, n] + ["{:.1f}".format(mp[s]) for s in STAGES]
                         + ["**{:.0f}**".format(mp["total"]), "{:.0f}".format(rc["total"]),
                            "**{:.2f}**".format(mp["total"] / rc["total"])])  # fmt: skip
-            plot_rows.append(("{} N={}".format(name, n), mp, rc))
             print(rows[-1], flush=True)
     rep.add("Frames: `{}`, {} timed outputs per setting, {}×{}; random weights with N "
             "detections per frame; `MATCH_THRESH` {}.".format(
@@ -172,22 +164,6 @@ def main():
                 "config's" if args.match_thresh is None else args.match_thresh))  # fmt: skip
     rep.table(["config", "T", "N"] + STAGES + ["total", "Mask R-CNN", "ratio"], rows,
               "CPU ms per frame (backbone passes per frame: 1, asserted):")  # fmt: skip
-    if args.out:
-        plt = bc.pyplot()
-        fig, ax = plt.subplots(figsize=(1.6 * len(plot_rows) + 2, 4.5))
-        for i, (_, mp, rc) in enumerate(plot_rows):
-            bottom = 0.0
-            for j, s in enumerate(STAGES):
-                ax.bar(i, mp[s], 0.6, bottom=bottom, color="C%d" % j, label=s if i == 0 else None)
-                bottom += mp[s]
-            ax.plot([i - 0.3, i + 0.3], [rc["total"]] * 2, "k-", lw=2,
-                    label="per-frame Mask R-CNN" if i == 0 else None)  # fmt: skip
-        ax.set_xticks(range(len(plot_rows)), [r[0] for r in plot_rows])
-        ax.set_ylabel("CPU ms / frame")
-        ax.legend(fontsize=8)
-        bc.save_plot(fig, os.path.splitext(args.out)[0] + ".png")
-        rep.add("![CPU ms per frame by stage]({})".format(
-            os.path.basename(os.path.splitext(args.out)[0] + ".png")))
     rep.save(args.out)
 
 
