@@ -1,8 +1,6 @@
-"""The benchmark harness shared by the scripts in ``tools/`` (run as ``python tools/NAME.py``,
-which puts this folder on ``sys.path``): the environment record, configs loaded as
-``train_net.setup`` does, input frames, timing, subprocess isolation for memory figures, markdown
-tables and reports, plots. Each benchmark measures and writes tables; what they mean is written
-by hand in README."""
+"""The benchmark harness of ``tools/`` (``python tools/NAME.py`` puts this folder on ``sys.path``):
+environment record, configs as ``train_net.setup`` loads them, frames, CPU timing, subprocess
+isolation for memory figures, markdown reports, plots. What the numbers mean is in README."""
 
 import json
 import os
@@ -10,6 +8,11 @@ import platform
 import subprocess
 import sys
 import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = {"tiny": "configs/synthetic/maskprop_tiny.yaml",
+           "r50": "configs/YouTubeVIS-2019/maskprop_R50_FPN.yaml"}  # fmt: skip
+VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"  # Debian's opencv-doc, 768×576
 
 
 def cpu_model() -> str:
@@ -33,46 +36,31 @@ def write_report(text: str, path: str) -> None:
 
 
 def read_video_frames(path: str, n: int, size):
-    """(frames, source (w, h), loops): ``n`` BGR frames of the video at ``path`` resized to
-    ``size`` = (w, h), reading it again from the start (a loop) when it ends first. Raises
-    RuntimeError when no frame can be read."""
-    import cv2
-
-    cap = cv2.VideoCapture(path)
-    src = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    cap.release()
-    frames = list(video_frames(path, n, size))
-    count = int(cv2.VideoCapture(path).get(cv2.CAP_PROP_FRAME_COUNT)) or n
-    return frames, src, (n - 1) // count
+    """(frames, None, None): ``n`` BGR frames of ``path`` at ``size`` = (w, h), looped."""
+    return list(video_frames(path, n, size)), None, None
 
 
 def environment() -> list:
-    """Lines describing where and when a benchmark ran: date, CPU, software, threads, load
-    average and the git state of the checkout (commit, and whether it has local changes)."""
+    """Lines saying when and where a benchmark ran: date, machine, versions, threads, load, git."""
     import datetime
 
     import torch
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
     def git(*a):
         try:
-            return subprocess.run(["git", *a], cwd=repo, capture_output=True, text=True,
+            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True,
                                   timeout=10).stdout.strip()  # fmt: skip
         except (OSError, subprocess.SubprocessError):
             return ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = " (with local changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
-    load = " ".join("{:.2f}".format(x) for x in os.getloadavg())
     return [
         "date: " + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine: {} CPUs ({}), {}".format(os.cpu_count(), cpu_model(), platform.platform()),
-        "python {}, torch {}, torch threads {}, OMP_NUM_THREADS={}".format(
-            sys.version.split()[0], torch.__version__, torch.get_num_threads(),
-            os.environ.get("OMP_NUM_THREADS", "unset"),
-        ),
-        "load average (1/5/15 min) at the start: " + load,
+        "python {}, torch {}, torch threads {}, OMP_NUM_THREADS={}".format(sys.version.split()[0],
+            torch.__version__, torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS", "unset")),
+        "load average (1/5/15 min) at the start: %.2f %.2f %.2f" % os.getloadavg(),
         "git: {}{}".format(commit, dirty),
     ]
 
@@ -84,17 +72,9 @@ def markdown_table(header, rows) -> list:
     return out
 
 
-# ----------------------------------------------------------------------------- the harness
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {"tiny": "configs/synthetic/maskprop_tiny.yaml",
-           "r50": "configs/YouTubeVIS-2019/maskprop_R50_FPN.yaml"}
-VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"  # Debian's opencv-doc, 768×576
-
-
 def load_cfg(config, opts=(), weights=""):
-    """The config ``train_net.setup`` builds (``get_maskprop_cfg``: file, then ``opts``) on the
-    CPU with ``weights`` (default: random init). ``config`` may be an alias of ``CONFIGS`` or a
-    path relative to the repository. Not frozen."""
+    """``train_net.setup``'s config (``get_maskprop_cfg``) of ``config`` (a ``CONFIGS`` alias or a
+    path) and ``opts``, on the CPU with ``weights`` (default: random init). Not frozen."""
     from maskprop_d2.config import get_maskprop_cfg
 
     path = CONFIGS.get(config, config)
@@ -105,10 +85,8 @@ def load_cfg(config, opts=(), weights=""):
 
 
 def fixed_detections(model, seed=0):
-    """Make a randomly initialised model give a chosen number of detections per frame: the RPN's
-    box deltas and the box predictor are zeroed (proposals = anchors, as many reach the box head
-    as with trained weights) and the class-score bias is random, so with score thresholds at 0
-    the top-k cut keeps exactly k. The zeroed layers cost what trained ones do."""
+    """A random model that keeps exactly k detections (score thresholds 0, top k): zeroed RPN
+    deltas and box predictor (proposals = anchors), random class bias; same cost as trained."""
     import torch
 
     pred = model.roi_heads.box_predictor
@@ -123,9 +101,8 @@ def fixed_detections(model, seed=0):
 
 
 def video_frames(source, n, size):
-    """``n`` BGR frames of ``size`` = (w, h), one at a time: from the video file ``source``
-    (looped), or generated when ``source`` is ``"synthetic"`` (a smooth random texture with
-    noise and six bouncing discs and squares, seed 0)."""
+    """``n`` BGR frames of ``size`` = (w, h), one at a time: of the video file ``source`` (looped)
+    or, for ``"synthetic"``, generated (noisy random texture, six bouncing shapes, seed 0)."""
     import cv2
     import numpy as np
 
@@ -165,9 +142,8 @@ def video_frames(source, n, size):
 
 
 def timed(fn, repeats=5, budget_s=30.0):
-    """One warm-up call of ``fn``, then up to ``repeats`` timed ones (stopping early, after at
-    least one, once they took ``budget_s``): (median CPU ms, the last result). CPU time of the
-    process: with one thread it is the call's own work, whatever else the machine runs."""
+    """(median CPU ms, last result) of up to ``repeats`` calls of ``fn`` after a warm-up (fewer,
+    at least one, past ``budget_s``). With one thread, CPU time is the call's own work."""
     out = fn()
     times = []
     while len(times) < repeats and sum(times) < 1000 * budget_s:
@@ -193,10 +169,9 @@ def emit_result(obj):
 
 
 def run_isolated(cmd, env=None):
-    """Run ``cmd`` (a list; a ``.py`` first is run with this Python) in a fresh process and
-    return its ``RESULT`` dict (``emit_result``; {} if it printed none) with ``peak_rss_mib``
-    (the child's own ``ru_maxrss``), ``cpu_s`` (user + system) and ``wall_s``. Raises
-    RuntimeError with the end of its output when it fails."""
+    """Run ``cmd`` (a ``.py`` first: with this Python) in a fresh process: its ``RESULT`` dict
+    ({} if none) with its own ``peak_rss_mib`` (``ru_maxrss``), ``cpu_s`` and ``wall_s``.
+    RuntimeError with the end of its output if it fails."""
     import tempfile
 
     cmd = [sys.executable, *cmd] if cmd[0].endswith(".py") else list(cmd)
@@ -217,16 +192,6 @@ def run_isolated(cmd, env=None):
     return out
 
 
-def save_plot(fig, path):
-    """Save a matplotlib figure whole or not at all, and close it."""
-    import matplotlib.pyplot as plt
-
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend."""
     import matplotlib
@@ -237,15 +202,27 @@ def pyplot():
     return plt
 
 
-class Report:
-    """A markdown report: a title, the command and ``environment()``, then whatever is added;
-    ``table`` also prints the table. ``save`` writes it atomically."""
+def save_plot(fig, path):
+    """Save a matplotlib figure whole or not at all, and close it."""
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    pyplot().close(fig)
+    os.replace(tmp, path)
 
-    def __init__(self, title, note=""):
+
+class Report:
+    """Markdown: title, command, ``environment()``, detectron2's ``collect_env_info``, then what
+    is added (``table`` prints too); ``save`` adds the load average and writes atomically."""
+
+    def __init__(self, title):
+        from detectron2.utils.collect_env import collect_env_info
+
         cmd = " ".join([os.path.relpath(os.path.abspath(sys.argv[0]), REPO)] + sys.argv[1:])
-        self.lines = ["# " + title, ""] + ([note, ""] if note else [])
-        self.lines += ["- command: `python {}`".format(cmd)] + ["- " + e for e in environment()]
-        self.lines.append("")
+        self.lines = ["# " + title, "", "- command: `python {}`".format(cmd)]
+        self.lines += ["- " + e for e in environment()] + ["", "<details><summary>detectron2 "
+                       "collect_env_info</summary>", "", "```",
+                       collect_env_info().split("PyTorch built with")[0].strip(), "```",
+                       "</details>", ""]  # fmt: skip
 
     def add(self, *lines):
         self.lines += list(lines) + [""]

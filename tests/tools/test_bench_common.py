@@ -44,11 +44,12 @@ def test_run_isolated_returns_the_child_result_and_its_own_peak_rss(tmp_path):
 
 
 def test_report_has_environment_table_and_is_written_whole(tmp_path):
-    rep = bc.Report("Title", note="note")
+    rep = bc.Report("Title")
     rep.table(["a", "b"], [["x", 1]], "caption:")
     out = tmp_path / "r.md"
     rep.save(str(out))
     text = out.read_text()
     assert text.startswith("# Title\n") and "- git: " in text and "load average" in text
+    assert "collect_env_info" in text and "PyTorch" in text
     assert "| a | b |\n|---|---:|\n| x | 1 |" in text
     assert not list(tmp_path.glob("*.tmp"))
