@@ -2,12 +2,10 @@
 """Streaming inference (``VideoPredictor``): time and peak memory vs video length and vs
 instances per frame (CPU, one thread).
 
-Each row is a fresh process (``bench_common.run_isolated``) that builds the predictor, streams the
-frames one at a time (``vtest``: the video, looped; ``synthetic``: generated, 768×576), consumes
-every output and RLE-encodes its masks. Reported: CPU ms per frame (the whole stream), and the
-peak RSS (``ru_maxrss``) growth from the first output to the end, sampled every 100 frames, and
-over the RSS of the loaded model. Instances: ``TOPK_PER_FRAME`` N with the score thresholds at 0,
-so every frame has N detections.
+Each row is a fresh process (``run_isolated``): build the predictor, stream the frames one at a
+time (``vtest``: looped; ``synthetic``: generated, 768×576), RLE-encode every output. Reported: CPU
+ms per frame; peak RSS growth from the first output (every 100 frames, and at the end) and over
+the loaded model. Instances: ``TOPK_PER_FRAME`` N, thresholds 0 (N detections a frame).
 
     python tools/bench_video_scaling.py --weights output/synthetic/maskprop_tiny/model_final.pth \\
         --lengths 100 200 400 800 --sources vtest synthetic --instances 1 2 5 10 20 \\
@@ -80,19 +78,16 @@ def main():
     p.add_argument("--min-size", type=int, default=96)
     p.add_argument("--max-size", type=int, default=160)
     p.add_argument("--out", default="")
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--source", default="vtest", help=argparse.SUPPRESS)
-    p.add_argument("--length", type=int, default=100, help=argparse.SUPPRESS)
-    p.add_argument("--all-dets", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--worker", help=argparse.SUPPRESS)  # JSON: source, length, topk, all_dets
     a = p.parse_args()
     if a.worker:
-        return worker(a)
+        return worker(argparse.Namespace(**dict(vars(a), **json.loads(a.worker))))
 
     def run(source, length, topk, all_dets=False):
-        cmd = [__file__, "--worker", "--source", source, "--length", str(length), "--topk",
-               str(topk), "--config", a.config, "--weights", a.weights, "--video", a.video,
-               "--min-size", str(a.min_size), "--max-size", str(a.max_size)]  # fmt: skip
-        r = bc.run_isolated(cmd + (["--all-dets"] if all_dets else []), {"OMP_NUM_THREADS": "1"})
+        job = json.dumps(dict(source=source, length=length, topk=topk, all_dets=all_dets))
+        r = bc.run_isolated([__file__, "--worker", job, "--weights", a.weights, "--config",
+                             a.config, "--video", a.video, "--min-size", str(a.min_size),
+                             "--max-size", str(a.max_size)], {"OMP_NUM_THREADS": "1"})  # fmt: skip
         print(source, length, topk, json.dumps(r), flush=True)
         return r
 
@@ -117,24 +112,6 @@ def main():
                    + ["{:.0f}".format(r["over_model"]) for r in inst]],
                   "Instances per frame (vtest, {} frames, thresholds 0):".format(
                       a.instances_length))  # fmt: skip
-    if a.out:
-        plt = bc.pyplot()
-        fig, axes = plt.subplots(1, 3 if inst else 2, figsize=(13 if inst else 9, 3.6))
-        for s, rs in by_len.items():
-            axes[0].plot(a.lengths, [r["cpu_ms"] for r in rs], "o-", label=s)
-            axes[1].plot(a.lengths, [r["growth"] for r in rs], "o-", label=s)
-        axes[0].set(xlabel="frames", ylabel="CPU ms / frame", ylim=(0, None))
-        axes[1].set(xlabel="frames", ylabel="peak RSS growth, MiB", ylim=(0, None))
-        axes[0].legend()
-        if inst:
-            axes[2].plot(a.instances, [r["cpu_ms"] for r in inst], "o-", label="CPU ms/frame")
-            axes[2].plot(a.instances, [r["over_model"] for r in inst], "s-",
-                         label="peak RSS over model, MiB")  # fmt: skip
-            axes[2].set(xlabel="detections per frame")
-            axes[2].legend()
-        png = os.path.splitext(a.out)[0] + ".png"
-        bc.save_plot(fig, png)
-        rep.add("![time and memory]({})".format(os.path.basename(png)))
     rep.save(a.out)
 
 
