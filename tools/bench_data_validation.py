@@ -1,11 +1,9 @@
 #!/usr/bin/env python
 """CPU time of the training-data checks on YouTube-VIS-2019-sized metadata.
 
-Generates a train JSON of 2,238 videos / ~61.8k frames at 720×1280 with 3,774 tracks (each
-annotated on every frame of its video, 10 % null) plus one empty file per frame, then times
-``read_json_file`` (the parse alone), ``load_ytvis_json`` (parse + every RLE / polygon / box
-check) and ``frame_file_problems`` (one ``stat`` per frame); once with compressed RLE counts
-(strings) and once with uncompressed ones (lists, as in the released YouTube-VIS JSON).
+A generated train JSON (2,238 videos, ~61.8k frames at 720×1280, 3,774 tracks on every frame,
+10 % null; an empty file per frame): ``read_json_file`` (parse), ``load_ytvis_json`` (parse +
+every check), ``frame_file_problems`` (a ``stat`` per frame); compressed and list RLE counts.
 
     python tools/bench_data_validation.py --out benchmarks/data_validation_cpu.md
 """

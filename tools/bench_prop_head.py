@@ -2,13 +2,11 @@
 """CPU cost of the mask propagation head per video frame against the per-frame Mask R-CNN forward
 of the same config (360×640 frame, random weights, one thread, no grad).
 
-One clip = what ``MaskPropTracker`` does per frame at steady state: reduce the new frame's feature
-(1×1 conv) and propagate the centre frame's k instances (filled boxes of about 96×96 input
-pixels) to the 2T+1 frames of the window in one batched head call. The forward is
-``model([frame])`` with exactly k detections (``bench_common.fixed_detections``). Goal: at T = 6
-and ≤ 10 instances the clip costs less than half a forward. Rows: the config's own head at
-``--T`` for each k, then ``--alt`` head settings (level:D:ROI, ROI 0 = full frame) at T = 6 with
-10 instances. Times are median CPU ms (``bench_common.timed``).
+One clip = a streaming step: reduce the new frame's feature, propagate the centre frame's k
+instances (≈96×96 px boxes) to the 2T+1 frames in one head call. Forward: ``model([frame])`` with
+exactly k detections (``fixed_detections``). Goal: < 0.5 forward at T = 6, ≤ 10 instances. Rows:
+the config's head per k, then ``--alt`` settings (level:D:ROI; ROI 0 = full frame) at T = 6 with
+10 instances. Median CPU ms (``bench_common.timed``).
 
     python tools/bench_prop_head.py --configs tiny r50 --out benchmarks/prop_head_cpu.md
 """

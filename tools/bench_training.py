@@ -1,11 +1,9 @@
 #!/usr/bin/env python
 """Training throughput of a config and where one iteration's CPU time goes.
 
-Runs the real training step (``Trainer``'s loader, model and optimizer) for ``--iters``
-iterations after ``--warmup``: CPU seconds per iteration and frames per CPU second (every frame
-of every clip goes through the backbone). Then ``--profile-iters`` more under ``torch.profiler``:
-forward ops belong to the stage module whose ``forward`` they run in, a backward op to the stage
-of the forward op that created it (autograd's sequence number); the rest is "losses / other".
+``Trainer``'s loader, model and optimizer: CPU s per iteration and frames per CPU s over
+``--iters`` after ``--warmup``; then a ``torch.profiler`` run: forward ops count for the stage
+module they run in, backward ops for their forward op's stage (autograd sequence number).
 
     python tools/bench_training.py --threads 1 --iters 8 --warmup 2 --profile-iters 1 \\
         --out benchmarks/training_cpu.md [KEY VALUE ...]
@@ -89,8 +87,9 @@ def main():
                 "mask branch": [rh.mask_pooler, rh.mask_head] if rh.mask_on else [],
                 "propagation head": [rh.mask_prop_head]}  # fmt: skip
         for name, ms in mods.items():
-            for m in ms:
-                m.forward = _scoped(m.forward, name, record_function)
+            for m in ms:  # forward ops of a stage run in its "stage::name" scope
+                m.forward = (lambda f, n: lambda *x, **k: _in_scope(record_function, n, f, x, k))(
+                    m.forward, name)
         c1 = time.process_time()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(a.profile_iters):
@@ -111,12 +110,9 @@ def main():
     rep.save(a.out)
 
 
-def _scoped(forward, name, record_function):
-    def wrapped(*args, **kwargs):
-        with record_function("stage::" + name):
-            return forward(*args, **kwargs)
-
-    return wrapped
+def _in_scope(record_function, name, fn, args, kwargs):
+    with record_function("stage::" + name):
+        return fn(*args, **kwargs)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,12 @@
 """Propagation quality of a trained head, independent of the detector: ground-truth centre masks
 propagated to the other frames of a clip, scored against the GT there (synthetic val clips).
 
-Clips come from ``ClipDatasetMapper(cfg, is_train=True)`` (no flip, jitter or crop; the whole
-window of ``--half-length`` T; clip i from video i mod #videos, numpy seeded once). Rows are those
-of ``MaskPropROIHeads.propagation_losses``: each centre-frame GT instance (area-downsampled to the
-propagation level) propagated to each frame at distance δ ≠ 0, with a non-empty GT there. Metric:
-soft IoU of ``sigmoid(logits)`` with the area-fraction GT, at feature resolution. Settings: full
-frame (``ROI_SIZE`` 0) and each ``--roi-sizes`` S × ``--margins`` m, set in place on the same
-weights; "resampled" = share of rows whose window is not exactly S×S (box + 2m > S, or a frame
-smaller than S), i.e. crops the head sees at another scale. Baseline: the centre mask copied
-unchanged.
+Clips: ``ClipDatasetMapper(cfg, is_train=True)``, no flip/jitter/crop, the whole window of T;
+clip i from video i mod #videos, numpy seeded. Rows as ``propagation_losses``: each centre GT
+instance (area-downsampled to the propagation level) to each frame at δ ≠ 0 with a non-empty GT.
+Metric: soft IoU of ``sigmoid(logits)`` with the area-fraction GT. Settings: full frame and each
+S × m, set in place on the same weights; "resampled": windows not exactly S×S (box + 2m > S),
+which the head sees at another scale. Baseline: the centre mask copied unchanged.
 
     python tools/prop_head_accuracy.py --weights output/synthetic/maskprop_tiny/model_final.pth \\
         --roi-sizes 8 16 24 --margins 2 4 --num-clips 48 --half-length 3 \\
@@ -25,23 +22,6 @@ from collections import defaultdict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_common as bc  # noqa: E402
-
-
-def clip_rows(heads, feat_hw, clip):
-    """(dst frame index, source masks, GT masks, δ) of every (instance, frame) row of a clip."""
-    import torch
-
-    from maskprop_d2.modeling.mask_ops import masks_to_feature_resolution
-
-    def down(inst):
-        return masks_to_feature_resolution(inst.gt_masks.tensor, feat_hw, heads.mask_prop_stride)
-
-    c, ids = clip["center"], clip["frame_ids"]
-    src, n = down(clip["instances"][c]), len(clip["instances"][c])
-    dst = torch.arange(len(ids)).repeat_interleave(n)
-    gt = torch.cat([down(inst) for inst in clip["instances"]])
-    delta = torch.tensor([ids[p] - ids[c] for p in range(len(ids))]).repeat_interleave(n)
-    return dst, src.repeat(len(ids), 1, 1), gt, delta
 
 
 def main():
@@ -65,6 +45,7 @@ def main():
     from detectron2.modeling import build_model
 
     from maskprop_d2.data import ClipDatasetMapper
+    from maskprop_d2.modeling.mask_ops import masks_to_feature_resolution as down
     from maskprop_d2.modeling.propagation import BOX_MASK_THRESH
     from maskprop_d2.utils.masks import boxes_from_masks, soft_iou
 
@@ -77,7 +58,7 @@ def main():
     model = build_model(cfg).eval()
     DetectionCheckpointer(model).load(a.weights)
     heads = model.roi_heads
-    head = heads.mask_prop_head
+    head, stride = heads.mask_prop_head, heads.mask_prop_stride
     margins = a.margins or [float(cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_MARGIN)]
     settings = [(0, head.roi_margin)] + [(s, m) for s in a.roi_sizes if s for m in margins]
     records, mapper = DatasetCatalog.get(a.dataset), ClipDatasetMapper(cfg, is_train=True)
@@ -92,10 +73,14 @@ def main():
             feats = model.backbone(model.preprocess_image(frames).tensor)
             reduced = head.reduce(feats[heads.mask_prop_in_feature])
             feat_hw = tuple(reduced.shape[-2:])
-            dst, src, gt, delta = clip_rows(heads, feat_hw, clip)
+            c, ids, insts = clip["center"], clip["frame_ids"], clip["instances"]
+            gt = torch.cat([down(x.gt_masks.tensor, feat_hw, stride) for x in insts])
+            src = down(insts[c].gt_masks.tensor, feat_hw, stride).repeat(len(ids), 1, 1)
+            dst = torch.arange(len(ids)).repeat_interleave(len(insts[c]))  # rows (frame, instance)
+            delta = (torch.tensor(ids) - ids[c]).repeat_interleave(len(insts[c]))
             keep = (delta != 0) & (gt.flatten(1).sum(1) > 0)
             deltas.append(delta[keep].abs())
-            centre = reduced[clip["center"]][None].expand_as(reduced)  # pair f: centre -> f
+            centre = reduced[c][None].expand_as(reduced)  # pair f: centre -> frame f
             siou["copy of the centre mask"].append(soft_iou(src, gt)[keep])
             for s, m in settings:
                 head.roi_size, head.roi_margin = s, m
