@@ -1,24 +1,12 @@
 #!/usr/bin/env python
-"""Training throughput of a config and where one iteration's time goes (CPU).
+"""Training throughput of a config and where one iteration's CPU time goes.
 
-Runs the real training step (``Trainer``'s loader, model, optimizer) for ``--iters`` iterations
-after ``--warmup`` and reports iterations/s and frames/s (frames = every frame of every clip that
-goes through the backbone). Then profiles ``--profile-iters`` more iterations with
-``torch.profiler`` and splits each iteration into stages:
+``Trainer``'s loader, model and optimizer: CPU s per iteration and frames per CPU s over
+``--iters`` after ``--warmup``; then a ``torch.profiler`` run: forward ops count for the stage
+module they run in, backward ops for their forward op's stage (autograd sequence number).
 
-* data loading (the loader's ``next``), optimizer step, everything else;
-* forward and backward of: backbone (ResNet + FPN), RPN, box branch (pooler + head + predictor),
-  mask branch (pooler + head), propagation head (reduce + offsets + deformable conv), losses.
-
-Forward ops are attributed to the stage whose ``record_function`` scope they run in (the stage
-modules' ``forward`` is wrapped for the run); a backward op is attributed to the stage of the
-forward op that created it (autograd's sequence number links the two). Backward ops with no
-forward stage (loss arithmetic, ops outside the wrapped modules) count as "losses / other".
-
-Usage::
-
-    python tools/bench_training.py --config-file configs/synthetic/maskprop_tiny.yaml \
-        --out benchmarks/training_profile_cpu.md [--iters 20] [KEY VALUE ...]
+    python tools/bench_training.py --threads 1 --iters 8 --warmup 2 --profile-iters 1 \\
+        --out benchmarks/training_cpu.md [KEY VALUE ...]
 """
 
 import argparse
@@ -27,218 +15,104 @@ import sys
 import time
 from collections import defaultdict
 
-import torch
-from torch.profiler import ProfilerActivity, profile, record_function
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [TOOLS, os.path.dirname(TOOLS)]
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench_common import cpu_model, write_report  # noqa: E402
+import bench_common as bc  # noqa: E402
 
 STAGES = ["backbone", "rpn", "box branch", "mask branch", "propagation head"]
 
 
-def _wrap(module, name):
-    orig = module.forward
+def profile_stages(prof):
+    """{stage: [forward ms, backward ms]} summed over the profiled iterations."""
+    seq_stage, out = {}, defaultdict(lambda: [0.0, 0.0])
 
-    def forward(*args, **kwargs):
-        with record_function("stage::" + name):
-            return orig(*args, **kwargs)
+    def stage_of(ev):
+        while ev is not None and not ev.name.startswith("stage::"):
+            ev = ev.cpu_parent
+        return ev
 
-    module.forward = forward
-
-
-def _stage_modules(model):
-    rh = model.roi_heads
-    out = {
-        "backbone": [model.backbone],
-        "rpn": [model.proposal_generator],
-        "box branch": [rh.box_pooler, rh.box_head, rh.box_predictor],
-        "propagation head": [rh.mask_prop_head],
-    }
-    if getattr(rh, "mask_on", False):
-        out["mask branch"] = [rh.mask_pooler, rh.mask_head]
+    for ev in prof.events():
+        st = stage_of(ev)
+        if ev.name.startswith("stage::") and stage_of(ev.cpu_parent) is None:
+            out[ev.name[7:]][0] += ev.cpu_time_total / 1e3  # the outermost stage scope
+        if st is not None and getattr(ev, "sequence_nr", -1) >= 0:
+            seq_stage.setdefault(ev.sequence_nr, st.name[7:])
+    for ev in prof.events():
+        if ev.name.startswith("autograd::engine::evaluate_function"):
+            out[seq_stage.get(ev.sequence_nr, "losses / other")][1] += ev.cpu_time_total / 1e3
     return out
 
 
-def _frames_in(batch):
-    return sum(len(clip["image"]) if isinstance(clip["image"], list) else 1 for clip in batch)
-
-
-def _step(model, optimizer, batch):
-    losses = model(batch)
-    loss = sum(losses.values())
-    optimizer.zero_grad()
-    with record_function("stage::backward_all"):
-        loss.backward()
-    with record_function("stage::optimizer"):
-        optimizer.step()
-    return {k: float(v) for k, v in losses.items()}
-
-
-def _attribute(prof):
-    """ms per stage for forward and backward from the profiler's events (summed over iters)."""
-    events = prof.events()
-    fwd = defaultdict(float)
-    bwd = defaultdict(float)
-    seq_stage = {}
-    other = defaultdict(float)
-    by_id = {}
-    for ev in events:
-        by_id[id(ev)] = ev
-
-    def stage_of(ev):
-        p = ev
-        while p is not None:
-            if p.name.startswith("stage::"):
-                return p.name[len("stage::") :]
-            p = p.cpu_parent
-        return None
-
-    for ev in events:
-        if ev.name.startswith("stage::") and ev.name[7:] in STAGES:
-            # outermost stage scope only (a stage never nests in another stage here)
-            parent = ev.cpu_parent
-            nested = False
-            while parent is not None:
-                if parent.name.startswith("stage::") and parent.name[7:] in STAGES:
-                    nested = True
-                    break
-                parent = parent.cpu_parent
-            if not nested:
-                fwd[ev.name[7:]] += ev.cpu_time_total / 1e3
-        elif ev.name in ("stage::optimizer", "stage::data", "stage::backward_all"):
-            other[ev.name[7:]] += ev.cpu_time_total / 1e3
-        seq = getattr(ev, "sequence_nr", -1)
-        if seq is not None and seq >= 0 and not ev.name.startswith("autograd::"):
-            st = stage_of(ev)
-            if st in STAGES:
-                seq_stage.setdefault(seq, st)
-    for ev in events:
-        if ev.name.startswith("autograd::engine::evaluate_function"):
-            st = seq_stage.get(getattr(ev, "sequence_nr", -1), "losses / other")
-            bwd[st] += ev.cpu_time_total / 1e3
-    return fwd, bwd, other
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config-file", default="configs/synthetic/maskprop_tiny.yaml")
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--profile-iters", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--out", default="", help="markdown report (printed too)")
-    ap.add_argument("--label", default="", help="row label in the report")
-    ap.add_argument("opts", nargs=argparse.REMAINDER)
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config", default="tiny")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--iters", type=int, default=8)
+    p.add_argument("--profile-iters", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
+    a = p.parse_args()
+    bc.set_threads(a.threads)
+    rep = bc.Report("Training throughput and one iteration's profile (CPU)")
+    from detectron2.utils.events import EventStorage
+    from torch.profiler import ProfilerActivity, profile, record_function
 
-    from maskprop_d2 import get_maskprop_cfg
     from train_net import Trainer
 
-    cfg = get_maskprop_cfg(args.config_file, args.opts)
-    model = Trainer.build_model(cfg)
-    model.train()
-    optimizer = Trainer.build_optimizer(cfg, model)
-    loader = iter(Trainer.build_train_loader(cfg))
-    from detectron2.utils.events import EventStorage
+    cfg = bc.load_cfg(a.config, a.opts)
+    model = Trainer.build_model(cfg).train()
+    optimizer, loader = Trainer.build_optimizer(cfg, model), iter(Trainer.build_train_loader(cfg))
 
-    storage = EventStorage(0)
-    storage.__enter__()
+    def step():
+        with record_function("stage::data loading"):
+            batch = next(loader)
+        loss = sum(model(batch).values())
+        optimizer.zero_grad()
+        loss.backward()
+        with record_function("stage::optimizer step"):
+            optimizer.step()
+        return sum(len(clip["image"]) for clip in batch)
 
-    for _ in range(args.warmup):
-        _step(model, optimizer, next(loader))
-    frames = 0
-    data_s = 0.0
-    c0 = time.process_time()
-    t0 = time.perf_counter()
-    for _ in range(args.iters):
-        td = time.perf_counter()
-        batch = next(loader)
-        data_s += time.perf_counter() - td
-        frames += _frames_in(batch)
-        _step(model, optimizer, batch)
-    wall = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    its, fps = args.iters / wall, frames / wall
+    with EventStorage(0):
+        for _ in range(a.warmup):
+            step()
+        c0 = time.process_time()
+        frames = sum(step() for _ in range(a.iters))
+        cpu = time.process_time() - c0
+        rh = model.roi_heads
+        mods = {"backbone": [model.backbone], "rpn": [model.proposal_generator],
+                "box branch": [rh.box_pooler, rh.box_head, rh.box_predictor],
+                "mask branch": [rh.mask_pooler, rh.mask_head] if rh.mask_on else [],
+                "propagation head": [rh.mask_prop_head]}  # fmt: skip
+        for name, ms in mods.items():
+            for m in ms:  # forward ops of a stage run in its "stage::name" scope
+                m.forward = (lambda f, n: lambda *x, **k: _in_scope(record_function, n, f, x, k))(
+                    m.forward, name)
+        c1 = time.process_time()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(a.profile_iters):
+                step()
+        per_it = 1000 * (time.process_time() - c1) / a.profile_iters
+    stages = profile_stages(prof)
+    rep.table(["config", "CPU s / iteration", "frames / CPU s", "iterations / CPU s"],
+              [[" ".join([a.config] + a.opts), "{:.2f}".format(cpu / a.iters),
+                "{:.1f}".format(frames / cpu), "{:.2f}".format(a.iters / cpu)]],
+              "{} clips of {} frames; {} iterations after {} warm-up:".format(
+                  cfg.SOLVER.IMS_PER_BATCH, cfg.INPUT.CLIP.NUM_SAMPLED_FRAMES + 1, a.iters,
+                  a.warmup))  # fmt: skip
+    rows = [[st, "{:.0f}".format(f / a.profile_iters), "{:.0f}".format(b / a.profile_iters)]
+            for st, (f, b) in sorted(stages.items(), key=lambda kv: -sum(kv[1]))]  # fmt: skip
+    rep.table(["stage", "forward ms", "backward ms"], rows,
+              "Profile, CPU ms per iteration (profiler on: {:.0f} ms an iteration in all):".format(
+                  per_it))  # fmt: skip
+    rep.save(a.out)
 
-    for name, mods in _stage_modules(model).items():
-        for m in mods:
-            _wrap(m, name)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        t1 = time.perf_counter()
-        for _ in range(args.profile_iters):
-            with record_function("stage::data"):
-                batch = next(loader)
-            _step(model, optimizer, batch)
-        prof_wall = (time.perf_counter() - t1) * 1e3 / args.profile_iters
-    fwd, bwd, other = _attribute(prof)
-    n = args.profile_iters
-    rows = []
-    total_known = 0.0
-    for st in STAGES + ["losses / other"]:
-        f, b = fwd.get(st, 0.0) / n, bwd.get(st, 0.0) / n
-        rows.append((st, f, b))
-        total_known += f + b
-    data_ms, opt_ms = other["data"] / n, other["optimizer"] / n
-    rest = prof_wall - total_known - data_ms - opt_ms
-    # forward time not inside any stage (preprocess, target matching, loss terms) = rest
 
-    lines = [
-        "# Training throughput and one iteration's profile (CPU)",
-        "",
-        "Command: `python tools/bench_training.py --config-file {} {}`".format(
-            args.config_file, " ".join(args.opts)
-        ).rstrip(),
-        "",
-        "CPU: {}, torch {}, {} threads. Batch: {} clips of up to {} frames; {} timed "
-        "iterations after {} warm-up.".format(
-            cpu_model(),
-            torch.__version__,
-            torch.get_num_threads(),
-            cfg.SOLVER.IMS_PER_BATCH,
-            cfg.INPUT.CLIP.NUM_SAMPLED_FRAMES + 1,
-            args.iters,
-            args.warmup,
-        ),
-        "",
-        "| {} | it/s | frames/s | s/it | CPU s/it | data s/it | load avg |".format(
-            args.label or "config"
-        ),
-        "|---|---|---|---|---|---|---|",
-        "| {} | {:.3f} | {:.2f} | {:.3f} | {:.3f} | {:.3f} | {:.2f} |".format(
-            args.label or os.path.basename(args.config_file),
-            its,
-            fps,
-            1 / its,
-            cpu / args.iters,
-            data_s / args.iters,
-            os.getloadavg()[0],
-        ),
-        "",
-        "CPU s/it is process CPU time (all threads): with one thread it is the wall time a quiet "
-        "machine would show, and it moves little when other jobs share the machine.",
-        "",
-        "Profile (ms per iteration, mean of {} profiled iterations; profiler overhead included, "
-        "wall {:.0f} ms/it):".format(n, prof_wall),
-        "",
-        "| stage | forward | backward | total |",
-        "|---|---|---|---|",
-    ]
-    for st, f, b in rows:
-        lines.append("| {} | {:.0f} | {:.0f} | {:.0f} |".format(st, f, b, f + b))
-    lines += [
-        "| data loading | {:.0f} | | {:.0f} |".format(data_ms, data_ms),
-        "| optimizer step | | | {:.0f} |".format(opt_ms),
-        "| unattributed (preprocess, targets, Python) | | | {:.0f} |".format(rest),
-        "",
-    ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        write_report(text, args.out)
+def _in_scope(record_function, name, fn, args, kwargs):
+    with record_function("stage::" + name):
+        return fn(*args, **kwargs)
 
 
 if __name__ == "__main__":

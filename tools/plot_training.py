@@ -1,110 +1,70 @@
 #!/usr/bin/env python
-"""Training curves from detectron2's ``metrics.json``: losses, val AP and the propagation head's
-mean soft IoU per temporal distance, against iteration, as one PNG.
+"""Training curves from detectron2's ``metrics.json`` files (merged; a later record of the same
+iteration and key replaces an earlier one): losses, val AP (``segm/AP*``) and the propagation
+head's mean soft IoU per temporal distance (``prop_siou/d{δ}``), against iteration, as one PNG.
 
-``metrics.json`` has one JSON object per line: training scalars every 20 iterations
-(``total_loss``, ``loss_*``, ``prop_siou/d{δ}``), and the evaluation results (``segm/AP``, ...)
-at the iterations where ``TEST.EVAL_PERIOD`` ran the streaming evaluator.
-
-Usage::
-
-    python tools/plot_training.py output/synthetic/maskprop_tiny/metrics.json \
-        --out benchmarks/training_curve_synthetic.png
+    python tools/plot_training.py output/synthetic/maskprop_tiny/metrics.json \\
+        benchmarks/training_curve_checkpoints.json --out benchmarks/training_curve_synthetic.png
 """
 
 import argparse
 import json
 import os
 import re
+import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def read_metrics(path):
-    """{key: [(iteration, value), ...]} from a metrics.json; a later record of the same
-    iteration and key (a resumed run) replaces the earlier one."""
+import bench_common as bc  # noqa: E402
+
+
+def read_metrics(paths):
+    """{key: [(iteration, value), ...]} of numeric scalars, from JSON-lines files."""
     series = defaultdict(dict)
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SystemExit("{}: line {} is not JSON ({})".format(path, n, e)) from None
-            it = rec.get("iteration")
-            if it is None:
-                continue
-            for k, v in rec.items():
-                if k != "iteration" and isinstance(v, (int, float)):
-                    series[k][int(it)] = float(v)
+    for path in paths:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    rec = json.loads(line) if line.strip() else {}
+                except json.JSONDecodeError as e:
+                    raise SystemExit("{}: line {} is not JSON ({})".format(path, n, e)) from None
+                for k, v in rec.items():
+                    if "iteration" in rec and k != "iteration" and isinstance(v, (int, float)):
+                        series[k][int(rec["iteration"])] = float(v)
     return {k: sorted(v.items()) for k, v in series.items()}
 
 
-def plot(series, out, title=""):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    ax = axes[0]
-    for k in sorted(series):
-        if k == "total_loss" or k.startswith("loss_"):
-            xs, ys = zip(*series[k], strict=True)
-            ax.plot(xs, ys, label=k, lw=2 if k == "total_loss" else 1)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.set_title("training losses")
-    ax.legend(fontsize=7)
-    ax = axes[1]
-    for k in ("segm/AP", "segm/AP50", "segm/AP75"):
-        if k in series:
-            xs, ys = zip(*series[k], strict=True)
-            ax.plot(xs, ys, "o-", label=k.split("/")[1])
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("val AP (%)")
-    ax.set_title("val AP (streaming video evaluator)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    ax = axes[2]
-    deltas = sorted(
-        (int(m.group(1)), k) for k in series if (m := re.fullmatch(r"prop_siou/d(\d+)", k))
-    )
-    for d, k in deltas:
-        xs, ys = zip(*series[k], strict=True)
-        ax.plot(xs, ys, label="δ={}".format(d))
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("mean soft IoU")
-    ax.set_title("propagated masks vs GT (training clips)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    tmp = out + ".tmp.png"
-    fig.savefig(tmp, dpi=90)
-    os.replace(tmp, out)
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "metrics",
-        nargs="+",
-        help="metrics.json files (merged: e.g. a training run "
-        "and the evaluations of its checkpoints, one JSON object per line each)",
-    )
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--title", default="")
-    args = ap.parse_args(argv)
-    series = {}
-    for path in args.metrics:
-        for k, v in read_metrics(path).items():
-            series[k] = sorted(dict(series.get(k, []) + v).items())
-    plot(series, args.out, args.title)
-    print("wrote", args.out)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("metrics", nargs="+", help="metrics.json files (one JSON object per line)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--title", default="")
+    a = p.parse_args(argv)
+    series = read_metrics(a.metrics)
+    panels = [
+        ("training losses", "loss", [k for k in sorted(series) if k == "total_loss"
+                                     or k.startswith("loss_")]),
+        ("val AP (streaming video evaluator)", "AP (%)",
+         [k for k in ("segm/AP", "segm/AP50", "segm/AP75") if k in series]),
+        ("propagated masks vs GT (training clips)", "mean soft IoU",
+         sorted((k for k in series if re.fullmatch(r"prop_siou/d\d+", k)),
+                key=lambda k: int(k.split("/d")[1]))),
+    ]  # fmt: skip
+    plt = bc.pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, (title, ylabel, keys) in zip(axes, panels, strict=True):
+        for k in keys:
+            xs, ys = zip(*series[k], strict=True)
+            ax.plot(xs, ys, "o-" if k.startswith("segm/") else "-", label=k.split("/")[-1],
+                    lw=2 if k == "total_loss" else 1)  # fmt: skip
+        ax.set(title=title, xlabel="iteration", ylabel=ylabel)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    fig.suptitle(a.title)
+    bc.save_plot(fig, a.out)
+    print("wrote", a.out)
 
 
 if __name__ == "__main__":
