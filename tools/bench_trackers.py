@@ -26,7 +26,7 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
 
-from bench_common import environment, markdown_table, write_report  # noqa: E402
+from bench_common import environment, markdown_table, pyplot, save_plot, write_report  # noqa: E402
 
 SEGM = ("AP", "AP50", "AP75", "AR1", "AR10")
 IDENT = ("HOTA", "DetA", "AssA", "IDF1", "IDSW")
@@ -176,30 +176,19 @@ def metrics_row(label, res, cpu, frames):
     return {"label": label, "values": vals, "ms_per_frame": 1000 * cpu / max(frames, 1)}
 
 
-def fmt(row, with_time=True):
-    cells = [row["label"]] + [
-        "{:.0f}".format(v) if k == "IDSW" else "{:.1f}".format(v)
-        for k, v in zip(SEGM + IDENT, row["values"], strict=True)
-    ]
-    if with_time:
-        cells.append("{:.1f}".format(row["ms_per_frame"]))
-    return cells
+def fmt(row):
+    vals = zip(SEGM + IDENT, row["values"], strict=True)
+    cells = ["{:.0f}".format(v) if k == "IDSW" else "{:.1f}".format(v) for k, v in vals]
+    return [row["label"]] + cells + ["{:.1f}".format(row["ms_per_frame"])]
 
 
 def split_line(gt):
-    n_frames = sum(v["length"] for v in gt["videos"])
-    return "{} videos, {} frames, {} GT tracks".format(
-        len(gt["videos"]), n_frames, len(gt["annotations"])
-    )
+    n = sum(v["length"] for v in gt["videos"])
+    return f"{len(gt['videos'])} videos, {n} frames, {len(gt['annotations'])} GT tracks"
 
 
 def plot(path, results):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
     for ax, (split, rows) in zip(axes[0], results.items(), strict=True):
         labels = [r["label"].split(" (")[0].replace("MaskProp, ", "MP ") for r in rows["real"]]
         x = np.arange(len(labels))
@@ -211,9 +200,7 @@ def plot(path, results):
         ax.set_title(f"{split} split (synthetic)")
         ax.set_ylabel("%")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=110)
-    os.replace(path + ".tmp.png", path)
+    save_plot(fig, path)
 
 
 def main(argv=None):
@@ -290,7 +277,7 @@ def main(argv=None):
 
     png = os.path.splitext(args.out)[0] + ".png"
     plot(png, results)
-    head = list(("tracker",) + SEGM + IDENT)
+    head = ["tracker", *SEGM, *IDENT, "ms/frame"]
     cmd = "python tools/bench_trackers.py " + " ".join(
         a if " " not in a else repr(a) for a in (argv if argv is not None else sys.argv[1:])
     )
@@ -302,20 +289,16 @@ def main(argv=None):
         f"- config: `{os.path.relpath(args.config, REPO)}`, weights `{args.weights}`",
     ]
     lines += ["- " + s for s in env_before]
-    lines += [
-        "- metrics in percent except IDSW (a count); AP..AR10 by the project's YouTube-VIS "
-        "evaluator, HOTA..IDSW by TrackEval (class-averaged); ms/frame = the tracker's CPU "
-        "time per frame on top of the shared detector (one thread)",
-        "",
-    ]
+    lines += ["- metrics in percent except IDSW (a count); AP..AR10 by the project's YouTube-VIS "
+              "evaluator, HOTA..IDSW by TrackEval (class-averaged); ms/frame = the tracker's CPU "
+              "time per frame on top of the shared detector (one thread)", ""]  # fmt: skip
     for split, r in results.items():
         lines += [f"## {split.capitalize()} split", "", split_line(r["gt"]) + "; the detector "
                   f"alone: {r['detector_ms']:.1f} ms/frame.", ""]  # fmt: skip
-        lines += markdown_table(head + ["ms/frame"], [fmt(x) for x in r["real"]])
+        lines += markdown_table(head, [fmt(x) for x in r["real"]]) + [""]
         if r["oracle"]:
-            lines += ["", f"Oracle (ground-truth detections through each tracker, {split}):", ""]
-            lines += markdown_table(head + ["ms/frame"], [fmt(x) for x in r["oracle"]])
-        lines.append("")
+            lines += [f"Oracle (ground-truth detections through each tracker, {split}):", ""]
+            lines += markdown_table(head, [fmt(x) for x in r["oracle"]]) + [""]
     lines += [f"![AP and HOTA per tracker]({os.path.basename(png)})", ""]
     write_report("\n".join(lines), args.out)
     summary = {s: {k: r[k] for k in ("real", "oracle", "detector_ms")} for s, r in results.items()}
