@@ -15,7 +15,7 @@ The model-free parts (:class:`ClipTrackMatcher`, :class:`ClipTrackAggregator`,
 :class:`FrameLinker`, :class:`CategoryVotes`) work on plain tensors.
 """
 
-from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, build_video_tracker
+from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, build_video_tracker, detection_args
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
 from .flow_propagation import FlowPropagationTracker, optical_flow, warp_masks
 from .frame_linking import FrameLinker, FrameLinkingTracker, link_by_iou
@@ -28,6 +28,7 @@ __all__ = [
     "VIDEO_TRACKER_REGISTRY",
     "VideoTracker",
     "build_video_tracker",
+    "detection_args",
     "MaskPropTracker",
     "FrameLinkingTracker",
     "FlowPropagationTracker",

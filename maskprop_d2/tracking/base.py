@@ -33,7 +33,7 @@ from detectron2.utils.registry import Registry
 
 from .outputs import FrameOutput, VideoInstance
 
-__all__ = ["VIDEO_TRACKER_REGISTRY", "VideoTracker", "build_video_tracker"]
+__all__ = ["VIDEO_TRACKER_REGISTRY", "VideoTracker", "build_video_tracker", "detection_args"]
 
 
 class _TrackerRegistry(Registry):
@@ -143,6 +143,21 @@ class VideoTracker:
         for frame in frames:
             yield from self.update(frame)
         yield from self.finish()
+
+
+def detection_args(cfg) -> Dict:
+    """The config-derived arguments shared by the detection-based trackers: which detections of
+    a frame are kept (``score_thresh``, ``topk_per_frame``, ``nms_thresh``), ``mask_thresh``,
+    ``max_instances`` and ``categories_per_instance``."""
+    c = cfg.MODEL.MASKPROP.INFERENCE
+    return {
+        "score_thresh": c.SCORE_THRESH,
+        "topk_per_frame": c.TOPK_PER_FRAME,
+        "nms_thresh": c.NMS_THRESH,
+        "mask_thresh": c.MASK_THRESH,
+        "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
+        "categories_per_instance": c.CATEGORIES_PER_INSTANCE,
+    }
 
 
 def build_video_tracker(cfg, model, name: Optional[str] = None, **kwargs) -> VideoTracker:

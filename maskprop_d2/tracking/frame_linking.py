@@ -20,7 +20,7 @@ from detectron2.config import configurable
 from scipy.optimize import linear_sum_assignment
 
 from ..utils.masks import mask_iou
-from .base import VIDEO_TRACKER_REGISTRY, VideoTracker
+from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
 from .frame_detections import paste_detections
 from .outputs import CategoryVotes, FrameOutput, VideoInstance
 
@@ -174,13 +174,8 @@ class FrameLinkingTracker(VideoTracker):
         c = cfg.MODEL.MASKPROP.INFERENCE
         return {
             "model": model,
-            "score_thresh": c.SCORE_THRESH,
-            "topk_per_frame": c.TOPK_PER_FRAME,
-            "nms_thresh": c.NMS_THRESH,
+            **detection_args(cfg),
             "link_iou_thresh": c.LINK_IOU_THRESH,
-            "mask_thresh": c.MASK_THRESH,
-            "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
-            "categories_per_instance": c.CATEGORIES_PER_INSTANCE,
         }
 
     def reset(self) -> None:

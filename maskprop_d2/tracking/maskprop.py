@@ -21,7 +21,7 @@ from detectron2.config import configurable
 
 from ..modeling.mask_ops import paste_at_output_size, paste_soft_masks
 from ..modeling.meta_arch import FrameDetections
-from .base import VIDEO_TRACKER_REGISTRY, VideoTracker
+from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
 from .outputs import FrameOutput, VideoInstance
 
@@ -106,15 +106,10 @@ class MaskPropTracker(VideoTracker):
         c = cfg.MODEL.MASKPROP.INFERENCE
         return {
             "model": model,
+            **detection_args(cfg),
             "half_length": cfg.INPUT.CLIP.HALF_LENGTH,
-            "score_thresh": c.SCORE_THRESH,
-            "topk_per_frame": c.TOPK_PER_FRAME,
-            "nms_thresh": c.NMS_THRESH,
             "match_thresh": c.MATCH_THRESH,
-            "mask_thresh": c.MASK_THRESH,
-            "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
             "center_mask": c.CENTER_MASK,
-            "categories_per_instance": c.CATEGORIES_PER_INSTANCE,
         }
 
     # ------------------------------------------------------------------ state

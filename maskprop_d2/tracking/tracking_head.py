@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_iou
 
 from ..modeling.track_head import match_logits
-from .base import VIDEO_TRACKER_REGISTRY, VideoTracker
+from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
 from .frame_detections import paste_detections
 from .outputs import CategoryVotes, FrameOutput, VideoInstance
 
@@ -195,12 +195,7 @@ class TrackingHeadTracker(VideoTracker):
         c = cfg.MODEL.MASKPROP.INFERENCE
         return {
             "model": model,
-            "score_thresh": c.SCORE_THRESH,
-            "topk_per_frame": c.TOPK_PER_FRAME,
-            "nms_thresh": c.NMS_THRESH,
-            "mask_thresh": c.MASK_THRESH,
-            "max_instances": cfg.TEST.DETECTIONS_PER_VIDEO,
-            "categories_per_instance": c.CATEGORIES_PER_INSTANCE,
+            **detection_args(cfg),
             "score_weight": c.TRACK_SCORE_WEIGHT,
             "iou_weight": c.TRACK_IOU_WEIGHT,
             "class_weight": c.TRACK_CLASS_WEIGHT,
