@@ -84,6 +84,10 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE = CN()
     # Detections below this score are not propagated (frame-level detector threshold).
     cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = 0.3
+    # MaskProp tracker (and flow_propagation): detections scoring in [CONTINUE_SCORE_THRESH,
+    # SCORE_THRESH) are propagated too but may only continue an existing video ID, never start
+    # one (a track survives frames where its object's score dips). >= SCORE_THRESH: off.
+    cfg.MODEL.MASKPROP.INFERENCE.CONTINUE_SCORE_THRESH = 1.0
     # Class-agnostic box NMS over a frame's detections (IoU above this: the lower score goes);
     # 1.0 keeps detectron2's per-class NMS only, under which an object can be detected once per
     # likely class and start several tracks.

@@ -1,10 +1,11 @@
-"""A narrow ResNet-18/34 + FPN backbone for small CPU models.
+"""A narrow ResNet-10/18/34 + FPN backbone for small CPU models.
 
 detectron2's ``build_resnet_backbone`` fixes the widths of ResNet-18/34 at 64-128-256-512
-(``RES2_OUT_CHANNELS`` must be 64). ``build_basic_resnet_fpn_backbone`` builds the same network
-(BasicStem, BasicBlock stages [2, 2, 2, 2] or [3, 4, 6, 3], FPN with a max-pooled p6) with
-``RES2_OUT_CHANNELS`` free: res2..res5 have ``c, 2c, 4c, 8c`` channels. Half the width costs about
-a quarter of the FLOPs, which pays for a twice larger input on CPU.
+(``RES2_OUT_CHANNELS`` must be 64) and has no ResNet-10. ``build_basic_resnet_fpn_backbone``
+builds the same network (BasicStem; BasicBlock stages [2, 2, 2, 2] or [3, 4, 6, 3], or
+[1, 1, 1, 1] with ``DEPTH: 10``; FPN with a max-pooled p6) with ``RES2_OUT_CHANNELS`` free:
+res2..res5 have ``c, 2c, 4c, 8c`` channels. Half the width costs about a quarter of the FLOPs,
+which pays for a twice larger input on CPU.
 """
 
 from detectron2.layers import ShapeSpec
@@ -15,16 +16,16 @@ from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem
 
 __all__ = ["build_basic_resnet_fpn_backbone"]
 
-_BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
+_BLOCKS = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
 
 
 @BACKBONE_REGISTRY.register()
 def build_basic_resnet_fpn_backbone(cfg, input_shape: ShapeSpec):
-    """ResNet-18/34 of any width (``MODEL.RESNETS.RES2_OUT_CHANNELS``) + FPN (``MODEL.FPN``)."""
+    """ResNet-10/18/34 of any width (``MODEL.RESNETS.RES2_OUT_CHANNELS``) + FPN (``MODEL.FPN``)."""
     r = cfg.MODEL.RESNETS
     if r.DEPTH not in _BLOCKS:
         raise ValueError(
-            "build_basic_resnet_fpn_backbone builds ResNet-18/34 (BasicBlock); "
+            "build_basic_resnet_fpn_backbone builds ResNet-10/18/34 (BasicBlock); "
             "MODEL.RESNETS.DEPTH={} (use build_resnet_fpn_backbone)".format(r.DEPTH)
         )
     stem = BasicStem(input_shape.channels, r.STEM_OUT_CHANNELS, norm=r.NORM)

@@ -74,6 +74,7 @@ class ClipTrackAggregator:
         scores: torch.Tensor,
         center_masks: Optional[Callable[[], torch.Tensor]] = None,
         class_probs: Optional[torch.Tensor] = None,
+        may_start: Optional[torch.Tensor] = None,
     ) -> List[int]:
         """Assign IDs to the tracks of the clip centred at ``t`` and record their masks.
 
@@ -85,11 +86,25 @@ class ClipTrackAggregator:
             center_masks: optional; returns (N, H, W) soft masks of frame t at output size,
                 used there instead of ``tracks[:, t]`` (called when frame t is emitted).
             class_probs: optional (N, C) class probabilities of the detections (the votes).
+            may_start: optional (N,) bool: tracks that may only continue an existing ID
+                (False) are dropped when they would start a new one.
         Returns:
-            the N video IDs.
+            the N video IDs (-1 for a dropped track).
         """
-        ids_list = self._matcher.assign(t, frames, tracks, classes)
+        ids_list = self._matcher.assign(t, frames, tracks, classes, may_start)
         ids = torch.as_tensor(ids_list, dtype=torch.long)
+        keep = ids >= 0
+        if not bool(keep.all()):
+            ids, tracks = ids[keep], tracks[keep.to(tracks.device)]
+            classes, scores = classes[keep.to(classes.device)], scores[keep.to(scores.device)]
+            if class_probs is not None:
+                class_probs = class_probs[keep.to(class_probs.device)]
+            if center_masks is not None:
+                all_centers = center_masks
+
+                def center_masks():
+                    return all_centers()[keep]
+
         if len(ids) == 0:
             return ids_list
         for k, f in enumerate(frames):
@@ -98,7 +113,7 @@ class ClipTrackAggregator:
             self._pending[f].append((ids, tracks[:, k]))
         if center_masks is not None:
             self._full_res[t].append((ids, center_masks))
-        self.votes.add(ids_list, classes, scores, class_probs)
+        self.votes.add(ids.tolist(), classes, scores, class_probs)
         return ids_list
 
     def emit(self, tau: int) -> FrameOutput:

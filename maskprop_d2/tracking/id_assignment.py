@@ -230,6 +230,7 @@ class ClipTrackMatcher:
         frame_range: range,
         masks: torch.Tensor,
         classes: Optional[torch.Tensor] = None,
+        may_start: Optional[torch.Tensor] = None,
     ) -> List[int]:
         """Assign IDs to the tracks of the clip centred at ``t`` and remember them.
 
@@ -238,12 +239,18 @@ class ClipTrackMatcher:
             frame_range: the frames the tracks cover (e.g. :func:`clip_frame_range`).
             masks: (N, len(frame_range), h, w) soft masks in [0, 1], same h, w for every clip.
             classes: optional (N,) class of each track (its detection's), for the tie-break.
+            may_start: optional (N,) bool; a track with False may only continue an existing ID:
+                if it would get a new one it is dropped instead (ID -1, not remembered).
         Returns:
-            N ints, pairwise distinct.
+            N ints: pairwise distinct IDs, and -1 for dropped tracks.
         """
         self._check(t, frame_range, masks)
         if classes is not None and len(classes) != masks.shape[0]:
             raise ValueError("got {} classes for {} tracks".format(len(classes), masks.shape[0]))
+        if may_start is not None and len(may_start) != masks.shape[0]:
+            raise ValueError(
+                "got {} may_start flags for {} tracks".format(len(may_start), masks.shape[0])
+            )
         q, ids = self.id_scores(frame_range, masks)
         tie = None
         if classes is not None and ids:
@@ -252,14 +259,19 @@ class ClipTrackMatcher:
             q.cpu().numpy(), ids, self.match_thresh, None if tie is None else tie.numpy()
         )
         out = []
-        for c in chosen:
+        for k, c in enumerate(chosen):
             if c is None:
+                if may_start is not None and not bool(may_start[k]):
+                    out.append(-1)
+                    continue
                 c = self._next_id
                 self._next_id += 1
             out.append(c)
-        cls = None if classes is None else classes.detach().cpu().long()
+        keep = torch.tensor([c >= 0 for c in out], dtype=torch.bool)
+        cls = None if classes is None else classes.detach().cpu().long()[keep]
+        kept_ids = torch.tensor([c for c in out if c >= 0], dtype=torch.long)
         self._history.append(
-            _Clip(int(t), frame_range, masks.detach(), torch.tensor(out, dtype=torch.long), cls)
+            _Clip(int(t), frame_range, masks.detach()[keep.to(masks.device)], kept_ids, cls)
         )
         self._last_t, self._last_start = int(t), frame_range.start
         # Later clips start at >= max(this start, t+1-T): drop the clips that end before that.

@@ -69,6 +69,7 @@ class MaskPropTracker(VideoTracker):
         max_instances: int = 100,
         center_mask: str = "detection",
         categories_per_instance: int = 1,
+        continue_score_thresh: float = 1.0,
     ):
         """
         Args:
@@ -83,6 +84,10 @@ class MaskPropTracker(VideoTracker):
                 mask (full resolution); "propagated": the propagation head's output there too.
             categories_per_instance: each video instance is reported with up to this many
                 categories (see :class:`CategoryVotes`).
+            continue_score_thresh: detections scoring in [continue_score_thresh, score_thresh)
+                become clip tracks too, but may only continue an existing video ID (dropped
+                when they would start a new one): a track survives a few frames where its
+                object's score dips. Off when >= score_thresh.
         """
         if center_mask not in ("detection", "propagated"):
             raise ValueError(
@@ -98,6 +103,7 @@ class MaskPropTracker(VideoTracker):
         self.max_instances = max_instances
         self.center_mask = center_mask
         self.categories_per_instance = categories_per_instance
+        self.continue_score_thresh = continue_score_thresh
         self.backbone_calls = 0
         self.reset()
 
@@ -110,6 +116,7 @@ class MaskPropTracker(VideoTracker):
             "half_length": cfg.INPUT.CLIP.HALF_LENGTH,
             "match_thresh": c.MATCH_THRESH,
             "center_mask": c.CENTER_MASK,
+            "continue_score_thresh": c.CONTINUE_SCORE_THRESH,
         }
 
     # ------------------------------------------------------------------ state
@@ -133,7 +140,8 @@ class MaskPropTracker(VideoTracker):
 
     def _ingest(self, idx: int, frame: dict) -> None:
         """Backbone (once), detections and the propagation state of one frame."""
-        det = self.model.detect_frame(frame, self.score_thresh, self.topk, self.nms_thresh)
+        thresh = min(self.score_thresh, self.continue_score_thresh)
+        det = self.model.detect_frame(frame, thresh, self.topk, self.nms_thresh)
         images, features, inst, probs = det
         self.backbone_calls += 1
         stride = self._heads.mask_prop_stride
@@ -196,7 +204,12 @@ class MaskPropTracker(VideoTracker):
             def center():  # pasted at full resolution only when frame t is emitted
                 return paste_at_output_size(probs, boxes, geo.image_size, geo.out_size)
 
-        self._tracks.add_clip(t, frames, tracks, det.classes, det.scores, center, det.class_probs)
+        may_start = None
+        if self.continue_score_thresh < self.score_thresh:
+            may_start = det.scores >= self.score_thresh
+        self._tracks.add_clip(
+            t, frames, tracks, det.classes, det.scores, center, det.class_probs, may_start
+        )
 
     # ------------------------------------------------------------------ VideoTracker
     def update(self, frame: Dict) -> List[FrameOutput]:

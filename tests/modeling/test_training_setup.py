@@ -70,10 +70,18 @@ def test_basic_resnet_fpn_backbone_width(width):
     detectron2_r18 = [
         "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone",
         "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.RESNETS.STEM_OUT_CHANNELS", "64",
+        "MODEL.RESNETS.DEPTH", "18",
     ]
     ref = build_backbone(get_maskprop_cfg(TINY_CONFIG, detectron2_r18), ShapeSpec(channels=3))
     n = sum(p.numel() for p in bb.parameters())
     assert n < sum(p.numel() for p in ref.parameters()) / 2
+
+
+@pytest.mark.parametrize("depth,blocks", [(10, 1), (18, 2)])
+def test_basic_backbone_depth_sets_blocks_per_stage(depth, blocks):
+    cfg = get_maskprop_cfg(TINY_CONFIG, ["MODEL.RESNETS.DEPTH", str(depth)])
+    bottom_up = build_backbone(cfg, ShapeSpec(channels=3)).bottom_up
+    assert [len(stage) for stage in bottom_up.stages] == [blocks] * 4
 
 
 def test_basic_backbone_refuses_bottleneck_depths():
@@ -110,6 +118,9 @@ def test_training_step_reports_soft_iou_by_delta(tiny_model_copy):
     with EventStorage(0) as storage:
         model([clip])
         keys = set(storage.latest())
-    # frames 0, 1, 2 around centre 1: distances 0 and 1
-    assert {"prop_siou/d0", "prop_siou/d1"} <= keys
+    # frames 0, 1, 2 around centre 1: distance 1, and 0 only when the centre rows are trained
+    # (the tiny config does not train them)
+    assert "prop_siou/d1" in keys
+    assert ("prop_siou/d0" in keys) == model.roi_heads.train_center_rows
+    assert not model.roi_heads.train_center_rows
     assert not any(k.startswith("prop_siou/d2") for k in keys)

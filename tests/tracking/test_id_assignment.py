@@ -239,3 +239,27 @@ def test_tie_break_never_makes_a_score_eligible_and_needs_classes_everywhere():
     assert m.assign(2, range(1, 4), back, torch.tensor([1])) == [0]
     with pytest.raises(ValueError, match="classes"):
         ClipTrackMatcher(1, 0.3).assign(0, range(0, 2), first, torch.tensor([0]))
+
+
+def test_may_start_false_only_continues_an_id():
+    """A track flagged may_start=False joins a matching ID but is dropped (-1, not remembered)
+    instead of starting a new one; the IDs handed out stay consecutive."""
+    m = ClipTrackMatcher(half_length=1, match_thresh=0.3)
+    assert m.assign(0, range(0, 2), clip([A, A]), may_start=torch.tensor([False])) == [-1]
+    assert m.num_ids == 0 and m.num_stored_clips == 1
+    assert m.assign(1, range(0, 3), clip([A, A, A], [B, B, B])) == [0, 1]
+    # both flagged may_start=False: A continues ID 0
+    out = m.assign(
+        2, range(1, 4), clip([A, A, A], [H, H, H]), may_start=torch.tensor([False, False])
+    )
+    # A -> ID 0 (q = 1); H vs ID 0 would be 3/4 but ID 0 is taken (one-to-one) and vs ID 1 is 0:
+    # H would need a new ID, so it is dropped
+    assert out == [0, -1]
+    assert m.num_ids == 2
+    # the dropped track is not remembered: a later clip sees only IDs 0 and 1's tracks
+    m_, ids, _ = m.matching_scores(range(2, 5), clip([A, A, A]))
+    # stored: clip 1's two tracks + clip 2's kept one (the dropped H would make it 4)
+    assert sorted(set(ids.tolist())) == [0, 1] and m_.shape[1] == 3
+    assert m.assign(3, range(2, 5), clip([C, C, C]), may_start=torch.tensor([True])) == [1]
+    with pytest.raises(ValueError, match="may_start"):
+        m.assign(4, range(3, 5), clip([A, A]), may_start=torch.tensor([True, False]))
