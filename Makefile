@@ -55,8 +55,8 @@ demo: train
 quickstart: setup data train eval demo
 
 # The paper's comparison (after the quickstart): MaskTrack R-CNN's tracking head trained on top of
-# the frozen tiny model (~3 min), then every tracker on the same detections, standard and hard
-# synthetic val splits (~40 min on 2 cores): benchmarks/trackers_synthetic.md.
+# the frozen tiny model (~1.5 min), then every tracker on the same detections, standard and hard
+# synthetic val splits (~25 min): benchmarks/trackers_synthetic.md.
 MT_CFG := configs/synthetic/masktrack_tiny.yaml
 MT_OUT := output/synthetic/masktrack_tiny
 HARD_ROOT := datasets/synthetic_ytvis_hard
