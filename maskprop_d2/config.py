@@ -51,6 +51,13 @@ def add_maskprop_config(cfg):
     cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE = 16
     # Motion margin (feature pixels) added on each side of the source box to make its window.
     cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_MARGIN = 4.0
+    # Smallest window side (feature pixels) in ROI mode; 0 = ROI_SIZE. Below ROI_SIZE, windows
+    # of small objects are sampled finer than the feature grid (see FINE_CROPS).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_MIN_WINDOW = 0.0
+    # Propagate at the ROI crops' resolution (ROI mode only): source masks and training targets
+    # are sampled from image-resolution masks on each window, and video inference keeps the
+    # propagated crops (pasted at output size) instead of pasting them onto the feature grid.
+    cfg.MODEL.ROI_MASK_PROP_HEAD.FINE_CROPS = False
     # Weight of loss_mask_prop (mean over (instance, frame) pairs of 1 - soft IoU).
     cfg.MODEL.ROI_MASK_PROP_HEAD.LOSS_WEIGHT = 1.0
     # Centre masks propagated in training: "gt" (teacher forcing) or "pred" (predicted masks
@@ -96,8 +103,16 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.TOPK_PER_FRAME = 10
     # A clip track joins an existing video ID when its mean matching score q clears this.
     cfg.MODEL.MASKPROP.INFERENCE.MATCH_THRESH = 0.3
-    # Threshold applied to the averaged soft masks of a video instance.
+    # Threshold applied to the combined soft masks of a video instance.
     cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.5
+    # How the masks of a video instance's clip tracks covering a frame are combined: "mean" (the
+    # paper: equal weights) or "distance" (a track centred at t weighs MASK_DISTANCE_DECAY**|τ-t|
+    # at frame τ: the frame's own detection mask dominates, propagated masks fill the frames
+    # where the instance was not detected).
+    cfg.MODEL.MASKPROP.INFERENCE.MASK_COMBINATION = "distance"
+    # λ of the "distance" combination; below 1/3 a frame's own binary detection mask comes out
+    # unchanged.
+    cfg.MODEL.MASKPROP.INFERENCE.MASK_DISTANCE_DECAY = 0.25
     # The video tracker, a name in maskprop_d2.tracking.VIDEO_TRACKER_REGISTRY: "maskprop" (clip
     # tracks + ID assignment), "flow_propagation" (the same with optical-flow warping),
     # "tracking_head" (MaskTrack R-CNN's association; needs a model with a tracking head) or

@@ -8,7 +8,9 @@ frame on top of the detector, which runs once per frame: its detections are cach
 to every row. Oracle rows (off with ``--no-oracle``): ground-truth detections (score 1, their
 class, GT masks) on the real features through each tracker. Splits: ``--standard-root`` and
 ``--hard-root`` (``python -m maskprop_d2.data.synthetic --difficulty hard --num-train 1 --out
-ROOT`` makes the latter); ``--max-videos N`` for development.
+ROOT`` makes the latter); ``--max-videos N`` for development. Spread: MaskProp at the config's T
+against the best baseline by AP, paired bootstrap over videos (``tools/bootstrap_compare.py``;
+``--bootstrap`` resamples for AP, ``--bootstrap-hota`` for HOTA, 0 turns either off).
 
     python tools/bench_trackers.py --weights output/synthetic/masktrack_tiny/model_final.pth
 """
@@ -203,6 +205,37 @@ def plot(path, results):
     save_plot(fig, path)
 
 
+def bootstrap_line(gt, real, outs, t0, args):
+    """One sentence: MaskProp at T = t0 (else its first row) minus the best baseline by AP, AP and
+    HOTA, with 95 %
+    paired-bootstrap intervals over videos ("" when either row is missing or it is off)."""
+    from bootstrap_compare import compare
+
+    mp = [r for r in real if outs[r["label"]][0] == "maskprop"]
+    mp = [r for r in mp if outs[r["label"]][1] == t0] or mp  # the config's T if it was run
+    base = [r for r in real if outs[r["label"]][0] != "maskprop"]
+    if not mp or not base or not (args.bootstrap or args.bootstrap_hota):
+        return ""
+    best = max(base, key=lambda r: r["values"][0])
+
+    def load(label):
+        with open(os.path.join(outs[label][2], "results.json")) as f:
+            return json.load(f)
+
+    a, b = load(best["label"]), load(mp[0]["label"])
+    parts = []
+    if args.bootstrap:
+        d, lo, hi = compare(gt, a, b, args.bootstrap)["AP"]
+        parts.append(f"AP {d:+.1f} (95 % interval {lo:+.1f} .. {hi:+.1f}, {args.bootstrap} "
+                     "resamples)")  # fmt: skip
+    if args.bootstrap_hota:
+        d, lo, hi = compare(gt, a, b, args.bootstrap_hota, hota=True)["HOTA"]
+        parts.append(f"HOTA {d:+.1f} (95 % interval {lo:+.1f} .. {hi:+.1f}, "
+                     f"{args.bootstrap_hota} resamples)")  # fmt: skip
+    return (f"{mp[0]['label']} minus the best baseline by AP ({best['label']}), paired bootstrap "
+            "over videos: " + "; ".join(parts) + ".")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", required=True, help="a MaskTrackRCNN checkpoint")
@@ -214,6 +247,8 @@ def main(argv=None):
     ap.add_argument("--trackers", nargs="+", default=list(TRACKERS), choices=TRACKERS)
     ap.add_argument("--no-oracle", action="store_true")
     ap.add_argument("--max-videos", type=int, default=0)
+    ap.add_argument("--bootstrap", type=int, default=200, help="resamples for the AP spread")
+    ap.add_argument("--bootstrap-hota", type=int, default=50, help="resamples for HOTA")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks/trackers_synthetic.md"))
     ap.add_argument("--work-dir", default="/tmp/bench_trackers")
@@ -257,12 +292,14 @@ def main(argv=None):
                              cfg.MODEL.MASKPROP.INFERENCE.NMS_THRESH)  # fmt: skip
                     frames += 1
         det_ms = 1000 * (time.process_time() - c) / max(frames, 1)
-        real, oracle = [], []
+        real, oracle, outs = [], [], {}
         for label, tracker, t in rows_for(cfg, args.half_lengths, args.trackers):
             print(f"[{split}] {label}", flush=True)
             out = os.path.join(args.work_dir, split, tracker + str(t))
             res, cpu, n = run_row(cfg, model, name, tracker, t, out)
             real.append(metrics_row(label, res, cpu, n))
+            outs[label] = (tracker, t, out)
+        spread = bootstrap_line(gt, real, outs, cfg.INPUT.CLIP.HALF_LENGTH, args)
         if not args.no_oracle:
             detector.gt = gt_by_frame(name)
             t0 = cfg.INPUT.CLIP.HALF_LENGTH
@@ -272,7 +309,8 @@ def main(argv=None):
                 res, cpu, n = run_row(cfg, model, name, tracker, t, out)
                 oracle.append(metrics_row(label, res, cpu, n))
             detector.gt = None
-        results[split] = {"gt": gt, "real": real, "oracle": oracle, "detector_ms": det_ms}
+        results[split] = {"gt": gt, "real": real, "oracle": oracle, "detector_ms": det_ms,
+                          "spread": spread}  # fmt: skip
         detector.cache.clear()
 
     png = os.path.splitext(args.out)[0] + ".png"
@@ -296,12 +334,15 @@ def main(argv=None):
         lines += [f"## {split.capitalize()} split", "", split_line(r["gt"]) + "; the detector "
                   f"alone: {r['detector_ms']:.1f} ms/frame.", ""]  # fmt: skip
         lines += markdown_table(head, [fmt(x) for x in r["real"]]) + [""]
+        if r["spread"]:
+            lines += [r["spread"], ""]
         if r["oracle"]:
             lines += [f"Oracle (ground-truth detections through each tracker, {split}):", ""]
             lines += markdown_table(head, [fmt(x) for x in r["oracle"]]) + [""]
     lines += [f"![AP and HOTA per tracker]({os.path.basename(png)})", ""]
     write_report("\n".join(lines), args.out)
-    summary = {s: {k: r[k] for k in ("real", "oracle", "detector_ms")} for s, r in results.items()}
+    summary = {s: {k: r[k] for k in ("real", "oracle", "detector_ms", "spread")}
+               for s, r in results.items()}  # fmt: skip
     write_report(json.dumps(summary, indent=1), os.path.splitext(args.out)[0] + ".json")
     print("wrote", args.out)
 

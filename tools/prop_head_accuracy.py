@@ -3,15 +3,23 @@
 propagated to the other frames of a clip, scored against the GT there (synthetic val clips).
 
 Clips: ``ClipDatasetMapper(cfg, is_train=True)``, no flip/jitter/crop, the whole window of T;
-clip i from video i mod #videos, numpy seeded. Rows as ``propagation_losses``: each centre GT
-instance (area-downsampled to the propagation level) to each frame at δ ≠ 0 with a non-empty GT.
-Metric: soft IoU of ``sigmoid(logits)`` with the area-fraction GT. Settings: full frame and each
-S × m, set in place on the same weights; "resampled": windows not exactly S×S (box + 2m > S),
-which the head sees at another scale. Baseline: the centre mask copied unchanged.
+clip i from video i mod #videos, numpy seeded. Rows: each centre GT instance to each frame at
+δ ≠ 0 where its GT is not empty. Every mask is resized to the video's frame size (the output
+resolution, as the tracker does; ``--resolution input`` keeps the network input's) and compared
+with the binary GT there: soft IoU of the probabilities, hard IoU of the masks thresholded at 0.5.
+
+Settings (one table row each):
+* the head as configured (``FINE_CROPS``: crops pasted at image resolution; else the grid,
+  upsampled bilinearly as the tracker does);
+* ceilings: the target's own GT stored at the head's output resolution (the feature grid, and
+  the crops if the head uses them) and resized back: what a perfect propagation could score;
+* OpenCV DIS optical flow from the target frame to the centre frame at image resolution, the
+  centre GT mask warped with it (one direct flow per pair: stronger than the tracker's chained
+  grid flows);
+* the centre GT mask copied unchanged.
 
     python tools/prop_head_accuracy.py --weights output/synthetic/maskprop_tiny/model_final.pth \\
-        --roi-sizes 8 16 24 --margins 2 4 --num-clips 48 --half-length 3 \\
-        --out benchmarks/prop_quality_synthetic.md
+        --num-clips 48 --half-length 3 --out benchmarks/prop_quality_synthetic.md
 """
 
 import argparse
@@ -32,21 +40,23 @@ def main():
     p.add_argument("--dataset", default="synthetic_ytvis_val")
     p.add_argument("--num-clips", type=int, default=48)
     p.add_argument("--half-length", type=int, default=3)
-    p.add_argument("--roi-sizes", type=int, nargs="*", default=[16])
-    p.add_argument("--margins", type=float, nargs="*", default=None, help="default: the config's")
+    p.add_argument("--resolution", choices=["frame", "input"], default="frame")
     p.add_argument("--out", default="")
     a = p.parse_args()
     bc.set_threads(1)
     rep = bc.Report("Propagation quality from GT centre masks (synthetic)")
     import numpy as np
     import torch
+    import torch.nn.functional as F
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.data import DatasetCatalog
     from detectron2.modeling import build_model
 
     from maskprop_d2.data import ClipDatasetMapper
     from maskprop_d2.modeling.mask_ops import masks_to_feature_resolution as down
-    from maskprop_d2.modeling.propagation import BOX_MASK_THRESH
+    from maskprop_d2.modeling.propagation import masks_in_windows
+    from maskprop_d2.tracking.clip_tracks import FrameGeometry, _crops_to_output
+    from maskprop_d2.tracking.flow_propagation import grey_image, optical_flow, warp_masks
     from maskprop_d2.utils.masks import boxes_from_masks, soft_iou
 
     cfg = bc.load_cfg(a.config, list(a.opts) + [
@@ -58,56 +68,92 @@ def main():
     model = build_model(cfg).eval()
     DetectionCheckpointer(model).load(a.weights)
     heads = model.roi_heads
-    head, stride = heads.mask_prop_head, heads.mask_prop_stride
-    margins = a.margins or [float(cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_MARGIN)]
-    settings = [(0, head.roi_margin)] + [(s, m) for s in a.roi_sizes if s for m in margins]
+    head, stride, fine = heads.mask_prop_head, heads.mask_prop_stride, heads.fine_crops
     records, mapper = DatasetCatalog.get(a.dataset), ClipDatasetMapper(cfg, is_train=True)
-    siou, resampled, deltas, clips = defaultdict(list), defaultdict(list), [], 0
+    scores, deltas, clips = defaultdict(list), [], 0
+
+    def grid_to_image(grid, hw):  # (n, H', W') -> (n, h, w), as the tracker resizes the grid
+        up = F.interpolate(grid[:, None], scale_factor=stride, mode="bilinear",
+                           align_corners=False)[:, 0]  # fmt: skip
+        return up[:, : hw[0], : hw[1]]
+
+    def add(name, prob, gt, keep):
+        prob, gt = prob[keep].float(), gt[keep].float()
+        if a.resolution == "frame" and len(gt) and tuple(gt.shape[-2:]) != out_hw:
+            prob = F.interpolate(prob[:, None], size=out_hw, mode="bilinear",
+                                 align_corners=False)[:, 0]  # fmt: skip
+            gt = (F.interpolate(gt[:, None], size=out_hw, mode="area")[:, 0] > 0.5).float()
+        scores[name].append(torch.stack([soft_iou(prob, gt), soft_iou((prob > 0.5).float(), gt)]))
+
     with torch.no_grad():
         for i in range(a.num_clips):
-            clip = mapper(records[i % len(records)])
-            if not len(clip["instances"][clip["center"]]):
+            record = records[i % len(records)]
+            clip = mapper(record)
+            out_hw = (int(record["height"]), int(record["width"]))
+            c, ids, insts = clip["center"], clip["frame_ids"], clip["instances"]
+            n = len(insts[c])
+            if not n:
                 continue
             clips += 1
             frames = [{"image": im} for im in clip["image"]]
             feats = model.backbone(model.preprocess_image(frames).tensor)
             reduced = head.reduce(feats[heads.mask_prop_in_feature])
             feat_hw = tuple(reduced.shape[-2:])
-            c, ids, insts = clip["center"], clip["frame_ids"], clip["instances"]
-            gt = torch.cat([down(x.gt_masks.tensor, feat_hw, stride) for x in insts])
-            src = down(insts[c].gt_masks.tensor, feat_hw, stride).repeat(len(ids), 1, 1)
-            dst = torch.arange(len(ids)).repeat_interleave(len(insts[c]))  # rows (frame, instance)
-            delta = (torch.tensor(ids) - ids[c]).repeat_interleave(len(insts[c]))
+            hw = tuple(insts[c].gt_masks.tensor.shape[-2:])
+            nf = len(ids)
+            gt = torch.cat([x.gt_masks.tensor for x in insts]).float()  # rows (frame, instance)
+            src_full = insts[c].gt_masks.tensor.float()
+            src = src_full.repeat(nf, 1, 1)
+            pair = torch.arange(nf).repeat_interleave(n)
+            delta = (torch.tensor(ids) - ids[c]).repeat_interleave(n)
             keep = (delta != 0) & (gt.flatten(1).sum(1) > 0)
             deltas.append(delta[keep].abs())
             centre = reduced[c][None].expand_as(reduced)  # pair f: centre -> frame f
-            siou["copy of the centre mask"].append(soft_iou(src, gt)[keep])
-            for s, m in settings:
-                head.roi_size, head.roi_margin = s, m
-                logits = head(centre, reduced, src, dst)
-                siou[(s, m)].append(soft_iou(logits.float().sigmoid(), gt)[keep])
-                if s:
-                    win = head.roi_windows(boxes_from_masks(src, thresh=BOX_MASK_THRESH), feat_hw)
-                    wh = (win[:, 2:] - win[:, :2]).round()
-                    resampled[(s, m)].append((wh != s).any(1)[keep].float())
+            add("copy of the centre mask", src, gt, keep)
+            add("ceiling: GT on the feature grid", grid_to_image(down(gt, feat_hw, stride), hw),
+                gt, keep)  # fmt: skip
+            # the flow baseline: target -> centre flow at image resolution, centre mask warped
+            greys = [grey_image(im) for im in clip["image"]]
+            warped = []
+            for f in range(nf):
+                flow = torch.from_numpy(optical_flow(greys[f], greys[c])).permute(2, 0, 1)
+                warped.append(warp_masks(src_full, flow))
+            add("OpenCV DIS flow warp (image resolution)", torch.cat(warped), gt, keep)
+            if fine:
+                box = boxes_from_masks(src_full > 0.5)
+                win = heads.prop_windows(box, feat_hw).repeat(nf, 1)
+                geo = FrameGeometry(hw, hw, stride)
+                ceil = masks_in_windows(gt, win, stride, head.roi_size)
+                add("ceiling: GT on the head's crops", _crops_to_output(ceil, win, geo), gt, keep)
+                crops = heads.propagate_crops(
+                    centre, reduced, masks_in_windows(src, win, stride, head.roi_size), win, pair
+                )
+                prob = _crops_to_output(crops.sigmoid(), win, geo)
+                name = "MaskProp head (crops {0}×{0})".format(head.roi_size)
+            else:
+                grid_src = down(src, feat_hw, stride)
+                prob = grid_to_image(heads.propagate(centre, reduced, grid_src, pair).sigmoid(), hw)
+                name = "MaskProp head (feature grid)"
+            add(name, prob, gt, keep)
     deltas = torch.cat(deltas)
-    full = torch.cat(siou[settings[0]]).mean().item()
     dist = sorted(set(deltas.tolist()))
     rows = []
-    for key, vals in siou.items():
-        v = torch.cat(vals)
-        name = key if isinstance(key, str) else (
-            "full frame" if key[0] == 0 else "ROI S={} m={:g}".format(*key))  # fmt: skip
-        rs = "{:.0f}%".format(100 * torch.cat(resampled[key]).mean()) if key in resampled else "–"
-        rel = "{:+.1f}%".format(100 * (v.mean() / full - 1))
-        by_d = ["{:.3f}".format(v[deltas == d].mean()) for d in dist]
-        rows.append([name, "{:.3f}".format(v.mean()), rel, rs] + by_d)
+    for name, vals in scores.items():
+        v = torch.cat(vals, dim=1)  # (2, rows)
+        by_d = [" / ".join("{:.3f}".format(v[j][deltas == d].mean()) for d in dist)
+                for j in (0, 1)]  # fmt: skip
+        rows.append([name, "{:.3f}".format(v[0].mean()), "{:.3f}".format(v[1].mean())] + by_d)
     rep.add("`{}` + `{}` on `{}`: {} clips, T = {}, the whole window; {} rows (δ ≠ 0, GT ≠ ∅); "
-            "propagation level {}, grid {}×{} (W×H).".format(
+            "propagation level {} (stride {}), grid {}×{} (W×H){}; scored at the {} "
+            "resolution.".format(
                 a.config, a.weights, a.dataset, clips, a.half_length, len(deltas),
-                heads.mask_prop_in_feature, feat_hw[1], feat_hw[0]))  # fmt: skip
-    rep.table(["setting", "soft IoU", "vs full frame", "rows resampled"]
-              + ["δ = ±{}".format(d) for d in dist], rows)  # fmt: skip
+                heads.mask_prop_in_feature, stride, feat_hw[1], feat_hw[0],
+                ", crops {0}×{0} on windows of at least {1:g} cells".format(
+                    head.roi_size, head.roi_min_window or head.roi_size) if fine else "",
+                "frame (output)" if a.resolution == "frame" else "network input"))
+    ds = " / ".join("±{}".format(d) for d in dist)
+    rep.table(["setting", "soft IoU", "hard IoU", "soft IoU at δ = " + ds,
+               "hard IoU at δ = " + ds], rows)  # fmt: skip
     rep.save(a.out)
 
 

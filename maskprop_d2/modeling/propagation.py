@@ -15,11 +15,15 @@ Two spatial modes (constructor ``roi_size``):
 
 * ``roi_size = 0`` (full frame): the deformable conv runs on the whole feature map of every row.
 * ``roi_size = S > 0`` (ROI): each row runs on an ``S×S`` window around its source mask (the mask's
-  box enlarged by ``roi_margin`` feature pixels on each side, at least ``S`` wide/high, kept inside
-  the frame). Windows no larger than ``S`` are cut at native resolution, so inside the window the
-  result equals the full-frame result whenever the motion stays within the margin; larger windows
-  are resampled to ``S×S`` (offsets are rescaled to crop pixels). The crop logits are pasted back
-  into the frame; outside its window a row predicts background (logit ``OUTSIDE_LOGIT``).
+  box enlarged by ``roi_margin`` feature pixels on each side, at least ``roi_min_window`` (default
+  ``S``) wide/high, kept inside the frame). Windows of exactly ``S`` are cut at native resolution,
+  so inside the window the result equals the full-frame result whenever the motion stays within
+  the margin; other windows are resampled to ``S×S`` (offsets are rescaled to crop pixels). With
+  ``roi_min_window < S`` small objects are sampled *finer* than the feature grid: the crop is the
+  head's output resolution (:meth:`forward_crops`), and the source masks can be given at that
+  resolution (``src_crops``, sampled from image-resolution masks, :func:`masks_in_windows`).
+  :meth:`forward` pastes the crop logits back onto the feature grid; outside its window a row
+  predicts background (logit ``OUTSIDE_LOGIT``).
 
 All coordinates are in feature pixels of the propagation level (pixel ``j`` has its centre at
 ``j``).
@@ -40,6 +44,8 @@ __all__ = [
     "ROI_MASK_PROP_HEAD_REGISTRY",
     "build_mask_prop_head",
     "MaskPropagationHead",
+    "masks_in_windows",
+    "box_masks_in_windows",
 ]
 
 ROI_MASK_PROP_HEAD_REGISTRY = Registry("ROI_MASK_PROP_HEAD")
@@ -102,6 +108,7 @@ class MaskPropagationHead(nn.Module):
         num_res_blocks: int = 1,
         roi_size: int = 0,
         roi_margin: float = 4.0,
+        roi_min_window: float = 0.0,
     ):
         """
         Args:
@@ -111,6 +118,8 @@ class MaskPropagationHead(nn.Module):
             num_res_blocks: residual blocks (width D) before the offset conv; may be 0.
             roi_size: 0 = full frame; S > 0 = run the deformable conv on S×S windows (ROI mode).
             roi_margin: motion margin (feature pixels) added around each source box in ROI mode.
+            roi_min_window: smallest window side (feature pixels) in ROI mode; 0 = ``roi_size``.
+                Below ``roi_size``, small windows are sampled finer than the feature grid.
         """
         super().__init__()
         if kernel_size % 2 != 1:
@@ -122,6 +131,9 @@ class MaskPropagationHead(nn.Module):
         self.kernel_size = kernel_size
         self.roi_size = int(roi_size)
         self.roi_margin = float(roi_margin)
+        if roi_min_window < 0:
+            raise ValueError("roi_min_window must be >= 0, got {}".format(roi_min_window))
+        self.roi_min_window = float(roi_min_window)
 
         self.reduce_conv = nn.Conv2d(in_channels, conv_dim, 1)
         nn.init.kaiming_normal_(self.reduce_conv.weight, mode="fan_out", nonlinearity="relu")
@@ -154,6 +166,7 @@ class MaskPropagationHead(nn.Module):
             "num_res_blocks": c.NUM_RES_BLOCKS,
             "roi_size": c.ROI_SIZE,
             "roi_margin": c.ROI_MARGIN,
+            "roi_min_window": c.ROI_MIN_WINDOW,
         }
         return ret
 
@@ -234,11 +247,12 @@ class MaskPropagationHead(nn.Module):
     def roi_windows(self, boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
         """(N, 4) source boxes -> (N, 4) windows (x0, y0, x1, y1) in feature pixels.
 
-        Each window is the box enlarged by ``roi_margin``, at least ``roi_size`` wide and high,
-        centred on the box, clamped to the frame (at most the frame size) and integer-aligned.
+        Each window is the box enlarged by ``roi_margin``, at least ``roi_min_window`` (0:
+        ``roi_size``) wide and high, centred on the box, clamped to the frame (at most the frame
+        size) and integer-aligned.
         """
         h, w = image_size
-        s = float(self.roi_size)
+        s = self.roi_min_window if self.roi_min_window > 0 else float(self.roi_size)
         m = self.roi_margin
         size = torch.stack(
             [(boxes[:, 2] - boxes[:, 0]) + 2 * m, (boxes[:, 3] - boxes[:, 1]) + 2 * m], dim=1
@@ -260,8 +274,16 @@ class MaskPropagationHead(nn.Module):
         pair_index: torch.Tensor,
         offsets: Optional[torch.Tensor] = None,
         boxes: Optional[torch.Tensor] = None,
+        src_crops: Optional[torch.Tensor] = None,
+        windows: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """ROI-mode propagation. Arguments as in :meth:`forward`.
+        """ROI-mode propagation. Arguments as in :meth:`forward`, plus:
+
+            src_crops: optional (N, S, S) source masks already sampled on each row's window (for
+                example from image-resolution masks with :func:`masks_in_windows`); default: the
+                crop of ``masks``.
+            windows: optional (N, 4) the rows' windows (default ``roi_windows(boxes)``); must be
+                given with ``src_crops``.
 
         Returns:
             crops: (N, S, S) logits on each row's window (S = ``roi_size``).
@@ -270,11 +292,15 @@ class MaskPropagationHead(nn.Module):
         s = self.roi_size
         if s <= 0:
             raise RuntimeError("forward_crops needs roi_size > 0")
-        n = masks.shape[0]
+        n = (masks if src_crops is None else src_crops).shape[0]
         h, w = f_src.shape[-2:]
-        if boxes is None:
-            boxes = boxes_from_masks(masks, thresh=BOX_MASK_THRESH)
-        windows = self.roi_windows(boxes.to(f_src.dtype), (h, w))
+        if windows is None:
+            if src_crops is not None:
+                raise ValueError("src_crops needs the windows they were sampled on")
+            if boxes is None:
+                boxes = boxes_from_masks(masks, thresh=BOX_MASK_THRESH)
+            windows = self.roi_windows(boxes.to(f_src.dtype), (h, w))
+        windows = windows.to(f_src.dtype)
         if n == 0:
             return f_src.new_zeros((0, s, s)) + 0.0 * self.predictor.bias.sum(), windows
         if offsets is None:
@@ -285,9 +311,11 @@ class MaskPropagationHead(nn.Module):
         def crop(t, r):  # aligned=True + integer windows of size S: exact pixel copies
             return roi_align(t, r, (s, s), spatial_scale=1.0, sampling_ratio=1, aligned=True)
 
-        own = torch.cat([torch.arange(n, device=masks.device)[:, None].to(windows.dtype),
-                         windows], dim=1)
-        x = crop(f_src, rois) * crop(masks[:, None].to(f_src.dtype), own)
+        if src_crops is None:
+            own = torch.cat([torch.arange(n, device=masks.device)[:, None].to(windows.dtype),
+                             windows], dim=1)  # fmt: skip
+            src_crops = crop(masks[:, None].to(f_src.dtype), own)[:, 0]
+        x = crop(f_src, rois) * src_crops[:, None].to(f_src.dtype)
         off = crop(offsets, rois)
         # offsets are in feature pixels; the crop resamples x by S / window_w, y by S / window_h
         scale = s / (windows[:, 2:] - windows[:, :2])  # (N, 2): (sx, sy)
@@ -320,3 +348,50 @@ class MaskPropagationHead(nn.Module):
         )[:, 0]
         inside = (gx.abs() <= 1)[:, None, :] & (gy.abs() <= 1)[:, :, None]
         return torch.where(inside, out, out.new_tensor(OUTSIDE_LOGIT))
+
+
+def masks_in_windows(masks: torch.Tensor, windows: torch.Tensor, stride: int, size: int):
+    """Sample image-resolution masks on the head's windows.
+
+    Args:
+        masks: (N, h, w) bool/float masks in image pixels (the top-left part of the padded input).
+        windows: (N, 4) windows (x0, y0, x1, y1) in feature pixels of stride ``stride``.
+        size: S, the crop side.
+    Returns:
+        (N, S, S) float in [0, 1]: each crop cell's covered fraction (2×2 samples a cell when the
+        cell is smaller than a pixel, more when larger; ``roi_align``).
+    """
+    n = masks.shape[0]
+    if n == 0:
+        return masks.new_zeros((0, size, size), dtype=torch.float32)
+    idx = torch.arange(n, device=masks.device, dtype=torch.float32)[:, None]
+    rois = torch.cat([idx, windows.float() * stride], dim=1)
+    return roi_align(masks[:, None].float(), rois, (size, size), 1.0, 0, aligned=True)[:, 0]
+
+
+def box_masks_in_windows(
+    mask_probs: torch.Tensor, boxes: torch.Tensor, windows: torch.Tensor, stride: int, size: int
+) -> torch.Tensor:
+    """Sample box-relative soft masks (Mask R-CNN's M×M) on the head's windows, bilinearly.
+
+    Args:
+        mask_probs: (N, M, M) soft masks, each covering its box.
+        boxes: (N, 4) boxes XYXY in image pixels.
+        windows: (N, 4) windows in feature pixels of stride ``stride``.
+        size: S, the crop side.
+    Returns:
+        (N, S, S) soft masks on the windows, zero outside each box.
+    """
+    n = mask_probs.shape[0]
+    if n == 0:
+        return mask_probs.new_zeros((0, size, size), dtype=torch.float32)
+    cells = torch.arange(size, device=mask_probs.device, dtype=torch.float32) + 0.5
+    win = windows.float() * stride
+    x = win[:, 0:1] + cells[None] * (win[:, 2:3] - win[:, 0:1]) / size  # (N, S) image px
+    y = win[:, 1:2] + cells[None] * (win[:, 3:4] - win[:, 1:2]) / size
+    b = boxes.float()
+    gx = (x - b[:, 0:1]) / (b[:, 2:3] - b[:, 0:1]).clamp(min=1e-6) * 2 - 1
+    gy = (y - b[:, 1:2]) / (b[:, 3:4] - b[:, 1:2]).clamp(min=1e-6) * 2 - 1
+    grid = torch.stack([gx[:, None, :].expand(n, size, size), gy[:, :, None].expand(n, size, size)],
+                       dim=3)  # fmt: skip
+    return F.grid_sample(mask_probs[:, None].float(), grid, align_corners=False)[:, 0]

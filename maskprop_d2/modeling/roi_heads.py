@@ -14,10 +14,10 @@ from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
-from ..utils.masks import soft_iou
+from ..utils.masks import boxes_from_masks, soft_iou
 from .mask_ops import masks_to_feature_resolution, paste_soft_masks
 from .prop_loss import mask_prop_loss
-from .propagation import build_mask_prop_head
+from .propagation import BOX_MASK_THRESH, build_mask_prop_head, masks_in_windows
 from .track_head import build_track_head, match_logits, track_embedding_loss
 
 __all__ = ["MaskPropROIHeads", "MaskTrackROIHeads", "ClipTargets", "ClassProbsOutputLayers"]
@@ -86,9 +86,15 @@ class MaskPropROIHeads(StandardROIHeads):
         mask_prop_loss_weight: float = 1.0,
         train_source_masks: str = "gt",
         train_center_rows: bool = True,
+        fine_crops: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if fine_crops and getattr(mask_prop_head, "roi_size", 0) <= 0:
+            raise ValueError(
+                "MODEL.ROI_MASK_PROP_HEAD.FINE_CROPS needs ROI mode (ROI_SIZE > 0), got ROI_SIZE "
+                "= {}".format(getattr(mask_prop_head, "roi_size", 0))
+            )
         if train_source_masks not in ("gt", "pred"):
             raise ValueError(
                 "MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS must be 'gt' or 'pred', got "
@@ -102,6 +108,7 @@ class MaskPropROIHeads(StandardROIHeads):
         self.mask_prop_loss_weight = mask_prop_loss_weight
         self.train_source_masks = train_source_masks
         self.train_center_rows = bool(train_center_rows)
+        self.fine_crops = bool(fine_crops)
 
     @classmethod
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
@@ -119,6 +126,7 @@ class MaskPropROIHeads(StandardROIHeads):
             mask_prop_loss_weight=cfg.MODEL.ROI_MASK_PROP_HEAD.LOSS_WEIGHT,
             train_source_masks=cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS,
             train_center_rows=cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_CENTER_ROWS,
+            fine_crops=cfg.MODEL.ROI_MASK_PROP_HEAD.FINE_CROPS,
         )
         return ret
 
@@ -176,6 +184,35 @@ class MaskPropROIHeads(StandardROIHeads):
         """
         return self.mask_prop_head(f_src, f_dst, masks, pair_index)
 
+    def propagate_crops(
+        self,
+        f_src: torch.Tensor,
+        f_dst: torch.Tensor,
+        src_crops: torch.Tensor,
+        windows: torch.Tensor,
+        pair_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Propagate instance masks given on their windows (ROI mode, ``fine_crops``).
+
+        Args:
+            f_src, f_dst: (P, D, H', W') reduced features of the P (source, target) frame pairs.
+            src_crops: (N, S, S) source masks sampled on each row's window.
+            windows: (N, 4) the windows (x0, y0, x1, y1) in feature pixels (``prop_windows``).
+            pair_index: (N,) long, the pair of each row.
+        Returns:
+            (N, S, S) mask logits on the windows in the target frames.
+        """
+        head = self.mask_prop_head
+        crops, _ = head.forward_crops(
+            f_src, f_dst, None, pair_index, src_crops=src_crops, windows=windows
+        )
+        return crops
+
+    def prop_windows(self, boxes: torch.Tensor, feat_hw) -> torch.Tensor:
+        """(N, 4) source boxes XYXY in image pixels -> (N, 4) the head's windows in feature
+        pixels (``MaskPropagationHead.roi_windows``)."""
+        return self.mask_prop_head.roi_windows(boxes / self.mask_prop_stride, feat_hw)
+
     def _source_masks(self, features, inst: Instances, frame_pos: int, feat_hw) -> torch.Tensor:
         """(N, H', W') centre-frame masks to propagate: GT, or the mask head's prediction on the
         GT boxes for the GT classes (its inference forward, in eval mode, without gradient)."""
@@ -207,6 +244,8 @@ class MaskPropROIHeads(StandardROIHeads):
         """
         reduced = self.reduce_prop_features(features)
         feat_hw = reduced.shape[-2:]
+        if self.fine_crops:
+            return self._fine_propagation_losses(features, reduced, clips)
         src_pos, dst_pos, src_masks, tgt_masks, pair_index, deltas = [], [], [], [], [], []
         for clip in clips:
             center_inst = clip.instances[clip.center]
@@ -248,10 +287,76 @@ class MaskPropROIHeads(StandardROIHeads):
         self.log_soft_iou_by_delta(logits.detach(), tgt, torch.cat(deltas))
         return {"loss_mask_prop": loss * self.mask_prop_loss_weight}
 
+    def _fine_propagation_losses(self, features, reduced, clips: List[ClipTargets]):
+        """``propagation_losses`` at the ROI crops' resolution: each centre instance's window
+        (its GT box + margin, ``prop_windows``) is fixed for the clip; source and target masks
+        are the image-resolution GT masks sampled on it (:func:`masks_in_windows`)."""
+        feat_hw = tuple(reduced.shape[-2:])
+        stride, size = self.mask_prop_stride, self.mask_prop_head.roi_size
+        src_pos, dst_pos, src_crops, tgt_crops, windows, pair_index, deltas = ([] for _ in range(7))
+        for clip in clips:
+            center_inst = clip.instances[clip.center]
+            n = len(center_inst)
+            if n == 0:
+                continue
+            center_masks = self._source_masks_image(features, center_inst, clip)
+            box = boxes_from_masks(center_masks > BOX_MASK_THRESH).to(reduced.dtype)
+            win = self.prop_windows(box, feat_hw)
+            src = masks_in_windows(center_masks, win, stride, size)
+            clip_deltas = clip.deltas or [-1] * len(clip.frame_positions)
+            for k, (pos, inst, d) in enumerate(
+                zip(clip.frame_positions, clip.instances, clip_deltas, strict=True)
+            ):
+                if k == clip.center and not self.train_center_rows:
+                    continue
+                pair_index.append(torch.full((n,), len(src_pos), dtype=torch.long))
+                deltas.append(torch.full((n,), d, dtype=torch.long))
+                src_pos.append(clip.frame_positions[clip.center])
+                dst_pos.append(pos)
+                src_crops.append(src)
+                windows.append(win)
+                tgt_crops.append(masks_in_windows(inst.gt_masks.tensor, win, stride, size))
+        if not src_pos:
+            return {"loss_mask_prop": reduced.sum() * 0.0}
+        dev = reduced.device
+        src_idx = torch.as_tensor(src_pos, device=dev)
+        dst_idx = torch.as_tensor(dst_pos, device=dev)
+        logits = self.propagate_crops(
+            reduced[src_idx],
+            reduced[dst_idx],
+            torch.cat(src_crops).to(dev),
+            torch.cat(windows).to(dev),
+            torch.cat(pair_index).to(dev),
+        )
+        tgt = torch.cat(tgt_crops).to(dev)
+        loss = mask_prop_loss(logits, tgt)
+        self.log_soft_iou_by_delta(logits.detach(), tgt, torch.cat(deltas))
+        return {"loss_mask_prop": loss * self.mask_prop_loss_weight}
+
+    def _source_masks_image(self, features, inst: Instances, clip: ClipTargets) -> torch.Tensor:
+        """(N, h, w) centre-frame masks at image resolution: GT, or the mask head's prediction on
+        the GT boxes (``TRAIN_SOURCE_MASKS: pred``, pasted at image resolution)."""
+        gt = inst.gt_masks.tensor
+        if self.train_source_masks == "gt" or len(inst) == 0:
+            return gt.float()
+        pos = clip.frame_positions[clip.center]
+        feats = [features[f][pos : pos + 1] for f in self.mask_in_features]
+        pred = Instances(inst.image_size, pred_classes=inst.gt_classes)
+        was_training = self.mask_head.training
+        self.mask_head.eval()
+        try:
+            with torch.no_grad():
+                x = self.mask_pooler(feats, [inst.gt_boxes])
+                probs = self.mask_head(x, [pred])[0].pred_masks[:, 0]  # (N, M, M)
+        finally:
+            self.mask_head.train(was_training)
+        return paste_soft_masks(probs, inst.gt_boxes.tensor, gt.shape[-2:])
+
     @staticmethod
     def log_soft_iou_by_delta(logits, tgt, deltas) -> None:
-        """Training signal of the head: ``prop_siou/d{δ}`` = mean soft IoU of the propagated
-        masks at temporal distance δ, over rows whose GT is non-empty (EventStorage).
+        """Training signal of the head: ``prop_siou/d{δ}`` = mean soft IoU and ``prop_hiou/d{δ}``
+        = mean hard IoU (prediction > 0.5 against GT > 0.5) of the propagated masks at temporal
+        distance δ, over rows whose GT is non-empty (EventStorage).
 
         ``logits``: (N, h, w) propagated mask logits, ``tgt``: (N, h, w) GT masks, ``deltas``: (N,)
         temporal distance of each row (rows with δ < 0 are skipped). Needs an active
@@ -259,11 +364,14 @@ class MaskPropROIHeads(StandardROIHeads):
         keep = (deltas >= 0) & (tgt.flatten(1).sum(1) > 0)
         if not keep.any():
             return
-        siou = soft_iou(torch.sigmoid(logits[keep].float()), tgt[keep].float())
+        prob, gt = torch.sigmoid(logits[keep].float()), tgt[keep].float()
+        siou = soft_iou(prob, gt)
+        hiou = soft_iou((prob > 0.5).float(), (gt > 0.5).float())
         d = deltas[keep].to(siou.device)
         storage = get_event_storage()
         for delta in torch.unique(d).tolist():
             storage.put_scalar("prop_siou/d{}".format(delta), float(siou[d == delta].mean()))
+            storage.put_scalar("prop_hiou/d{}".format(delta), float(hiou[d == delta].mean()))
 
 
 @ROI_HEADS_REGISTRY.register()

@@ -2,7 +2,8 @@
 
 :class:`ClipTrackAggregator` is the second half of MaskProp's video inference: it gives each clip's
 tracks their video IDs (:class:`maskprop_d2.tracking.ClipTrackMatcher`), keeps each frame's share
-of the tracks that cover it, and, when asked for a frame, averages the soft masks per ID, resizes
+of the tracks that cover it, and, when asked for a frame, combines the soft masks per ID (the
+paper's mean, or a mean weighted by each track's temporal distance from its centre frame), resizes
 them to the frame's output size and thresholds them. It works on plain tensors, so the same code
 serves the model (:class:`~maskprop_d2.tracking.MaskPropTracker`) and oracle checks that feed it
 ground-truth tracks (``tools/oracle.py``).
@@ -15,10 +16,16 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..modeling.mask_ops import paste_soft_masks
 from .id_assignment import ClipTrackMatcher
 from .outputs import CategoryVotes, FrameOutput, VideoInstance
 
-__all__ = ["ClipTrackAggregator", "FrameGeometry"]
+__all__ = ["ClipTrackAggregator", "FrameGeometry", "MASK_COMBINATIONS"]
+
+# How the soft masks of one video ID at one frame are combined (``INFERENCE.MASK_COMBINATION``):
+# "mean": the paper's equal-weight mean; "distance": a mean weighted by decay**|τ - t| for a
+# track centred at t (the track's own detection mask has weight 1).
+MASK_COMBINATIONS = ("mean", "distance")
 
 
 @dataclass
@@ -40,8 +47,13 @@ class ClipTrackAggregator:
     Args:
         half_length: T (clips span at most t-T..t+T).
         match_thresh: the ID assignment threshold on q.
-        mask_thresh: threshold on the averaged soft masks.
+        mask_thresh: threshold on the combined soft masks.
         num_classes, categories_per_instance: for the category votes (:class:`CategoryVotes`).
+        combination: "mean" (the paper) or "distance" (see ``MASK_COMBINATIONS``).
+        distance_decay: λ of "distance": a track centred at t weighs λ**|τ - t| at frame τ. With
+            λ < 1/3 the weights of all other tracks together stay below the centre track's (the
+            sum 2λ/(1-λ) < 1 for any T), so binary masks of a frame's own detections come out
+            unchanged wherever the ID was detected.
     """
 
     def __init__(
@@ -51,15 +63,35 @@ class ClipTrackAggregator:
         mask_thresh: float,
         num_classes: int,
         categories_per_instance: int = 1,
+        combination: str = "mean",
+        distance_decay: float = 0.25,
     ):
+        if combination not in MASK_COMBINATIONS:
+            raise ValueError(
+                "mask combination must be one of {}, got {!r}".format(
+                    MASK_COMBINATIONS, combination
+                )
+            )
+        if not 0.0 < distance_decay <= 1.0:
+            raise ValueError("distance_decay must be in (0, 1], got {}".format(distance_decay))
+        self.combination = combination
+        self.distance_decay = float(distance_decay)
         self.mask_thresh = mask_thresh
         self._matcher = ClipTrackMatcher(half_length, match_thresh)
         self.votes = CategoryVotes(num_classes, categories_per_instance)
         self._geometry: Dict[int, FrameGeometry] = {}
-        # frame -> list of (ids (n,), soft masks (n, h', w')) from the tracks covering it
+        # frame -> list of (ids (n,), soft masks (n, h', w'), weight) from the tracks covering it
         self._pending: Dict[int, list] = defaultdict(list)
+        # frame -> list of (ids (n,), crops (n, S, S), windows (n, 4) grid cells, weight)
+        self._crops: Dict[int, list] = defaultdict(list)
         # frame -> list of (ids (n,), callable giving (n, H, W) soft masks at output size)
         self._full_res: Dict[int, list] = defaultdict(list)
+
+    def weight(self, distance: int) -> float:
+        """Weight of a track's mask at ``distance`` frames from its centre frame."""
+        if self.combination == "mean":
+            return 1.0
+        return self.distance_decay ** abs(int(distance))
 
     def set_geometry(self, frame: int, geometry: FrameGeometry) -> None:
         """Declare a frame's geometry (before any clip covering it is added)."""
@@ -75,6 +107,7 @@ class ClipTrackAggregator:
         center_masks: Optional[Callable[[], torch.Tensor]] = None,
         class_probs: Optional[torch.Tensor] = None,
         may_start: Optional[torch.Tensor] = None,
+        crops: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> List[int]:
         """Assign IDs to the tracks of the clip centred at ``t`` and record their masks.
 
@@ -88,6 +121,9 @@ class ClipTrackAggregator:
             class_probs: optional (N, C) class probabilities of the detections (the votes).
             may_start: optional (N,) bool: tracks that may only continue an existing ID
                 (False) are dropped when they would start a new one.
+            crops: optional ((N, len(frames), S, S) soft masks, (N, 4) windows in grid cells):
+                the tracks at the propagation head's crop resolution, used for the output
+                masks instead of ``tracks`` (which still decide the IDs).
         Returns:
             the N video IDs (-1 for a dropped track).
         """
@@ -99,6 +135,8 @@ class ClipTrackAggregator:
             classes, scores = classes[keep.to(classes.device)], scores[keep.to(scores.device)]
             if class_probs is not None:
                 class_probs = class_probs[keep.to(class_probs.device)]
+            if crops is not None:
+                crops = (crops[0][keep.to(crops[0].device)], crops[1][keep.to(crops[1].device)])
             if center_masks is not None:
                 all_centers = center_masks
 
@@ -110,7 +148,10 @@ class ClipTrackAggregator:
         for k, f in enumerate(frames):
             if f == t and center_masks is not None:
                 continue
-            self._pending[f].append((ids, tracks[:, k]))
+            if crops is not None:
+                self._crops[f].append((ids, crops[0][:, k], crops[1], self.weight(f - t)))
+            else:
+                self._pending[f].append((ids, tracks[:, k], self.weight(f - t)))
         if center_masks is not None:
             self._full_res[t].append((ids, center_masks))
         self.votes.add(ids.tolist(), classes, scores, class_probs)
@@ -120,11 +161,11 @@ class ClipTrackAggregator:
         """Final masks of frame tau (all clips covering it must have been added); forgets it."""
         geo = self._geometry.pop(tau)
         entries = self._pending.pop(tau, [])
+        crop_entries = self._crops.pop(tau, [])
         full = self._full_res.pop(tau, [])
         height, width = geo.out_size
-        h, w = geo.image_size
-        all_ids = [e[0] for e in entries] + [e[0] for e in full]
-        all_ids = torch.cat(all_ids) if all_ids else torch.zeros(0, dtype=torch.long)
+        groups = [e[0] for e in entries] + [e[0] for e in crop_entries] + [e[0] for e in full]
+        all_ids = torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long)
         uniq, inverse = torch.unique(all_ids, sorted=True, return_inverse=True)
         if len(uniq) == 0:
             return FrameOutput(tau, uniq, torch.zeros((0, height, width), dtype=torch.bool))
@@ -133,11 +174,22 @@ class ClipTrackAggregator:
         pos = 0
         if entries:
             m = torch.cat([e[1] for e in entries]).float().cpu()  # (M, h', w')
+            w = torch.cat([torch.full((len(e[0]),), e[2]) for e in entries])
             k = len(m)
-            summed = torch.zeros((len(uniq),) + m.shape[-2:]).index_add_(0, inverse[:k], m)
-            count.index_add_(0, inverse[:k], torch.ones(k))
+            summed = torch.zeros((len(uniq),) + m.shape[-2:])
+            summed.index_add_(0, inverse[:k], m * w[:, None, None])
+            count.index_add_(0, inverse[:k], w)
             total += _grid_to_output(summed, geo)
             pos = k
+        if crop_entries:
+            c = torch.cat([e[1] for e in crop_entries]).float().cpu()  # (M, S, S)
+            win = torch.cat([e[2] for e in crop_entries]).float().cpu()  # (M, 4) grid cells
+            w = torch.cat([torch.full((len(e[0]),), e[3]) for e in crop_entries])
+            k = len(c)
+            pasted = _crops_to_output(c, win, geo) * w[:, None, None]
+            total.index_add_(0, inverse[pos : pos + k], pasted)
+            count.index_add_(0, inverse[pos : pos + k], w)
+            pos += k
         for ids, fn in full:
             n = len(ids)
             total.index_add_(0, inverse[pos : pos + n], fn().float().cpu())
@@ -162,7 +214,7 @@ class ClipTrackAggregator:
 
     def num_pending_frames(self) -> int:
         """Frames with recorded track masks not yet emitted (bounded by the clip window)."""
-        return len(set(self._pending) | set(self._full_res))
+        return len(set(self._pending) | set(self._crops) | set(self._full_res))
 
 
 def _grid_to_output(grid: torch.Tensor, geo: FrameGeometry) -> torch.Tensor:
@@ -179,3 +231,12 @@ def _grid_to_output(grid: torch.Tensor, geo: FrameGeometry) -> torch.Tensor:
     if (h, w) != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
     return x[0]
+
+
+def _crops_to_output(crops: torch.Tensor, windows: torch.Tensor, geo: FrameGeometry):
+    """(n, S, S) soft masks on windows (n, 4) in grid cells -> (n, H, W) at output size (zero
+    outside each window)."""
+    h, w = geo.image_size
+    height, width = geo.out_size
+    scale = windows.new_tensor([width / w, height / h, width / w, height / h]) * geo.stride
+    return paste_soft_masks(crops, windows * scale, (height, width))

@@ -21,6 +21,7 @@ from detectron2.config import configurable
 
 from ..modeling.mask_ops import paste_at_output_size, paste_soft_masks
 from ..modeling.meta_arch import FrameDetections
+from ..modeling.propagation import box_masks_in_windows
 from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
 from .outputs import FrameOutput, VideoInstance
@@ -70,6 +71,8 @@ class MaskPropTracker(VideoTracker):
         center_mask: str = "detection",
         categories_per_instance: int = 1,
         continue_score_thresh: float = 1.0,
+        mask_combination: str = "mean",
+        distance_decay: float = 0.25,
     ):
         """
         Args:
@@ -88,6 +91,8 @@ class MaskPropTracker(VideoTracker):
                 become clip tracks too, but may only continue an existing video ID (dropped
                 when they would start a new one): a track survives a few frames where its
                 object's score dips. Off when >= score_thresh.
+            mask_combination, distance_decay: how the masks of an ID's tracks covering a frame
+                are combined (:class:`ClipTrackAggregator`): "mean" (the paper) or "distance".
         """
         if center_mask not in ("detection", "propagated"):
             raise ValueError(
@@ -104,6 +109,8 @@ class MaskPropTracker(VideoTracker):
         self.center_mask = center_mask
         self.categories_per_instance = categories_per_instance
         self.continue_score_thresh = continue_score_thresh
+        self.mask_combination = mask_combination
+        self.distance_decay = distance_decay
         self.backbone_calls = 0
         self.reset()
 
@@ -117,6 +124,8 @@ class MaskPropTracker(VideoTracker):
             "match_thresh": c.MATCH_THRESH,
             "center_mask": c.CENTER_MASK,
             "continue_score_thresh": c.CONTINUE_SCORE_THRESH,
+            "mask_combination": c.MASK_COMBINATION,
+            "distance_decay": c.MASK_DISTANCE_DECAY,
         }
 
     # ------------------------------------------------------------------ state
@@ -131,6 +140,8 @@ class MaskPropTracker(VideoTracker):
             self.mask_thresh,
             self.model.roi_heads.num_classes,
             self.categories_per_instance,
+            self.mask_combination,
+            self.distance_decay,
         )
 
     # ------------------------------------------------------------------ per-frame work
@@ -187,14 +198,48 @@ class MaskPropTracker(VideoTracker):
         logits = self._heads.propagate(src, feats, masks, pair_index)
         return logits.sigmoid().view(nf, n, *logits.shape[-2:]).transpose(0, 1)
 
+    @property
+    def fine_crops(self) -> bool:
+        """Whether the propagation head works at its crops' resolution (``FINE_CROPS``)."""
+        return bool(getattr(self._heads, "fine_crops", False))
+
+    def propagate_crops(self, t: int, frames: range, det: _Detections):
+        """Frame t's n detections propagated at the head's crop resolution (``FINE_CROPS``).
+
+        Returns:
+            tracks: (n, F, H', W') soft masks on the grid (the ID assignment's input);
+            crops: (n, F, S, S) soft masks on each detection's window;
+            windows: (n, 4) the windows (x0, y0, x1, y1) in grid cells.
+        """
+        heads = self._heads
+        n, nf = len(det.scores), len(frames)
+        feats = torch.stack([self._features[f] for f in frames])  # (F, D, H', W')
+        grid = feats.shape[-2:]
+        windows = heads.prop_windows(det.boxes.to(feats.dtype), grid)  # (n, 4)
+        size = heads.mask_prop_head.roi_size
+        src = box_masks_in_windows(det.mask_probs, det.boxes, windows, heads.mask_prop_stride, size)
+        # rows ordered (frame, instance): row f*n + i is instance i propagated to frames[f]
+        pair_index = torch.arange(nf, device=feats.device).repeat_interleave(n)
+        srcf = self._features[t][None].expand_as(feats)
+        logits = heads.propagate_crops(
+            srcf, feats, src.repeat(nf, 1, 1), windows.repeat(nf, 1), pair_index
+        )
+        tracks = heads.mask_prop_head.paste(logits, windows.repeat(nf, 1), grid).sigmoid()
+        crops = logits.sigmoid().view(nf, n, size, size).transpose(0, 1)
+        return tracks.view(nf, n, *grid).transpose(0, 1), crops, windows
+
     def _process_clip(self, t: int, last: int) -> None:
         """Propagate frame t's detections to max(0, t-T)..last and assign their IDs."""
         frames = range(max(0, t - self.T), last + 1)
         det = self._dets.pop(t)
         geo = self._geometry.pop(t)
         n, nf = len(det.scores), len(frames)
+        crops = None
         if n == 0:
             tracks = det.feat_masks.new_zeros((0, nf) + det.feat_masks.shape[-2:])
+        elif self.fine_crops and type(self).propagate_masks is MaskPropTracker.propagate_masks:
+            tracks, fine, windows = self.propagate_crops(t, frames, det)
+            crops = (fine, windows)
         else:
             tracks = self.propagate_masks(t, frames, det.feat_masks)
         center = None
@@ -208,7 +253,7 @@ class MaskPropTracker(VideoTracker):
         if self.continue_score_thresh < self.score_thresh:
             may_start = det.scores >= self.score_thresh
         self._tracks.add_clip(
-            t, frames, tracks, det.classes, det.scores, center, det.class_probs, may_start
+            t, frames, tracks, det.classes, det.scores, center, det.class_probs, may_start, crops
         )
 
     # ------------------------------------------------------------------ VideoTracker

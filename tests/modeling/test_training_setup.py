@@ -105,9 +105,12 @@ def test_soft_iou_by_delta_logged_per_distance():
     with EventStorage(0) as storage:
         MaskPropROIHeads.log_soft_iou_by_delta(logits, tgt, deltas)
         latest = {k: v[0] for k, v in storage.latest().items()}
-    assert set(latest) == {"prop_siou/d1", "prop_siou/d2"}
+    assert set(latest) == {"prop_siou/d1", "prop_siou/d2", "prop_hiou/d1", "prop_hiou/d2"}
     assert latest["prop_siou/d1"] == pytest.approx(0.75, abs=1e-6)
     assert latest["prop_siou/d2"] == pytest.approx(0.0, abs=1e-6)
+    # hard IoU: the same rows thresholded at 0.5 (here the logits are already saturated)
+    assert latest["prop_hiou/d1"] == pytest.approx(0.75, abs=1e-6)
+    assert latest["prop_hiou/d2"] == pytest.approx(0.0, abs=1e-6)
     assert float(soft_iou(torch.sigmoid(logits[1]), tgt[1])) == pytest.approx(0.5, abs=1e-6)
 
 

@@ -29,6 +29,7 @@ def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, t
             "--config", repo_path("configs/synthetic/masktrack_tiny.yaml"),
             "--standard-root", str(synthetic_dataset), "--splits", "standard",
             "--half-lengths", "1", "--out", str(out), "--work-dir", str(tmp_path / "work"),
+            "--bootstrap", "4", "--bootstrap-hota", "2",
             "--opts", "MODEL.MASKPROP.INFERENCE.SCORE_THRESH", "0.0",
             "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
         ])  # fmt: skip
@@ -61,6 +62,10 @@ def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, t
     # ground-truth detections linked frame to frame: every object found in every frame (AP50
     # and DetA high: GT masks, only resampled through the 28x28 mask grid) and AP far above the
     # random-weight detector's
+    # the spread of MaskProp (its only row here, T = 1) against the best baseline by AP
+    assert summary["spread"].startswith("MaskProp, T = 1 minus the best baseline by AP (")
+    assert "AP " in summary["spread"] and "HOTA " in summary["spread"]
+    assert summary["spread"] in text
     fl_real, fl_oracle = summary["real"][3]["values"], summary["oracle"][3]["values"]
     deta = len(bench.SEGM) + bench.IDENT.index("DetA")
     assert fl_oracle[1] > 90 and fl_oracle[deta] > 70, fl_oracle
