@@ -21,13 +21,20 @@ The JSONs follow the YouTube-VIS format of ``docs/formats.md`` (compressed RLE m
 ``difficulty="hard"`` adds objects, larger objects, faster motion, an occlusion and a crossing in
 every video (plus a second occlusion when there is room) and more noise.
 
+``difficulty="occlusion"`` isolates long occlusions: 64-frame videos by default, and in every
+video one or two small objects are hidden by a nearer occluder that stays over them for 8-40
+frames (it arrives, moves with the object, then leaves) before they reappear. ``info`` of the
+JSONs counts the annotated objects' gaps (``long_gaps``: runs of >= 8 frames without a mask
+between two visible frames).
+
 Defaults (a CPU quickstart): 300 train / 60 val videos, 24 frames, 128x96 (W x H), up to 4 objects
 per video (6 for ``hard``), seed 0. Generating the default dataset takes a few seconds.
 
 CLI::
 
     python -m maskprop_d2.data.synthetic --out DIR [--num-train N] [--num-val N] [--length L]
-        [--height H] [--width W] [--max-objects K] [--seed S] [--difficulty standard|hard]
+        [--height H] [--width W] [--max-objects K] [--seed S]
+        [--difficulty standard|hard|occlusion]
         [--overwrite]
 
 Writing is atomic (built in a temp dir next to ``DIR``, then renamed into place). This module
@@ -67,7 +74,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DIFFICULTIES = ("standard", "hard")
+DIFFICULTIES = ("standard", "hard", "occlusion")
+# A gap (frames without a mask between two visible frames) counted in info["long_gaps"].
+LONG_GAP = 8
 
 _DATASET_VERSION = "1.0"
 _SPLITS = (("train", 0), ("valid", 1))  # (folder / json name, seed stream)
@@ -109,6 +118,26 @@ _PROFILES = {
         p_crossing=1.0,
         second_occlusion=True,
         noise=9.0,
+    ),
+    # standard motion and noise; every video has a long occlusion (a second one when there is
+    # room): the occluder arrives, stays over its target for `hold` frames, then leaves
+    "occlusion": dict(
+        default_max_objects=4,
+        default_length=64,
+        min_objects_frac=0.75,
+        radius=(0.07, 0.15),
+        small_radius=(0.06, 0.09),
+        speed=(0.4, 2.0),
+        accel=0.08,
+        scale_rate=0.025,
+        spin=0.08,
+        occluder_speed=(1.8, 3.0),
+        hidden_halfwidth=(1, 1),
+        hold=(6, 38),  # frames the occluder stays on its target (hidden 8-40 frames in all)
+        p_occlusion=1.0,
+        p_crossing=0.0,
+        second_occlusion=True,
+        noise=5.0,
     ),
 }
 
@@ -200,7 +229,11 @@ def _occlusion_pair(rng, P, H, W, L, S, k) -> List[Dict]:
     ``2 h + 1`` frames around ``t_c`` (the occluder's inscribed disc contains the target there)."""
     t = np.arange(L, dtype=np.float64)
     r_t = rng.uniform(*P["small_radius"]) * S
-    t_c = float(rng.integers(L // 3, max(L // 3 + 1, (2 * L) // 3 + 1)))
+    if "hold" in P:  # hidden from about t_c to t_c + hold, back a few frames before the end
+        hold = int(rng.integers(P["hold"][0], P["hold"][1] + 1))
+        t_c = float(rng.integers(3, max(4, L - hold - 6)))
+    else:
+        t_c = float(rng.integers(L // 3, max(L // 3 + 1, (2 * L) // 3 + 1)))
     margin = _BOUND * r_t + 2.0
     p_c = np.array([rng.uniform(margin, max(margin, W - margin)),
                     rng.uniform(margin, max(margin, H - margin))])
@@ -221,8 +254,15 @@ def _occlusion_pair(rng, P, H, W, L, S, k) -> List[Dict]:
         cid_o = 1
         r_o = float(np.max(need / np.exp(g_o * dt)))
     occluder = _make_object(rng, P, cid_o, t, p_c, v_t + w, a_t, t_c, r_o, g_o)
-    # same trajectory as the target plus a constant relative velocity w
-    occluder["center"] = target["center"] + (t - t_c)[:, None] * w[None, :]
+    # same trajectory as the target plus a constant relative velocity w (stopped for `hold`
+    # frames after t_c when the profile has a hold: the occluder rides on its target)
+    dt_rel = t - t_c
+    if "hold" in P:
+        dt_rel = np.where(t <= t_c, t - t_c, np.maximum(t - t_c - hold, 0.0))
+        # the occluder grows with the target's scale while it rides on it
+        g_o = g_t
+        occluder["radius"] = r_o * np.exp(g_t * (t - t_c))
+    occluder["center"] = target["center"] + dt_rel[:, None] * w[None, :]
     lo, hi = sorted((target["depth"], occluder["depth"]))
     occluder["depth"], target["depth"] = lo, hi  # the occluder is nearer
     return [target, occluder]
@@ -377,13 +417,27 @@ def _resolve(difficulty: str, max_objects: Optional[int]) -> int:
     return int(max_objects)
 
 
+def resolve_length(difficulty: str, length: Optional[int]) -> int:
+    """``length``, or the difficulty's default video length (24; 64 for "occlusion")."""
+    if difficulty not in _PROFILES:
+        raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
+    return int(_PROFILES[difficulty].get("default_length", 24) if length is None else length)
+
+
+def count_long_gaps(present: np.ndarray, min_len: int = LONG_GAP) -> int:
+    """Runs of at least ``min_len`` frames where a track is absent between two frames where it is
+    present. ``present``: (L,) bool."""
+    idx = np.flatnonzero(present)
+    return int((np.diff(idx) - 1 >= min_len).sum()) if len(idx) > 1 else 0
+
+
 def render_synthetic_video(
     seed: int = 0,
     split: str = "train",
     index: int = 0,
     height: int = 96,
     width: int = 128,
-    length: int = 24,
+    length: Optional[int] = None,
     max_objects: Optional[int] = None,
     difficulty: str = "standard",
 ) -> Dict:
@@ -398,6 +452,7 @@ def render_synthetic_video(
     if split not in streams:
         raise ValueError(f"split must be one of {sorted(streams)}, got {split!r}")
     max_objects = _resolve(difficulty, max_objects)
+    length = resolve_length(difficulty, length)
     rng = _video_rng(seed, streams[split], index)
     objects = _sample_scene(rng, height, width, length, max_objects, difficulty)
     frames, amodal, visible = _render(rng, height, width, length, objects,
@@ -442,7 +497,7 @@ def _encode_track(visible: np.ndarray):
 
 def _write_split(root, split, stream, num_videos, params, jpeg_quality) -> None:
     H, W, L = params["height"], params["width"], params["length"]
-    videos, annotations = [], []
+    videos, annotations, long_gaps = [], [], 0
     img_root = os.path.join(root, split, "JPEGImages")
     for idx in range(num_videos):
         rng = _video_rng(params["seed"], stream, idx)
@@ -465,6 +520,7 @@ def _write_split(root, split, stream, num_videos, params, jpeg_quality) -> None:
             if not visible[i].any():
                 continue
             segs, areas, boxes = _encode_track(visible[i])
+            long_gaps += count_long_gaps(visible[i].reshape(L, -1).any(1))
             annotations.append({
                 "id": len(annotations) + 1, "video_id": vid, "category_id": o["category_id"],
                 "iscrowd": 0, "segmentations": segs, "areas": areas, "bboxes": boxes,
@@ -475,6 +531,9 @@ def _write_split(root, split, stream, num_videos, params, jpeg_quality) -> None:
             "version": _DATASET_VERSION,
             "generator": "maskprop_d2.data.synthetic",
             "params": dict(params, split=split),
+            # annotated objects' absences of >= LONG_GAP frames between two visible frames
+            "long_gaps": long_gaps,
+            "long_gap_min_frames": LONG_GAP,
         },
         "videos": videos,
         "annotations": annotations,
@@ -504,7 +563,7 @@ def generate_synthetic_dataset(
     out_dir: str,
     num_train: int = 300,
     num_val: int = 60,
-    length: int = 24,
+    length: Optional[int] = None,
     height: int = 96,
     width: int = 128,
     max_objects: Optional[int] = None,
@@ -519,6 +578,7 @@ def generate_synthetic_dataset(
     holds a complete dataset (or any other non-empty content) unless ``overwrite``.
     """
     max_objects = _resolve(difficulty, max_objects)
+    length = resolve_length(difficulty, length)
     for key, val, low in (("num_train", num_train, 1), ("num_val", num_val, 1),
                           ("length", length, 1), ("height", height, 16), ("width", width, 16)):
         if int(val) < low:
@@ -592,7 +652,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "$DETECTRON2_DATASETS/synthetic_ytvis)")
     p.add_argument("--num-train", type=int, default=300, help="training videos (300)")
     p.add_argument("--num-val", type=int, default=60, help="validation videos (60)")
-    p.add_argument("--length", type=int, default=24, help="frames per video (24)")
+    p.add_argument("--length", type=int, default=None,
+                   help="frames per video (24; 64 for --difficulty occlusion)")
     p.add_argument("--height", type=int, default=96, help="frame height (96)")
     p.add_argument("--width", type=int, default=128, help="frame width (128)")
     p.add_argument("--max-objects", type=int, default=None,
@@ -603,7 +664,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     out = DEFAULT_SYNTHETIC_ROOT() if args.out is None else args.out
     if _is_complete(out) and not args.overwrite:
-        wanted = {"num_train": args.num_train, "num_val": args.num_val, "length": args.length,
+        wanted = {"num_train": args.num_train, "num_val": args.num_val,
+                  "length": resolve_length(args.difficulty, args.length),
                   "height": args.height, "width": args.width, "seed": args.seed,
                   "difficulty": args.difficulty,
                   "max_objects": _resolve(args.difficulty, args.max_objects)}
@@ -625,7 +687,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {args.num_train} train + {args.num_val} valid videos "
-          f"({args.length} frames, {args.width}x{args.height}, {args.difficulty}) to {out} "
+          f"({resolve_length(args.difficulty, args.length)} frames, {args.width}x{args.height}, "
+          f"{args.difficulty}) to {out} "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
 
