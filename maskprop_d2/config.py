@@ -113,6 +113,27 @@ def add_maskprop_config(cfg):
     # λ of the "distance" combination; below 1/3 a frame's own binary detection mask comes out
     # unchanged.
     cfg.MODEL.MASKPROP.INFERENCE.MASK_DISTANCE_DECAY = 0.25
+    # Re-identification memory of the maskprop / flow_propagation trackers (docs/method.md): a
+    # clip track that would start a new ID is first matched by appearance, class and position
+    # with the IDs that left the clip matching's reach within the last MAX_GAP frames.
+    cfg.MODEL.MASKPROP.INFERENCE.REID = CN()
+    # Off reproduces the paper's clip matching exactly.
+    cfg.MODEL.MASKPROP.INFERENCE.REID.ENABLED = False
+    # Appearance embedding: "track_head" (MaskTrack R-CNN's TrackEmbeddingHead, needs a model
+    # with one), "box_features" (the box head's FC features of the detection), or "auto" (the
+    # tracking head if the model has one, else the box features).
+    cfg.MODEL.MASKPROP.INFERENCE.REID.EMBEDDING = "auto"
+    # IDs unseen for more than this many frames are forgotten.
+    cfg.MODEL.MASKPROP.INFERENCE.REID.MAX_GAP = 40
+    # At most this many remembered IDs (the longest unseen are dropped).
+    cfg.MODEL.MASKPROP.INFERENCE.REID.CAPACITY = 64
+    # score = cos(embeddings) + CLASS_WEIGHT [same class]
+    #         + POSITION_WEIGHT exp(-(centre distance / frame diagonal / POSITION_SIGMA)^2);
+    # a remembered ID is taken when the score is above THRESH (one-to-one per clip).
+    cfg.MODEL.MASKPROP.INFERENCE.REID.THRESH = 0.9
+    cfg.MODEL.MASKPROP.INFERENCE.REID.CLASS_WEIGHT = 0.5
+    cfg.MODEL.MASKPROP.INFERENCE.REID.POSITION_WEIGHT = 0.3
+    cfg.MODEL.MASKPROP.INFERENCE.REID.POSITION_SIGMA = 0.25
     # The video tracker, a name in maskprop_d2.tracking.VIDEO_TRACKER_REGISTRY: "maskprop" (clip
     # tracks + ID assignment), "flow_propagation" (the same with optical-flow warping),
     # "tracking_head" (MaskTrack R-CNN's association; needs a model with a tracking head) or

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..modeling.mask_ops import paste_soft_masks
 from .id_assignment import ClipTrackMatcher
 from .outputs import CategoryVotes, FrameOutput, VideoInstance
+from .reid_memory import ReIDFeatures, ReIDMemory
 
 __all__ = ["ClipTrackAggregator", "FrameGeometry", "MASK_COMBINATIONS"]
 
@@ -54,6 +55,8 @@ class ClipTrackAggregator:
             λ < 1/3 the weights of all other tracks together stay below the centre track's (the
             sum 2λ/(1-λ) < 1 for any T), so binary masks of a frame's own detections come out
             unchanged wherever the ID was detected.
+        reid: optional re-identification memory: a track that would start a new ID may take a
+            remembered one (:class:`ReIDMemory`; needs ``reid_features`` in :meth:`add_clip`).
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class ClipTrackAggregator:
         categories_per_instance: int = 1,
         combination: str = "mean",
         distance_decay: float = 0.25,
+        reid: Optional[ReIDMemory] = None,
     ):
         if combination not in MASK_COMBINATIONS:
             raise ValueError(
@@ -79,6 +83,9 @@ class ClipTrackAggregator:
         self.mask_thresh = mask_thresh
         self._matcher = ClipTrackMatcher(half_length, match_thresh)
         self.votes = CategoryVotes(num_classes, categories_per_instance)
+        self.reid = reid
+        if reid is not None:
+            reid.reset()
         self._geometry: Dict[int, FrameGeometry] = {}
         # frame -> list of (ids (n,), soft masks (n, h', w'), weight) from the tracks covering it
         self._pending: Dict[int, list] = defaultdict(list)
@@ -108,6 +115,7 @@ class ClipTrackAggregator:
         class_probs: Optional[torch.Tensor] = None,
         may_start: Optional[torch.Tensor] = None,
         crops: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+        reid_features: Optional[ReIDFeatures] = None,
     ) -> List[int]:
         """Assign IDs to the tracks of the clip centred at ``t`` and record their masks.
 
@@ -124,10 +132,20 @@ class ClipTrackAggregator:
             crops: optional ((N, len(frames), S, S) soft masks, (N, 4) windows in grid cells):
                 the tracks at the propagation head's crop resolution, used for the output
                 masks instead of ``tracks`` (which still decide the IDs).
+            reid_features: the tracks' appearance, class and position for the re-identification
+                memory (ignored without one).
         Returns:
             the N video IDs (-1 for a dropped track).
         """
-        ids_list = self._matcher.assign(t, frames, tracks, classes, may_start)
+        fallback = None
+        if self.reid is not None and reid_features is not None:
+
+            def fallback(rows, exclude):
+                return self.reid.match(t, reid_features, rows, exclude)
+
+        ids_list = self._matcher.assign(t, frames, tracks, classes, may_start, fallback)
+        if self.reid is not None and reid_features is not None:
+            self.reid.update(ids_list, t, reid_features)
         ids = torch.as_tensor(ids_list, dtype=torch.long)
         keep = ids >= 0
         if not bool(keep.all()):

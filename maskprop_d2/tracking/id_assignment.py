@@ -32,7 +32,7 @@ With clips of half-length T that keeps at most the 2T previous clips (O(T), not 
 """
 
 from collections import namedtuple
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -231,6 +231,7 @@ class ClipTrackMatcher:
         masks: torch.Tensor,
         classes: Optional[torch.Tensor] = None,
         may_start: Optional[torch.Tensor] = None,
+        fallback: Optional[Callable[[List[int], Set[int]], List[Optional[int]]]] = None,
     ) -> List[int]:
         """Assign IDs to the tracks of the clip centred at ``t`` and remember them.
 
@@ -241,6 +242,10 @@ class ClipTrackMatcher:
             classes: optional (N,) class of each track (its detection's), for the tie-break.
             may_start: optional (N,) bool; a track with False may only continue an existing ID:
                 if it would get a new one it is dropped instead (ID -1, not remembered).
+            fallback: optional; called as ``fallback(rows, exclude)`` with the tracks that would
+                get a new ID and the IDs they may not take (those of the window and those this
+                clip already took); returns an earlier ID or None per row (re-identification,
+                :class:`~maskprop_d2.tracking.reid_memory.ReIDMemory`).
         Returns:
             N ints: pairwise distinct IDs, and -1 for dropped tracks.
         """
@@ -258,6 +263,11 @@ class ClipTrackMatcher:
         chosen = assign_ids_from_scores(
             q.cpu().numpy(), ids, self.match_thresh, None if tie is None else tie.numpy()
         )
+        if fallback is not None and any(c is None for c in chosen):
+            rows = [k for k, c in enumerate(chosen) if c is None]
+            exclude = set(ids) | {c for c in chosen if c is not None}
+            for k, c in zip(rows, fallback(rows, exclude), strict=True):
+                chosen[k] = c
         out = []
         for k, c in enumerate(chosen):
             if c is None:

@@ -18,6 +18,7 @@ from typing import Dict, Iterator, List, Optional
 
 import torch
 from detectron2.config import configurable
+from detectron2.structures import Boxes
 
 from ..modeling.mask_ops import paste_at_output_size, paste_soft_masks
 from ..modeling.meta_arch import FrameDetections
@@ -25,6 +26,7 @@ from ..modeling.propagation import box_masks_in_windows
 from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
 from .outputs import FrameOutput, VideoInstance
+from .reid_memory import ReIDFeatures, ReIDMemory
 
 __all__ = ["MaskPropTracker"]
 
@@ -39,6 +41,22 @@ class _Detections:
     mask_probs: torch.Tensor  # (N, M, M) box-relative mask probabilities
     feat_masks: torch.Tensor  # (N, H', W') soft masks at propagation-feature resolution
     class_probs: Optional[torch.Tensor]  # (N, K) class probabilities, None if not available
+    reid: Optional[ReIDFeatures] = None  # appearance, class, position (re-identification)
+
+
+def reid_memory_from_config(cfg) -> Optional[ReIDMemory]:
+    """The :class:`ReIDMemory` of ``MODEL.MASKPROP.INFERENCE.REID`` (None when disabled)."""
+    c = cfg.MODEL.MASKPROP.INFERENCE.REID
+    if not c.ENABLED:
+        return None
+    return ReIDMemory(
+        max_gap=c.MAX_GAP,
+        capacity=c.CAPACITY,
+        thresh=c.THRESH,
+        class_weight=c.CLASS_WEIGHT,
+        position_weight=c.POSITION_WEIGHT,
+        position_sigma=c.POSITION_SIGMA,
+    )
 
 
 @VIDEO_TRACKER_REGISTRY.register(name="maskprop")
@@ -73,6 +91,8 @@ class MaskPropTracker(VideoTracker):
         continue_score_thresh: float = 1.0,
         mask_combination: str = "mean",
         distance_decay: float = 0.25,
+        reid: Optional[ReIDMemory] = None,
+        reid_embedding: str = "auto",
     ):
         """
         Args:
@@ -93,6 +113,9 @@ class MaskPropTracker(VideoTracker):
                 object's score dips. Off when >= score_thresh.
             mask_combination, distance_decay: how the masks of an ID's tracks covering a frame
                 are combined (:class:`ClipTrackAggregator`): "mean" (the paper) or "distance".
+            reid: optional re-identification memory (:class:`ReIDMemory`); None: the paper's
+                clip matching alone.
+            reid_embedding: "track_head", "box_features" or "auto" (see ``embed``).
         """
         if center_mask not in ("detection", "propagated"):
             raise ValueError(
@@ -111,6 +134,21 @@ class MaskPropTracker(VideoTracker):
         self.continue_score_thresh = continue_score_thresh
         self.mask_combination = mask_combination
         self.distance_decay = distance_decay
+        if reid_embedding not in ("auto", "track_head", "box_features"):
+            raise ValueError(
+                "REID.EMBEDDING must be 'auto', 'track_head' or 'box_features', got {!r}".format(
+                    reid_embedding
+                )
+            )
+        if reid is not None and reid_embedding == "track_head" and not hasattr(
+            model.roi_heads, "embed"
+        ):
+            raise ValueError(
+                "REID.EMBEDDING 'track_head' needs a model with a tracking head "
+                "(MaskTrackRCNN, e.g. configs/synthetic/masktrack_tiny.yaml)"
+            )
+        self.reid = reid
+        self.reid_embedding = reid_embedding
         self.backbone_calls = 0
         self.reset()
 
@@ -126,6 +164,8 @@ class MaskPropTracker(VideoTracker):
             "continue_score_thresh": c.CONTINUE_SCORE_THRESH,
             "mask_combination": c.MASK_COMBINATION,
             "distance_decay": c.MASK_DISTANCE_DECAY,
+            "reid": reid_memory_from_config(cfg),
+            "reid_embedding": c.REID.EMBEDDING,
         }
 
     # ------------------------------------------------------------------ state
@@ -142,6 +182,7 @@ class MaskPropTracker(VideoTracker):
             self.categories_per_instance,
             self.mask_combination,
             self.distance_decay,
+            self.reid,
         )
 
     # ------------------------------------------------------------------ per-frame work
@@ -161,14 +202,32 @@ class MaskPropTracker(VideoTracker):
         feat_masks = paste_soft_masks(probs, boxes / stride, grid)
         self._features[idx] = self.frame_state(idx, frame, det)
         class_probs = inst.class_probs if inst.has("class_probs") else None
-        self._dets[idx] = _Detections(
-            inst.scores, inst.pred_classes, boxes, probs, feat_masks, class_probs
-        )
         h, w = images.image_sizes[0]
+        reid = None
+        if self.reid is not None:
+            emb = self.embed(features, boxes)
+            reid = ReIDFeatures.from_boxes(emb, inst.pred_classes, boxes, (h, w))
+        self._dets[idx] = _Detections(
+            inst.scores, inst.pred_classes, boxes, probs, feat_masks, class_probs, reid
+        )
         out_size = (int(frame.get("height", h)), int(frame.get("width", w)))
         geo = FrameGeometry((h, w), out_size, stride)
         self._geometry[idx] = geo
         self._tracks.set_geometry(idx, geo)
+
+    def embed(self, features: Dict[str, torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
+        """(N, D) appearance embeddings of a frame's N detections (boxes XYXY, input pixels):
+        the tracking head's (``REID.EMBEDDING`` "track_head", or "auto" with a tracking head),
+        else the box head's FC features of the boxes ("box_features")."""
+        heads = self._heads
+        box_list = [Boxes(boxes)]
+        use_track = self.reid_embedding == "track_head" or (
+            self.reid_embedding == "auto" and hasattr(heads, "embed")
+        )
+        if use_track:
+            return heads.embed(features, box_list)
+        feats = [features[f] for f in heads.box_in_features]
+        return heads.box_head(heads.box_pooler(feats, box_list))
 
     def frame_state(self, idx: int, frame: Dict, det: FrameDetections):
         """Propagation hook: what later clips need of frame ``idx`` to propagate masks to or from
@@ -253,7 +312,8 @@ class MaskPropTracker(VideoTracker):
         if self.continue_score_thresh < self.score_thresh:
             may_start = det.scores >= self.score_thresh
         self._tracks.add_clip(
-            t, frames, tracks, det.classes, det.scores, center, det.class_probs, may_start, crops
+            t, frames, tracks, det.classes, det.scores, center, det.class_probs, may_start, crops,
+            det.reid,
         )
 
     # ------------------------------------------------------------------ VideoTracker
