@@ -55,11 +55,12 @@ demo: train
 quickstart: setup data train eval demo
 
 # The paper's comparison (after the quickstart): MaskTrack R-CNN's tracking head trained on top of
-# the frozen tiny model (~1.5 min), then every tracker on the same detections, standard and hard
-# synthetic val splits (~25 min): benchmarks/trackers_synthetic.md.
+# the frozen tiny model (~1.5 min), then every tracker on the same detections, standard, hard and
+# occlusion synthetic val splits: benchmarks/trackers_synthetic.md.
 MT_CFG := configs/synthetic/masktrack_tiny.yaml
 MT_OUT := output/synthetic/masktrack_tiny
 HARD_ROOT := datasets/synthetic_ytvis_hard
+OCC_ROOT := datasets/synthetic_ytvis_occlusion
 
 masktrack: train
 	@if [ -f $(MT_OUT)/model_final.pth ]; then \
@@ -72,8 +73,11 @@ masktrack: train
 compare: masktrack
 	test -f $(HARD_ROOT)/valid.json || \
 	  $(PY) -m maskprop_d2.data.synthetic --out $(HARD_ROOT) --num-train 1 --difficulty hard
+	test -f $(OCC_ROOT)/valid.json || \
+	  $(PY) -m maskprop_d2.data.synthetic --out $(OCC_ROOT) --num-train 1 --difficulty occlusion
 	$(PY) tools/bench_trackers.py --weights $(MT_OUT)/model_final.pth \
-	  --standard-root $(SYN_ROOT) --hard-root $(HARD_ROOT) --out benchmarks/trackers_synthetic.md
+	  --standard-root $(SYN_ROOT) --hard-root $(HARD_ROOT) --occlusion-root $(OCC_ROOT) \
+	  --out benchmarks/trackers_synthetic.md
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,14 +1,17 @@
 #!/usr/bin/env python
 """The paper's comparison on the synthetic benchmark: every tracker on the same detections.
 
-Rows: MaskProp at each ``--half-lengths`` T, flow propagation and the tracking head at the
-config's T, frame linking; one ``MaskTrackRCNN`` checkpoint for all. Columns: AP/AR and
+Rows: MaskProp at each ``--half-lengths`` T, MaskProp with its re-identification memory
+(``REID.ENABLED``; embeddings of the tracking head, then of the box head) at the config's T, flow
+propagation and the tracking head at the config's T, frame linking; one ``MaskTrackRCNN``
+checkpoint for all. Columns: AP/AR and
 TrackEval's HOTA, DetA, AssA, IDF1, IDSW (``YTVISEvaluator``), and each tracker's CPU ms per
 frame on top of the detector, which runs once per frame: its detections are cached and served
 to every row. Oracle rows (off with ``--no-oracle``): ground-truth detections (score 1, their
 class, GT masks) on the real features through each tracker. Splits: ``--standard-root`` and
 ``--hard-root`` (``python -m maskprop_d2.data.synthetic --difficulty hard --num-train 1 --out
-ROOT`` makes the latter); ``--max-videos N`` for development. Spread: MaskProp at the config's T
+ROOT`` makes the latter) and ``--occlusion-root`` (``--difficulty occlusion``: long
+occlusions); ``--max-videos N`` for development. Spread: MaskProp at the config's T
 against the best baseline by AP, paired bootstrap over videos (``tools/bootstrap_compare.py``;
 ``--bootstrap`` resamples for AP, ``--bootstrap-hota`` for HOTA, 0 turns either off).
 
@@ -46,7 +49,8 @@ def register_split(name, root, max_videos, work_dir):
     if not os.path.isfile(json_file):
         raise SystemExit(
             f"{json_file} is missing: make it with `python -m maskprop_d2.data.synthetic --out "
-            f"{root}` (add `--difficulty hard --num-train 1` for the hard split)"
+            f"{root}` (add `--difficulty hard --num-train 1` for the hard split, "
+            "`--difficulty occlusion --num-train 1` for the occlusion split)"
         )
     with open(json_file) as f:
         gt = json.load(f)
@@ -128,12 +132,19 @@ class SharedDetector:
 
 
 # ----------------------------------------------------------------------------- rows
-TRACKERS = ("maskprop", "flow_propagation", "tracking_head", "frame_linking")
+TRACKERS = ("maskprop", "maskprop_reid", "maskprop_reid_box", "flow_propagation",
+            "tracking_head", "frame_linking")  # fmt: skip
+# rows that run the maskprop tracker with its re-identification memory: embedding source
+REID_ROWS = {"maskprop_reid": "track_head", "maskprop_reid_box": "box_features"}
 
 
 def rows_for(cfg, half_lengths, trackers=TRACKERS):
     t0 = cfg.INPUT.CLIP.HALF_LENGTH
     rows = [(f"MaskProp, T = {t}", "maskprop", t) for t in half_lengths]
+    rows += [
+        (f"MaskProp + re-identification (tracking-head embedding), T = {t0}", "maskprop_reid", t0),
+        (f"MaskProp + re-identification (box features), T = {t0}", "maskprop_reid_box", t0),
+    ]
     rows += [
         (f"flow propagation (OpenCV {cfg.MODEL.MASKPROP.INFERENCE.FLOW_METHOD}), T = {t0}",
          "flow_propagation", t0),
@@ -155,6 +166,10 @@ def run_row(cfg0, model, dataset, tracker, t, out_dir):
     cfg.defrost()
     cfg.INPUT.CLIP.HALF_LENGTH = t
     cfg.MODEL.MASKPROP.INFERENCE.TRACKER = tracker
+    if tracker in REID_ROWS:
+        cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "maskprop"
+        cfg.MODEL.MASKPROP.INFERENCE.REID.ENABLED = True
+        cfg.MODEL.MASKPROP.INFERENCE.REID.EMBEDDING = REID_ROWS[tracker]
     adapter = VideoInferenceAdapter.from_config(cfg, model)
     spent = {"cpu": 0.0, "frames": 0}
 
@@ -189,10 +204,18 @@ def split_line(gt):
     return f"{len(gt['videos'])} videos, {n} frames, {len(gt['annotations'])} GT tracks"
 
 
+def short_label(label):
+    for long, short in (("MaskProp + re-identification", "MP+reid"), ("MaskProp, ", "MP "),
+                        ("tracking-head embedding", "th"), ("box features", "box"),
+                        ("flow propagation", "flow"), (" (MaskTrack R-CNN)", "")):  # fmt: skip
+        label = label.replace(long, short)
+    return label.split(", T")[0] if "reid" in label else label.split(" (")[0]
+
+
 def plot(path, results):
     fig, axes = pyplot().subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
     for ax, (split, rows) in zip(axes[0], results.items(), strict=True):
-        labels = [r["label"].split(" (")[0].replace("MaskProp, ", "MP ") for r in rows["real"]]
+        labels = [short_label(r["label"]) for r in rows["real"]]
         x = np.arange(len(labels))
         ap = [r["values"][0] for r in rows["real"]]
         hota = [r["values"][len(SEGM)] for r in rows["real"]]
@@ -213,7 +236,7 @@ def bootstrap_line(gt, real, outs, t0, args):
 
     mp = [r for r in real if outs[r["label"]][0] == "maskprop"]
     mp = [r for r in mp if outs[r["label"]][1] == t0] or mp  # the config's T if it was run
-    base = [r for r in real if outs[r["label"]][0] != "maskprop"]
+    base = [r for r in real if not outs[r["label"]][0].startswith("maskprop")]
     if not mp or not base or not (args.bootstrap or args.bootstrap_hota):
         return ""
     best = max(base, key=lambda r: r["values"][0])
@@ -243,7 +266,10 @@ def main(argv=None):
     ap.add_argument("--half-lengths", type=int, nargs="+", default=[1, 2, 4, 6])
     ap.add_argument("--standard-root", default=os.path.join(REPO, "datasets/synthetic_ytvis"))
     ap.add_argument("--hard-root", default=os.path.join(REPO, "datasets/synthetic_ytvis_hard"))
-    ap.add_argument("--splits", nargs="+", default=["standard", "hard"])
+    ap.add_argument("--occlusion-root",
+                    default=os.path.join(REPO, "datasets/synthetic_ytvis_occlusion"))
+    ap.add_argument("--splits", nargs="+", default=["standard", "hard", "occlusion"],
+                    choices=["standard", "hard", "occlusion"])
     ap.add_argument("--trackers", nargs="+", default=list(TRACKERS), choices=TRACKERS)
     ap.add_argument("--no-oracle", action="store_true")
     ap.add_argument("--max-videos", type=int, default=0)
@@ -273,7 +299,8 @@ def main(argv=None):
     model.detect_frame = detector  # every tracker's detections come from here
     os.makedirs(args.work_dir, exist_ok=True)
 
-    roots = {"standard": args.standard_root, "hard": args.hard_root}
+    roots = {"standard": args.standard_root, "hard": args.hard_root,
+             "occlusion": args.occlusion_root}  # fmt: skip
     results = {}
     for split in args.splits:
         name = f"bench_trackers_{split}"

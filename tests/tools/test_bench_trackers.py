@@ -45,12 +45,16 @@ def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, t
     labels = [r["label"] for r in summary["real"]]
     assert labels == [
         "MaskProp, T = 1",
+        "MaskProp + re-identification (tracking-head embedding), T = 3",
+        "MaskProp + re-identification (box features), T = 3",
         "flow propagation (OpenCV dis), T = 3",
         "tracking head (MaskTrack R-CNN)",
         "frame linking",
     ]
     assert [r["label"] for r in summary["oracle"]] == [
-        "MaskProp, T = 3", "flow propagation (OpenCV dis), T = 3",
+        "MaskProp, T = 3", "MaskProp + re-identification (tracking-head embedding), T = 3",
+        "MaskProp + re-identification (box features), T = 3",
+        "flow propagation (OpenCV dis), T = 3",
         "tracking head (MaskTrack R-CNN)", "frame linking",
     ]  # fmt: skip
     for label in labels:
@@ -66,7 +70,7 @@ def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, t
     assert summary["spread"].startswith("MaskProp, T = 1 minus the best baseline by AP (")
     assert "AP " in summary["spread"] and "HOTA " in summary["spread"]
     assert summary["spread"] in text
-    fl_real, fl_oracle = summary["real"][3]["values"], summary["oracle"][3]["values"]
+    fl_real, fl_oracle = summary["real"][5]["values"], summary["oracle"][5]["values"]
     deta = len(bench.SEGM) + bench.IDENT.index("DetA")
     assert fl_oracle[1] > 90 and fl_oracle[deta] > 70, fl_oracle
     assert fl_oracle[0] > fl_real[0] + 20, (fl_oracle, fl_real)
