@@ -80,14 +80,12 @@ def setup_cfg(args):
         ) from None
     if args.confidence_threshold is not None:
         cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = args.confidence_threshold
-    from maskprop_d2.tracking import VIDEO_TRACKER_REGISTRY
+    from maskprop_d2.tracking import tracker_class
 
-    tracker = cfg.MODEL.MASKPROP.INFERENCE.TRACKER
-    if tracker not in VIDEO_TRACKER_REGISTRY:
-        raise DemoError(
-            "unknown tracker {!r} (MODEL.MASKPROP.INFERENCE.TRACKER); registered trackers: "
-            "{}".format(tracker, ", ".join(sorted(name for name, _ in VIDEO_TRACKER_REGISTRY)))
-        )
+    try:
+        tracker_class(cfg.MODEL.MASKPROP.INFERENCE.TRACKER)
+    except ValueError as e:
+        raise DemoError(str(e)) from None
     w = cfg.MODEL.WEIGHTS
     if not w:
         raise DemoError("MODEL.WEIGHTS is empty: pass --opts MODEL.WEIGHTS path/to/model_final.pth")

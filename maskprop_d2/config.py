@@ -98,7 +98,7 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.MATCH_THRESH = 0.3
     # Threshold applied to the averaged soft masks of a video instance.
     cfg.MODEL.MASKPROP.INFERENCE.MASK_THRESH = 0.5
-    # The video tracker, a name in maskprop_d2.tracking.VIDEO_TRACKER_REGISTRY: "maskprop" (clip
+    # The video tracker, a name of maskprop_d2.tracking.tracker_names(): "maskprop" (clip
     # tracks + ID assignment), "flow_propagation" (the same with optical-flow warping),
     # "tracking_head" (MaskTrack R-CNN's association; needs a model with a tracking head) or
     # "frame_linking" (per-frame detections linked by mask IoU), or one you register.

@@ -23,6 +23,7 @@ from ..modeling.mask_ops import paste_at_output_size, paste_soft_masks
 from ..modeling.meta_arch import FrameDetections
 from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
+from .model_interface import PropagationHeads
 from .outputs import FrameOutput, VideoInstance
 
 __all__ = ["MaskPropTracker"]
@@ -40,7 +41,7 @@ class _Detections:
     class_probs: Optional[torch.Tensor]  # (N, K) class probabilities, None if not available
 
 
-@VIDEO_TRACKER_REGISTRY.register(name="maskprop")
+@VIDEO_TRACKER_REGISTRY.register()
 class MaskPropTracker(VideoTracker):
     """MaskProp's clip-level tracking over a video, one frame at a time (see module docstring).
 
@@ -50,10 +51,10 @@ class MaskPropTracker(VideoTracker):
         for out in tracker.stream(frames):      # dicts with "image", "height", "width"
             ...                                 # out.ids, out.masks of frame out.frame_idx
         instances = tracker.video_instances()   # categories and scores, sorted by score
-
-    Attributes:
-        backbone_calls: backbone passes since construction (one per frame).
     """
+
+    name = "maskprop"
+    heads_interface = PropagationHeads
 
     @configurable
     def __init__(
@@ -104,7 +105,6 @@ class MaskPropTracker(VideoTracker):
         self.center_mask = center_mask
         self.categories_per_instance = categories_per_instance
         self.continue_score_thresh = continue_score_thresh
-        self.backbone_calls = 0
         self.reset()
 
     @classmethod
@@ -143,7 +143,6 @@ class MaskPropTracker(VideoTracker):
         thresh = min(self.score_thresh, self.continue_score_thresh)
         det = self.model.detect_frame(frame, thresh, self.topk, self.nms_thresh)
         images, features, inst, probs = det
-        self.backbone_calls += 1
         stride = self._heads.mask_prop_stride
         grid = features[self._heads.mask_prop_in_feature].shape[-2:]
         boxes = inst.pred_boxes.tensor
