@@ -68,16 +68,12 @@ class FrameLinker:
             raise ValueError("max_gap must be >= 0, got {}".format(max_gap))
         self.iou_thresh = float(iou_thresh)
         self.max_gap = int(max_gap)
-        self._new_ids = IdAllocator(first_id)
+        self.new_ids = IdAllocator(first_id)  # hands out the IDs of new tracks
         self.reset()
-
-    @property
-    def first_id(self) -> int:
-        return self._new_ids.first_id
 
     def reset(self) -> None:
         self._frame = 0
-        self._new_ids.reset()
+        self.new_ids.reset()
         self._ids = torch.zeros(0, dtype=torch.long)  # (k,) IDs of the candidate tracks
         self._masks: Optional[torch.Tensor] = None  # (k, H, W) bool, their last masks
         self._last = torch.zeros(0, dtype=torch.long)  # (k,) frame each was last seen
@@ -85,7 +81,7 @@ class FrameLinker:
     @property
     def num_ids(self) -> int:
         """Number of IDs handed out since the last reset."""
-        return self._new_ids.num_ids
+        return self.new_ids.num_ids
 
     @property
     def num_tracks(self) -> int:
@@ -103,7 +99,7 @@ class FrameLinker:
             cols = link_by_iou(mask_iou(masks, self._masks), self.iou_thresh)
             linked = cols >= 0
             ids[linked] = self._ids[cols[linked]]
-        self._new_ids.fill(ids)
+        self.new_ids.fill(ids)
         # Candidates for frame t+1: this frame's tracks, plus unmatched older tracks whose number
         # of missed frames at t+1, (t+1) - last - 1, is still <= max_gap.
         keep = (self._last >= t - self.max_gap) & ~torch.isin(self._ids, ids)

@@ -60,15 +60,11 @@ class EmbeddingMemory:
         self.score_weight = float(score_weight)
         self.iou_weight = float(iou_weight)
         self.class_weight = float(class_weight)
-        self._new_ids = IdAllocator(first_id)
+        self.new_ids = IdAllocator(first_id)  # hands out the IDs of new tracks
         self.reset()
 
-    @property
-    def first_id(self) -> int:
-        return self._new_ids.first_id
-
     def reset(self) -> None:
-        self._new_ids.reset()
+        self.new_ids.reset()
         self._ids = torch.zeros(0, dtype=torch.long)  # (m,) IDs of the memory's instances
         self._emb: Optional[torch.Tensor] = None  # (m, D) their last embeddings
         self._boxes = torch.zeros((0, 4))  # (m, 4) their last boxes
@@ -114,7 +110,7 @@ class EmbeddingMemory:
             rows, cols = linear_sum_assignment(w, maximize=True)
             matched = cols < m
             ids[torch.from_numpy(rows[matched])] = self._ids[torch.from_numpy(cols[matched])]
-        new = self._new_ids.fill(ids)
+        new = self.new_ids.fill(ids)
         if n:
             # matched entries take the detection's state; new ones are appended
             pos = torch.searchsorted(self._ids, ids[~new])  # memory rows of the matched IDs
