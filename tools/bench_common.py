@@ -28,11 +28,11 @@ def cpu_model() -> str:
 
 
 def write_report(text: str, path: str) -> None:
-    """Write a report whole or not at all (temporary file, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    """Write a report whole or not at all (``maskprop_d2.utils.file_io.atomic_open``)."""
+    from maskprop_d2.utils.file_io import atomic_open
+
+    with atomic_open(path, "w") as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def read_video_frames(path: str, n: int, size):
