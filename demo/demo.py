@@ -359,16 +359,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    import warnings
+    # Run as a program: ignore the known deprecation warnings of detectron2 v0.6 / fvcore on the
+    # current torch (importing the package imports neither; a user's -W / PYTHONWARNINGS wins).
+    from maskprop_d2._cli_warnings import quiet_known_warnings
 
-    if not sys.warnoptions:
-        # Run as a program: ignore the known deprecation warnings of detectron2 v0.6 / fvcore on the
-        # current torch, by message and module (the list and where each comes from:
-        # maskprop_d2/_cli_warnings.py). A user's -W / PYTHONWARNINGS wins.
-        for _cat, _msg, _mod in (
-            (FutureWarning, r"`torch\.jit\.script` is deprecated", r"torch\.jit\._script"),
-            (UserWarning, r"torch\.meshgrid: in an upcoming release", r"torch\.functional"),
-        ):
-            warnings.filterwarnings("ignore", message=_msg, category=_cat, module=_mod)
-
+    quiet_known_warnings()
     sys.exit(main())
