@@ -58,16 +58,12 @@ def _first_line(e):
 
 
 def setup_cfg(args):
-    from detectron2.config import get_cfg
-
-    from maskprop_d2 import add_maskprop_config
+    from maskprop_d2 import get_maskprop_cfg
 
     if not os.path.isfile(args.config_file):
         raise DemoError("config file not found: {}".format(args.config_file))
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
     try:
-        cfg.merge_from_file(args.config_file)
+        cfg = get_maskprop_cfg(args.config_file)
     except Exception as e:  # YAML syntax, unknown keys, wrong value types
         raise DemoError(
             "invalid config file {}: {}".format(args.config_file, _first_line(e))
