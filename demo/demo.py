@@ -21,7 +21,7 @@ import cv2
 import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from visualizer import draw_frame  # noqa: E402
+from visualizer import draw_frame, labels_for, open_video_writer, output_size  # noqa: E402
 
 logger = logging.getLogger("maskprop_d2.demo")
 
@@ -36,7 +36,16 @@ def get_parser():
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video-input", help="a video file")
     src.add_argument("--input", nargs="+", help="a folder of frames, a glob, or frame files")
-    p.add_argument("--output", required=True, help="output video (.mp4 or .avi)")
+    p.add_argument(
+        "--output", required=True, help="output video: .mp4 (H.264; also .mkv, .mov) or .avi (MJPG)"
+    )
+    p.add_argument(
+        "--output-scale",
+        type=float,
+        default=1.0,
+        help="size of the output video relative to the input (e.g. 4 for a 96x64 video: legible "
+        "labels)",
+    )
     p.add_argument("--json", help="also write the tracks in the YouTube-VIS results format")
     p.add_argument("--fps", type=float, default=6.0, help="output fps for --input frames")
     p.add_argument(
@@ -270,11 +279,11 @@ def _process(args, cfg, tmp_video, tmp_json):
     meta = predictor.metadata
     names = list(getattr(meta, "thing_classes", []) or [])
 
-    ext = os.path.splitext(args.output)[1].lower()
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if ext == ".avi" else "mp4v"))
-    writer = cv2.VideoWriter(tmp_video, fourcc, source.fps, (source.width, source.height))
-    if not writer.isOpened():
-        raise DemoError("cannot open a video writer for {}".format(args.output))
+    try:
+        size = output_size(source.width, source.height, args.output_scale)
+        writer = open_video_writer(tmp_video, os.path.splitext(args.output)[1], source.fps, size)
+    except (ValueError, OSError) as e:
+        raise DemoError("cannot write {}: {}".format(args.output, e)) from None
     collector = VideoResultsCollector() if tmp_json else None
     n = 0
     start = time.perf_counter()
@@ -284,16 +293,8 @@ def _process(args, cfg, tmp_video, tmp_json):
         )
         for frame, out in predictor(iter(source)):
             ids = out.ids.tolist()
-            labels = []
-            for y in ids:
-                inst = predictor.instance_label(y)
-                name = (
-                    names[inst.category_id]
-                    if inst.category_id < len(names)
-                    else str(inst.category_id)
-                )
-                labels.append("{} {:.2f}".format(name, inst.score))
-            writer.write(draw_frame(frame, ids, out.masks.numpy(), labels))
+            labels = labels_for(ids, predictor.instance_label, names)
+            writer.write(draw_frame(frame, ids, out.masks.numpy(), labels, size))
             if collector is not None:
                 collector.add(out)
             n += 1
