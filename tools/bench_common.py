@@ -1,6 +1,6 @@
 """The benchmark harness of ``tools/`` (``python tools/NAME.py`` puts this folder on ``sys.path``):
 environment record, configs as ``train_net.setup`` loads them, frames, CPU timing, subprocess
-isolation for memory figures, markdown reports, plots. What the numbers mean is in README."""
+isolation for memory figures, markdown reports, plots. What the numbers mean: docs/results.md."""
 
 import json
 import os
