@@ -144,9 +144,8 @@ class FrameLinkingTracker(PerFrameTracker):
 
     @classmethod
     def from_config(cls, cfg, model):
-        ret = super().from_config(cfg, model)
-        ret["link_iou_thresh"] = cfg.MODEL.MASKPROP.INFERENCE.LINK_IOU_THRESH
-        return ret
+        c = cfg.MODEL.MASKPROP.INFERENCE
+        return {**super().from_config(cfg, model), "link_iou_thresh": c.LINK_IOU_THRESH}
 
     def reset_association(self) -> None:
         self._linker = FrameLinker(self.link_iou_thresh, self.max_gap)
