@@ -49,7 +49,8 @@ eval: train
 
 demo: train
 	$(PY) demo/demo.py --config-file $(TINY_CFG) --input $(DEMO_VIDEO) --fps 6 \
-	  --output output/demo_synthetic_valid_00000.mp4 --json output/demo_synthetic_valid_00000.json \
+	  --output-scale 4 --output output/demo_synthetic_valid_00000.mp4 \
+	  --json output/demo_synthetic_valid_00000.json \
 	  --overwrite --opts MODEL.WEIGHTS $(TINY_OUT)/model_final.pth
 
 quickstart: setup data train eval demo

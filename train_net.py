@@ -6,24 +6,13 @@ python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS model_final.pth
 python train_net.py --config-file CFG --num-gpus 8
 """
 
-import sys
-import warnings
+from maskprop_d2._cli_warnings import quiet_known_warnings
 
-if __name__ in ("__main__", "__mp_main__") and not sys.warnoptions:
+if __name__ in ("__main__", "__mp_main__"):
     # Run as a program (or as its --num-gpus workers, which import it as __mp_main__): ignore the
-    # known deprecation warnings of detectron2 v0.6 / fvcore on the current torch, by message and
-    # module (the list and where each comes from: maskprop_d2/_cli_warnings.py). A user's -W /
-    # PYTHONWARNINGS wins.
-    for _cat, _msg, _mod in (
-        (FutureWarning, r"`torch\.jit\.script` is deprecated", r"torch\.jit\._script"),
-        (UserWarning, r"torch\.meshgrid: in an upcoming release", r"torch\.functional"),
-        (
-            FutureWarning,
-            r"`torch\.cuda\.amp\.(autocast|GradScaler)\(args\.\.\.\)` is deprecated",
-            r"detectron2\.engine\.train_loop",
-        ),
-    ):
-        warnings.filterwarnings("ignore", message=_msg, category=_cat, module=_mod)
+    # known deprecation warnings of detectron2 v0.6 / fvcore on the current torch, before
+    # detectron2 is imported (importing maskprop_d2 imports neither). A user's -W wins.
+    quiet_known_warnings()
 
 import os
 

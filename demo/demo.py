@@ -21,7 +21,7 @@ import cv2
 import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from visualizer import draw_frame  # noqa: E402
+from visualizer import draw_frame, labels_for, open_video_writer, output_size  # noqa: E402
 
 logger = logging.getLogger("maskprop_d2.demo")
 
@@ -36,7 +36,16 @@ def get_parser():
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video-input", help="a video file")
     src.add_argument("--input", nargs="+", help="a folder of frames, a glob, or frame files")
-    p.add_argument("--output", required=True, help="output video (.mp4 or .avi)")
+    p.add_argument(
+        "--output", required=True, help="output video: .mp4 (H.264; also .mkv, .mov) or .avi (MJPG)"
+    )
+    p.add_argument(
+        "--output-scale",
+        type=float,
+        default=1.0,
+        help="size of the output video relative to the input (e.g. 4 for a 96x64 video: legible "
+        "labels)",
+    )
     p.add_argument("--json", help="also write the tracks in the YouTube-VIS results format")
     p.add_argument("--fps", type=float, default=6.0, help="output fps for --input frames")
     p.add_argument(
@@ -58,16 +67,12 @@ def _first_line(e):
 
 
 def setup_cfg(args):
-    from detectron2.config import get_cfg
-
-    from maskprop_d2 import add_maskprop_config
+    from maskprop_d2 import get_maskprop_cfg
 
     if not os.path.isfile(args.config_file):
         raise DemoError("config file not found: {}".format(args.config_file))
-    cfg = get_cfg()
-    add_maskprop_config(cfg)
     try:
-        cfg.merge_from_file(args.config_file)
+        cfg = get_maskprop_cfg(args.config_file)
     except Exception as e:  # YAML syntax, unknown keys, wrong value types
         raise DemoError(
             "invalid config file {}: {}".format(args.config_file, _first_line(e))
@@ -80,14 +85,12 @@ def setup_cfg(args):
         ) from None
     if args.confidence_threshold is not None:
         cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = args.confidence_threshold
-    from maskprop_d2.tracking import VIDEO_TRACKER_REGISTRY
+    from maskprop_d2.tracking import tracker_class
 
-    tracker = cfg.MODEL.MASKPROP.INFERENCE.TRACKER
-    if tracker not in VIDEO_TRACKER_REGISTRY:
-        raise DemoError(
-            "unknown tracker {!r} (MODEL.MASKPROP.INFERENCE.TRACKER); registered trackers: "
-            "{}".format(tracker, ", ".join(sorted(name for name, _ in VIDEO_TRACKER_REGISTRY)))
-        )
+    try:
+        tracker_class(cfg.MODEL.MASKPROP.INFERENCE.TRACKER)
+    except ValueError as e:
+        raise DemoError(str(e)) from None
     w = cfg.MODEL.WEIGHTS
     if not w:
         raise DemoError("MODEL.WEIGHTS is empty: pass --opts MODEL.WEIGHTS path/to/model_final.pth")
@@ -276,11 +279,11 @@ def _process(args, cfg, tmp_video, tmp_json):
     meta = predictor.metadata
     names = list(getattr(meta, "thing_classes", []) or [])
 
-    ext = os.path.splitext(args.output)[1].lower()
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if ext == ".avi" else "mp4v"))
-    writer = cv2.VideoWriter(tmp_video, fourcc, source.fps, (source.width, source.height))
-    if not writer.isOpened():
-        raise DemoError("cannot open a video writer for {}".format(args.output))
+    try:
+        size = output_size(source.width, source.height, args.output_scale)
+        writer = open_video_writer(tmp_video, os.path.splitext(args.output)[1], source.fps, size)
+    except (ValueError, OSError) as e:
+        raise DemoError("cannot write {}: {}".format(args.output, e)) from None
     collector = VideoResultsCollector() if tmp_json else None
     n = 0
     start = time.perf_counter()
@@ -290,16 +293,8 @@ def _process(args, cfg, tmp_video, tmp_json):
         )
         for frame, out in predictor(iter(source)):
             ids = out.ids.tolist()
-            labels = []
-            for y in ids:
-                inst = predictor.instance_label(y)
-                name = (
-                    names[inst.category_id]
-                    if inst.category_id < len(names)
-                    else str(inst.category_id)
-                )
-                labels.append("{} {:.2f}".format(name, inst.score))
-            writer.write(draw_frame(frame, ids, out.masks.numpy(), labels))
+            labels = labels_for(ids, predictor.instance_label, names)
+            writer.write(draw_frame(frame, ids, out.masks.numpy(), labels, size))
             if collector is not None:
                 collector.add(out)
             n += 1
@@ -361,16 +356,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    import warnings
+    # Run as a program: ignore the known deprecation warnings of detectron2 v0.6 / fvcore on the
+    # current torch (importing the package imports neither; a user's -W / PYTHONWARNINGS wins).
+    from maskprop_d2._cli_warnings import quiet_known_warnings
 
-    if not sys.warnoptions:
-        # Run as a program: ignore the known deprecation warnings of detectron2 v0.6 / fvcore on the
-        # current torch, by message and module (the list and where each comes from:
-        # maskprop_d2/_cli_warnings.py). A user's -W / PYTHONWARNINGS wins.
-        for _cat, _msg, _mod in (
-            (FutureWarning, r"`torch\.jit\.script` is deprecated", r"torch\.jit\._script"),
-            (UserWarning, r"torch\.meshgrid: in an upcoming release", r"torch\.functional"),
-        ):
-            warnings.filterwarnings("ignore", message=_msg, category=_cat, module=_mod)
-
+    quiet_known_warnings()
     sys.exit(main())

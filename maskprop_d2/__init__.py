@@ -1,35 +1,34 @@
 """MaskProp video instance segmentation as a detectron2 extension.
 
-Importing the package registers its components with detectron2: the ``MaskProp``
-meta-architecture, ``MaskPropROIHeads``, the propagation head registry, and the built-in
-YouTube-VIS / OVIS / synthetic dataset splits (lazily: nothing is read from disk).
+Importing the package imports nothing heavy, so that its torch-free command-line programs
+(``python -m maskprop_d2.evaluation``, ``python -m maskprop_d2.data.synthetic``) stay light.
+The components are registered with detectron2 by the modules that define them, when imported:
+``maskprop_d2.modeling`` (the ``MaskProp`` and ``MaskTrackRCNN`` meta-architectures, the ROI
+heads, the propagation and tracking heads) and ``maskprop_d2.data.builtin`` (the YouTube-VIS /
+OVIS / synthetic dataset splits, lazily: nothing is read from disk). The config helpers below, the
+first call of every entry point, import both::
+
+    from maskprop_d2 import add_maskprop_config   # registers the components
+    cfg = get_cfg(); add_maskprop_config(cfg)
 """
 
-from . import _cli_warnings
-
-# `python -m maskprop_d2.<module>` is an entry point: filter its known third-party warnings
-# before detectron2 is imported (a library import filters nothing; see _cli_warnings).
-if _cli_warnings.started_as_cli():
-    _cli_warnings.quiet_known_warnings()
-
-# Command-line programs that need neither torch nor detectron2: when the process was started as
-# one of them, nothing is registered (the registrations below import torch and detectron2).
-_LIGHT_CLIS = ("maskprop_d2.evaluation", "maskprop_d2.evaluation.__main__")
-
-if _cli_warnings.module_run_as_main() not in _LIGHT_CLIS:
-    from . import (  # noqa: E402
-        data,  # noqa: F401  (registers the built-in dataset splits)
-        modeling,  # noqa: F401  (registers MaskProp, MaskPropROIHeads, the propagation head)
-    )
-    from .config import add_maskprop_config, get_maskprop_cfg  # noqa: E402
+__all__ = ["add_maskprop_config", "get_maskprop_cfg", "register_components"]
+__version__ = "0.1.0"
 
 
-def __getattr__(name):  # the light CLIs: the config helpers on first use
+def register_components() -> None:
+    """Register the model components and the built-in dataset splits with detectron2 (once;
+    importing the modules is what registers them)."""
+    from . import modeling  # noqa: F401
+    from .data import builtin  # noqa: F401
+
+
+def __getattr__(name):
     if name in ("add_maskprop_config", "get_maskprop_cfg"):
+        register_components()
         from . import config
 
-        return getattr(config, name)
+        value = getattr(config, name)
+        globals()[name] = value
+        return value
     raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
-
-__all__ = ["add_maskprop_config", "get_maskprop_cfg"]
-__version__ = "0.1.0"

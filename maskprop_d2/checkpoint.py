@@ -18,70 +18,50 @@ import os
 import tempfile
 from typing import Any, Dict, List
 
-import torch
 from detectron2.checkpoint import DetectionCheckpointer
+
+from .utils.file_io import TMP_PREFIX, atomic_open
 
 __all__ = ["AtomicCheckpointer", "CheckpointError", "use_atomic_checkpointer"]
 
 logger = logging.getLogger(__name__)
 
-_TMP_PREFIX = ".tmp-"  # hidden, and without the ".pth" suffix that checkpoint listings look for
+_TMP_PREFIX = TMP_PREFIX  # what atomic_open names its temporaries: hidden, no ".pth" suffix
 
 
 class CheckpointError(RuntimeError):
     """No readable checkpoint to resume from (the message names every file tried)."""
 
 
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it onto
-    ``path`` (fsynced first). On any error, or a signal that raises, the temporary is removed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX + os.path.basename(path) + ".", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+class _AtomicWritePathManager:
+    """A checkpointer's path manager whose writes of local files are atomic
+    (:func:`maskprop_d2.utils.file_io.atomic_open`); every other call goes to the wrapped one."""
+
+    def __init__(self, path_manager):
+        self._path_manager = path_manager
+
+    def open(self, path: str, mode: str = "r", **kwargs):
+        if mode in ("w", "wb") and "://" not in path:
+            return atomic_open(path, mode)
+        return self._path_manager.open(path, mode, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._path_manager, name)
 
 
 class AtomicCheckpointer(DetectionCheckpointer):
-    """See the module docstring. Same constructor as ``DetectionCheckpointer``."""
+    """See the module docstring. Same constructor as ``DetectionCheckpointer``; ``save`` and the
+    ``last_checkpoint`` tag are fvcore's, only their files are written atomically (through the
+    path manager)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.path_manager = _AtomicWritePathManager(self.path_manager)
 
     def save(self, name: str, **kwargs: Any) -> None:
-        if not self.save_dir or not self.save_to_disk:
-            return
-        data = {"model": self.model.state_dict()}
-        for key, obj in self.checkpointables.items():
-            data[key] = obj.state_dict()
-        data.update(kwargs)
-        basename = f"{name}.pth"
-        save_file = os.path.join(self.save_dir, basename)
-        if os.path.basename(save_file) != basename:
+        if os.path.basename(name) != name:  # fvcore asserts this; a clear error instead
             raise ValueError(f"checkpoint name {name!r} must not contain a path separator")
-        self.logger.info("Saving checkpoint to {}".format(save_file))
-        os.makedirs(self.save_dir, exist_ok=True)
-        _atomic_write(save_file, lambda f: torch.save(data, f))
-        self.tag_last_checkpoint(basename)
-
-    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-        path = os.path.join(self.save_dir, "last_checkpoint")
-        _atomic_write(path, lambda f: f.write(last_filename_basename.encode("utf-8")))
+        super().save(name, **kwargs)
 
     def remove_stale_temporaries(self) -> List[str]:
         """Delete temporary files a killed ``save`` left in ``save_dir``; returns their paths."""

@@ -134,7 +134,7 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.REID.CLASS_WEIGHT = 0.5
     cfg.MODEL.MASKPROP.INFERENCE.REID.POSITION_WEIGHT = 0.3
     cfg.MODEL.MASKPROP.INFERENCE.REID.POSITION_SIGMA = 0.25
-    # The video tracker, a name in maskprop_d2.tracking.VIDEO_TRACKER_REGISTRY: "maskprop" (clip
+    # The video tracker, a name of maskprop_d2.tracking.tracker_names(): "maskprop" (clip
     # tracks + ID assignment), "flow_propagation" (the same with optical-flow warping),
     # "tracking_head" (MaskTrack R-CNN's association; needs a model with a tracking head) or
     # "frame_linking" (per-frame detections linked by mask IoU), or one you register.

@@ -1,4 +1,7 @@
-"""Shared by the video inference tests: a tiny random-weight model that detects, and a video."""
+"""Shared by the video inference tests: a tiny random-weight model that detects, a video, and a
+counter of a module's forward passes (the trackers' backbone passes)."""
+
+import contextlib
 
 import torch
 from detectron2.config import get_cfg
@@ -26,6 +29,18 @@ def tiny_video_model(*opts):
     model = build_model(cfg)
     model.eval()
     return cfg, model
+
+
+@contextlib.contextmanager
+def forward_calls(module):
+    """``with forward_calls(model.backbone) as calls:`` ... ``len(calls)``: the module's forward
+    passes inside the block (a forward hook, removed on exit)."""
+    calls = []
+    handle = module.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        yield calls
+    finally:
+        handle.remove()
 
 
 def drifting_video(n, h=64, w=96, seed=0):

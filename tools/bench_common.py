@@ -1,6 +1,6 @@
 """The benchmark harness of ``tools/`` (``python tools/NAME.py`` puts this folder on ``sys.path``):
 environment record, configs as ``train_net.setup`` loads them, frames, CPU timing, subprocess
-isolation for memory figures, markdown reports, plots. What the numbers mean is in README."""
+isolation for memory figures, markdown reports, plots. What the numbers mean: docs/results.md."""
 
 import json
 import os
@@ -28,11 +28,11 @@ def cpu_model() -> str:
 
 
 def write_report(text: str, path: str) -> None:
-    """Write a report whole or not at all (temporary file, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    """Write a report whole or not at all (``maskprop_d2.utils.file_io.atomic_open``)."""
+    from maskprop_d2.utils.file_io import atomic_open
+
+    with atomic_open(path, "w") as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def read_video_frames(path: str, n: int, size):
@@ -75,7 +75,7 @@ def markdown_table(header, rows) -> list:
 def load_cfg(config, opts=(), weights=""):
     """``train_net.setup``'s config (``get_maskprop_cfg``) of ``config`` (a ``CONFIGS`` alias or a
     path) and ``opts``, on the CPU with ``weights`` (default: random init). Not frozen."""
-    from maskprop_d2.config import get_maskprop_cfg
+    from maskprop_d2 import get_maskprop_cfg
 
     path = CONFIGS.get(config, config)
     cfg = get_maskprop_cfg(path if os.path.isabs(path) else os.path.join(REPO, path), opts)

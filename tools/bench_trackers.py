@@ -284,7 +284,7 @@ def main(argv=None):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from maskprop_d2.config import get_maskprop_cfg
+    from maskprop_d2 import get_maskprop_cfg
 
     torch.set_num_threads(args.threads)
     started = time.time()

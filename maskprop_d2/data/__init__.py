@@ -1,20 +1,12 @@
 """Video data: YouTube-VIS loading/validation, registration of built-in and synthetic splits.
 
-Importing this package registers the built-in splits (lazily; nothing is read from disk).
+The names below are imported from their modules on first use, and the first use registers the
+built-in splits (:mod:`.builtin`, lazily: nothing is read from disk). Importing the package
+itself imports nothing heavy, so that the synthetic generator (``python -m
+maskprop_d2.data.synthetic``: numpy, OpenCV and pycocotools only) runs without torch.
 """
 
-from . import builtin  # noqa: F401  (registers ytvis_2019_*, ytvis_2021_*, ovis_*, synthetic_ytvis_*)
-from .build import build_clip_train_loader, build_video_test_loader, get_video_dataset_dicts
-from .builtin import (
-    OVIS_CATEGORIES,
-    YTVIS_2019_CATEGORIES,
-    YTVIS_2021_CATEGORIES,
-    register_all_ytvis,
-    register_synthetic_ytvis,
-    synthetic_root,
-)
-from .clip_mapper import ClipDatasetMapper, VideoFrames, VideoInferenceMapper
-from .ytvis import load_ytvis_json, register_ytvis_instances
+import importlib
 
 __all__ = [
     "ClipDatasetMapper",
@@ -27,8 +19,34 @@ __all__ = [
     "register_ytvis_instances",
     "register_all_ytvis",
     "register_synthetic_ytvis",
-    "synthetic_root",
+    "DEFAULT_SYNTHETIC_ROOT",
     "YTVIS_2019_CATEGORIES",
     "YTVIS_2021_CATEGORIES",
     "OVIS_CATEGORIES",
 ]
+
+_MODULE_OF = {
+    "ClipDatasetMapper": ".clip_mapper",
+    "VideoInferenceMapper": ".clip_mapper",
+    "VideoFrames": ".clip_mapper",
+    "build_clip_train_loader": ".build",
+    "build_video_test_loader": ".build",
+    "get_video_dataset_dicts": ".build",
+    "load_ytvis_json": ".ytvis",
+    "register_ytvis_instances": ".ytvis",
+    "register_all_ytvis": ".builtin",
+    "register_synthetic_ytvis": ".builtin",
+    "DEFAULT_SYNTHETIC_ROOT": ".synthetic",
+    "YTVIS_2019_CATEGORIES": ".builtin",
+    "YTVIS_2021_CATEGORIES": ".builtin",
+    "OVIS_CATEGORIES": ".builtin",
+}
+
+
+def __getattr__(name):
+    if name in _MODULE_OF:
+        importlib.import_module(".builtin", __name__)  # registers the built-in splits
+        value = getattr(importlib.import_module(_MODULE_OF[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
+from .synthetic import DEFAULT_SYNTHETIC_ROOT
 from .ytvis import distinct_colors, load_ytvis_json, register_ytvis_instances
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "BUILTIN_SPLITS",
     "register_all_ytvis",
     "register_synthetic_ytvis",
-    "synthetic_root",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,13 +96,6 @@ def register_all_ytvis(root: Optional[str] = None) -> None:
         )
 
 
-def synthetic_root() -> str:
-    """``$MASKPROP_SYNTHETIC_ROOT``, else ``$DETECTRON2_DATASETS/synthetic_ytvis``."""
-    return os.path.expanduser(
-        os.getenv("MASKPROP_SYNTHETIC_ROOT") or os.path.join(_datasets_root(), "synthetic_ytvis")
-    )
-
-
 def _synthetic_metadata() -> Dict:
     """Class metadata of the synthetic generator, without importing or generating anything."""
     from .synthetic_classes import SYNTHETIC_CATEGORIES, SYNTHETIC_COLORS
@@ -134,7 +127,8 @@ def _load_synthetic(root: str, split_dir: str, name: str):
 def register_synthetic_ytvis(
     root: Optional[str] = None, prefix: str = "synthetic_ytvis"
 ) -> List[str]:
-    """Register ``{prefix}_train`` / ``{prefix}_val`` from ``root`` (default: ``synthetic_root()``).
+    """Register ``{prefix}_train`` / ``{prefix}_val`` from ``root`` (default:
+    ``DEFAULT_SYNTHETIC_ROOT()``).
 
     Lazy: the data must exist when ``DatasetCatalog.get`` is called (``make data``, or ``python -m
     maskprop_d2.data.synthetic --out ROOT``); a missing file is a ``FileNotFoundError`` naming
@@ -142,7 +136,7 @@ def register_synthetic_ytvis(
     raises.
     Returns the two dataset names.
     """
-    root = synthetic_root() if root is None else os.path.expanduser(root)
+    root = DEFAULT_SYNTHETIC_ROOT() if root is None else os.path.expanduser(root)
     names = []
     meta = None
     for split, split_dir in (("train", "train"), ("val", "valid")):

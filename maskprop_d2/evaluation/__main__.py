@@ -20,7 +20,8 @@ import os
 import sys
 import tempfile
 
-from .results_io import check_results, load_json, load_results, publish_file
+from ..utils.file_io import publish_file
+from .results_io import check_results, load_json, load_results
 from .ytvis_eval import evaluate
 
 IDENTITY_FORMATS = {"HOTA": "{:0.3f}", "DetA": "{:0.3f}", "AssA": "{:0.3f}", "IDF1": "{:0.3f}",

@@ -7,13 +7,12 @@ Results format (``docs/formats.md``): a list of ``{"video_id", "category_id", "s
 
 import json
 import os
-import tempfile
 import zipfile
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from ..utils.file_io import atomic_write_bytes, publish_file
+from ..utils.file_io import atomic_open, atomic_write_bytes
 from ..utils.rle import encode_mask, rle_totals
 from .parse import parse
 
@@ -67,18 +66,8 @@ def write_results(results: List[Dict[str, Any]], output_dir: str) -> Tuple[str, 
     json_path = os.path.join(output_dir, "results.json")
     zip_path = os.path.join(output_dir, "results.zip")
     atomic_write_bytes(json_path, data)
-    fd, tmp = tempfile.mkstemp(
-        prefix=".tmp-", suffix=".zip", dir=os.path.dirname(os.path.abspath(zip_path))
-    )
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            z.writestr("results.json", data)
-        publish_file(tmp, zip_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(zip_path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("results.json", data)
     return json_path, zip_path
 
 

@@ -20,7 +20,7 @@ from detectron2.evaluation import inference_context
 from torch import nn
 
 from ..tracking import VideoTracker, build_video_tracker
-from .video_results import VideoResultsCollector
+from .video_results import collect_video_results
 
 __all__ = ["VideoInferenceAdapter"]
 
@@ -54,7 +54,5 @@ class VideoInferenceAdapter:
             return [self._run(video) for video in inputs]
 
     def _run(self, video: Dict) -> List[dict]:
-        collector = VideoResultsCollector()
-        for out in self.tracker.stream(video["frames"]):
-            collector.add(out)
-        return collector.results(self.tracker.video_instances(), int(video["length"]))
+        stream = self.tracker.stream(video["frames"])
+        return collect_video_results(stream, self.tracker.video_instances, int(video["length"]))

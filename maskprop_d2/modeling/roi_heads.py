@@ -10,7 +10,6 @@ from detectron2.modeling.roi_heads import (
     FastRCNNOutputLayers,
     StandardROIHeads,
 )
-from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
@@ -26,21 +25,13 @@ __all__ = ["MaskPropROIHeads", "MaskTrackROIHeads", "ClipTargets", "ClassProbsOu
 class ClassProbsOutputLayers(FastRCNNOutputLayers):
     """FastRCNNOutputLayers whose detections also carry ``class_probs``: (N, K) the softmax class
     probabilities (background dropped) of the proposal each detection came from, so that
-    video-level category votes can use the whole distribution. Same parameters and losses."""
+    video-level category votes can use the whole distribution. Same parameters and losses;
+    detectron2's ``inference`` does the work, its ``predict_probs`` gives the probabilities."""
 
     def inference(self, predictions, proposals: List[Instances]):
-        boxes = self.predict_boxes(predictions, proposals)
-        scores = self.predict_probs(predictions, proposals)
-        image_shapes = [x.image_size for x in proposals]
-        pred_instances, kept = fast_rcnn_inference(
-            boxes,
-            scores,
-            image_shapes,
-            self.test_score_thresh,
-            self.test_nms_thresh,
-            self.test_topk_per_image,
-        )
-        for inst, p, k in zip(pred_instances, scores, kept, strict=True):
+        pred_instances, kept = super().inference(predictions, proposals)
+        probs = self.predict_probs(predictions, proposals)  # per image, (R_i, K + 1)
+        for inst, p, k in zip(pred_instances, probs, kept, strict=True):
             inst.class_probs = p[k, :-1]
         return pred_instances, kept
 

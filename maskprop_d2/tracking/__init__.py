@@ -10,18 +10,36 @@
 * ``"frame_linking"`` (:class:`FrameLinkingTracker`): the per-frame baseline, detections linked
   to the previous frame's by mask IoU (:class:`FrameLinker`).
 
-``build_video_tracker(cfg, model)`` builds the one named by ``MODEL.MASKPROP.INFERENCE.TRACKER``.
+``build_video_tracker(cfg, model)`` builds the one named by ``MODEL.MASKPROP.INFERENCE.TRACKER``;
+the per-frame trackers share :class:`PerFrameTracker`, and what each tracker needs of the model is
+declared in :mod:`maskprop_d2.tracking.model_interface`.
 The model-free parts (:class:`ClipTrackMatcher`, :class:`ClipTrackAggregator`,
 :class:`FrameLinker`, :class:`CategoryVotes`) work on plain tensors.
 """
 
-from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, build_video_tracker, detection_args
+from .base import (
+    VIDEO_TRACKER_REGISTRY,
+    VideoTracker,
+    build_video_tracker,
+    detection_args,
+    tracker_class,
+    tracker_names,
+)
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
 from .flow_propagation import FlowPropagationTracker, optical_flow, warp_masks
 from .frame_linking import FrameLinker, FrameLinkingTracker, link_by_iou
 from .id_assignment import ClipTrackMatcher, assign_ids_from_scores, clip_frame_range
 from .maskprop import MaskPropTracker
-from .outputs import CategoryVotes, FrameOutput, VideoInstance
+from .model_interface import (
+    DetectionHeads,
+    DetectionModel,
+    EmbeddingHeads,
+    PropagationGrid,
+    PropagationHeads,
+    check_model,
+)
+from .outputs import CategoryVotes, FrameOutput, IdAllocator, VideoInstance
+from .per_frame import PerFrameTracker
 from .tracking_head import EmbeddingMemory, TrackingHeadTracker
 
 __all__ = [
@@ -29,6 +47,16 @@ __all__ = [
     "VideoTracker",
     "build_video_tracker",
     "detection_args",
+    "tracker_class",
+    "tracker_names",
+    "PerFrameTracker",
+    "DetectionModel",
+    "DetectionHeads",
+    "PropagationGrid",
+    "PropagationHeads",
+    "EmbeddingHeads",
+    "check_model",
+    "IdAllocator",
     "MaskPropTracker",
     "FrameLinkingTracker",
     "FlowPropagationTracker",

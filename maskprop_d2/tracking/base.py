@@ -5,10 +5,13 @@ at the end of the video into ranked video instances (ID, category, score). Every
 evaluation adapter :class:`maskprop_d2.inference.VideoInferenceAdapter`, the demo's
 :class:`maskprop_d2.inference.VideoPredictor`, the benchmarks) builds its tracker with
 :func:`build_video_tracker` from ``MODEL.MASKPROP.INFERENCE.TRACKER`` and drives it only through
-this interface, so a new tracker plugs in by registering a subclass::
+this interface, so a new tracker plugs in by registering a subclass with a ``name``::
 
-    @VIDEO_TRACKER_REGISTRY.register(name="my_tracker")
+    @VIDEO_TRACKER_REGISTRY.register()
     class MyTracker(VideoTracker):
+        name = "my_tracker"                  # the value of MODEL.MASKPROP.INFERENCE.TRACKER
+        heads_interface = DetectionHeads     # what it needs of model.roi_heads (model_interface)
+
         @configurable
         def __init__(self, model, *, my_thresh=0.5): ...
 
@@ -22,7 +25,9 @@ this interface, so a new tracker plugs in by registering a subclass::
         def current_instance(self, instance_id): ...
         def video_instances(self): ...
 
-and setting ``MODEL.MASKPROP.INFERENCE.TRACKER my_tracker`` (see ``docs/extending.md``).
+and setting ``MODEL.MASKPROP.INFERENCE.TRACKER my_tracker`` (see ``docs/extending.md``). The
+registry is detectron2's, keyed by class name as every detectron2 registry; the config value is
+the class's ``name`` (:func:`tracker_names`; the class name is accepted too).
 """
 
 from typing import Dict, Iterable, Iterator, List, Optional
@@ -31,33 +36,23 @@ import torch
 from detectron2.config import configurable
 from detectron2.utils.registry import Registry
 
+from .model_interface import check_model
 from .outputs import FrameOutput, VideoInstance
 
-__all__ = ["VIDEO_TRACKER_REGISTRY", "VideoTracker", "build_video_tracker", "detection_args"]
+__all__ = [
+    "VIDEO_TRACKER_REGISTRY",
+    "VideoTracker",
+    "build_video_tracker",
+    "detection_args",
+    "tracker_class",
+    "tracker_names",
+]
 
-
-class _TrackerRegistry(Registry):
-    """detectron2's Registry, where an entry may be registered under an explicit name (the
-    value users write in the config) instead of its ``__name__``."""
-
-    def register(self, obj=None, *, name: Optional[str] = None):
-        if name is None:
-            return super().register(obj)
-        if obj is None:
-
-            def deco(cls):
-                self._do_register(name, cls)
-                return cls
-
-            return deco
-        self._do_register(name, obj)
-        return obj
-
-
-VIDEO_TRACKER_REGISTRY = _TrackerRegistry("VIDEO_TRACKER")
+VIDEO_TRACKER_REGISTRY = Registry("VIDEO_TRACKER")
 VIDEO_TRACKER_REGISTRY.__doc__ = """
-Registry of video trackers (subclasses of :class:`VideoTracker`), keyed by the names that
-``MODEL.MASKPROP.INFERENCE.TRACKER`` takes. Each is called as ``cls(cfg, model)``.
+Registry of video trackers (subclasses of :class:`VideoTracker`), keyed by class name; each
+class's ``name`` is the value ``MODEL.MASKPROP.INFERENCE.TRACKER`` takes. Each is called as
+``cls(cfg, model)``.
 """
 
 
@@ -91,12 +86,28 @@ class VideoTracker:
     :meth:`video_instances`, and keep their memory independent of the video length.
     :meth:`stream` (the loop) is shared.
 
+    Diagnostics: :meth:`state_size` reports the sizes of the streaming state, for the tests and
+    benchmarks that check the memory does not grow with the video; inference never calls it.
+
+    Class attributes:
+        name: the config name (``MODEL.MASKPROP.INFERENCE.TRACKER``); None: the class name.
+        heads_interface: what the tracker needs of ``model.roi_heads``, a protocol of
+            :mod:`maskprop_d2.tracking.model_interface` (None: no model, or nothing checked).
+        model_hint: how to get a suitable model, added to the error when the model lacks it.
+
     Attributes:
         model: the detector the tracker runs (None for a tracker without one).
     """
 
+    name: Optional[str] = None
+    heads_interface: Optional[type] = None
+    model_hint: str = ""
+
     @configurable
     def __init__(self, model: Optional[torch.nn.Module] = None):
+        if model is not None and self.heads_interface is not None:
+            check_model(model, self.heads_interface, self.name or type(self).__name__,
+                        self.model_hint)
         self.model = model
 
     @classmethod
@@ -126,7 +137,8 @@ class VideoTracker:
         raise NotImplementedError
 
     def state_size(self) -> Dict[str, int]:
-        """Sizes of the streaming state (numbers of cached items), for memory checks."""
+        """Diagnostics: sizes of the streaming state (numbers of cached items, by kind), for
+        memory checks in tests and benchmarks. Default: none."""
         return {}
 
     # ------------------------------------------------------------------ the loop
@@ -160,17 +172,50 @@ def detection_args(cfg) -> Dict:
     }
 
 
+def _trackers_by_name() -> Dict[str, type]:
+    """{config name: class} of the registered trackers."""
+    by_name: Dict[str, type] = {}
+    for key, cls in VIDEO_TRACKER_REGISTRY:
+        name = getattr(cls, "name", None) or key
+        if name in by_name:
+            raise ValueError(
+                "two registered trackers are named {!r}: {} and {}".format(
+                    name, by_name[name].__name__, cls.__name__
+                )
+            )
+        by_name[name] = cls
+    return by_name
+
+
+def tracker_names() -> List[str]:
+    """The values ``MODEL.MASKPROP.INFERENCE.TRACKER`` takes: the registered trackers' names,
+    sorted."""
+    return sorted(_trackers_by_name())
+
+
+def tracker_class(name: str) -> type:
+    """The registered tracker class of config name (or class name) ``name``.
+
+    Raises:
+        ValueError: no such tracker (the message lists the registered names).
+    """
+    by_name = _trackers_by_name()
+    if name in by_name:
+        return by_name[name]
+    if name in VIDEO_TRACKER_REGISTRY:
+        return VIDEO_TRACKER_REGISTRY.get(name)
+    raise ValueError(
+        "unknown tracker {!r} (MODEL.MASKPROP.INFERENCE.TRACKER); registered trackers: "
+        "{}".format(name, ", ".join(sorted(by_name)))
+    )
+
+
 def build_video_tracker(cfg, model, name: Optional[str] = None, **kwargs) -> VideoTracker:
     """The tracker ``name`` (default: ``cfg.MODEL.MASKPROP.INFERENCE.TRACKER``) built from
     ``cfg`` for ``model``; ``kwargs`` override its config-derived arguments.
 
     Raises:
-        ValueError: the name is not registered (the message lists the registered names).
+        ValueError: the name is not registered (the message lists the registered names), or the
+            model lacks what the tracker needs (the message names it).
     """
-    name = name or cfg.MODEL.MASKPROP.INFERENCE.TRACKER
-    if name not in VIDEO_TRACKER_REGISTRY:
-        raise ValueError(
-            "unknown tracker {!r} (MODEL.MASKPROP.INFERENCE.TRACKER); registered trackers: "
-            "{}".format(name, ", ".join(sorted(k for k, _ in VIDEO_TRACKER_REGISTRY)))
-        )
-    return VIDEO_TRACKER_REGISTRY.get(name)(cfg, model, **kwargs)
+    return tracker_class(name or cfg.MODEL.MASKPROP.INFERENCE.TRACKER)(cfg, model, **kwargs)

@@ -28,6 +28,7 @@ from detectron2.config import configurable
 from ..modeling.meta_arch import FrameDetections
 from .base import VIDEO_TRACKER_REGISTRY
 from .maskprop import MaskPropTracker
+from .model_interface import PropagationGrid
 
 __all__ = ["optical_flow", "flow_to_grid", "warp_masks", "FlowPropagationTracker"]
 
@@ -123,7 +124,7 @@ class _FlowState:
     prev_to: Optional[torch.Tensor]  # (2, H', W') flow k-1 -> k: warps a mask from k to k-1
 
 
-@VIDEO_TRACKER_REGISTRY.register(name="flow_propagation")
+@VIDEO_TRACKER_REGISTRY.register()
 class FlowPropagationTracker(MaskPropTracker):
     """MaskProp's tracker with optical-flow warping in place of the propagation head.
 
@@ -135,11 +136,10 @@ class FlowPropagationTracker(MaskPropTracker):
         instances = tracker.video_instances()
 
     Same outputs, delays and state sizes as :class:`MaskPropTracker` (see the module docstring).
-
-    Attributes:
-        flow_calls: optical-flow computations since construction (two per consecutive frame
-            pair: one per direction).
     """
+
+    name = "flow_propagation"
+    heads_interface = PropagationGrid  # the propagation head itself is not used
 
     @configurable
     def __init__(self, model, *, flow_method: str = "dis", **kwargs):
@@ -155,7 +155,6 @@ class FlowPropagationTracker(MaskPropTracker):
                 )
             )
         self.flow_method = flow_method
-        self.flow_calls = 0
         super().__init__(model, **kwargs)
 
     @classmethod
@@ -174,7 +173,6 @@ class FlowPropagationTracker(MaskPropTracker):
         stride = self._heads.mask_prop_stride
         to_prev = flow_to_grid(optical_flow(grey, prev.grey, self.flow_method), grid, stride)
         prev_to = flow_to_grid(optical_flow(prev.grey, grey, self.flow_method), grid, stride)
-        self.flow_calls += 2
         prev.grey = None  # no later frame pairs with frame idx - 1
         return _FlowState(grey, to_prev, prev_to)
 

@@ -12,17 +12,19 @@ previous frame's tracks are kept (plus, with ``max_gap`` > 0, the last masks of 
 the last ``max_gap`` frames), so memory does not grow with the video length.
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
 from detectron2.config import configurable
 from scipy.optimize import linear_sum_assignment
 
+from ..modeling.meta_arch import FrameDetections
 from ..utils.masks import mask_iou
-from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
-from .frame_detections import paste_detections
-from .outputs import CategoryVotes, FrameOutput, VideoInstance
+from .base import VIDEO_TRACKER_REGISTRY
+from .frame_detections import PastedDetections
+from .outputs import IdAllocator
+from .per_frame import PerFrameTracker
 
 __all__ = ["link_by_iou", "FrameLinker", "FrameLinkingTracker"]
 
@@ -66,12 +68,12 @@ class FrameLinker:
             raise ValueError("max_gap must be >= 0, got {}".format(max_gap))
         self.iou_thresh = float(iou_thresh)
         self.max_gap = int(max_gap)
-        self.first_id = int(first_id)
+        self.new_ids = IdAllocator(first_id)  # hands out the IDs of new tracks
         self.reset()
 
     def reset(self) -> None:
         self._frame = 0
-        self._next_id = self.first_id
+        self.new_ids.reset()
         self._ids = torch.zeros(0, dtype=torch.long)  # (k,) IDs of the candidate tracks
         self._masks: Optional[torch.Tensor] = None  # (k, H, W) bool, their last masks
         self._last = torch.zeros(0, dtype=torch.long)  # (k,) frame each was last seen
@@ -79,7 +81,7 @@ class FrameLinker:
     @property
     def num_ids(self) -> int:
         """Number of IDs handed out since the last reset."""
-        return self._next_id - self.first_id
+        return self.new_ids.num_ids
 
     @property
     def num_tracks(self) -> int:
@@ -97,10 +99,7 @@ class FrameLinker:
             cols = link_by_iou(mask_iou(masks, self._masks), self.iou_thresh)
             linked = cols >= 0
             ids[linked] = self._ids[cols[linked]]
-        new = ids < 0
-        k = int(new.sum())
-        ids[new] = torch.arange(self._next_id, self._next_id + k, dtype=torch.long)
-        self._next_id += k
+        self.new_ids.fill(ids)
         # Candidates for frame t+1: this frame's tracks, plus unmatched older tracks whose number
         # of missed frames at t+1, (t+1) - last - 1, is still <= max_gap.
         keep = (self._last >= t - self.max_gap) & ~torch.isin(self._ids, ids)
@@ -114,9 +113,10 @@ class FrameLinker:
         return ids
 
 
-@VIDEO_TRACKER_REGISTRY.register(name="frame_linking")
-class FrameLinkingTracker(VideoTracker):
-    """Per-frame detection + IoU linking over a video (see module docstring).
+@VIDEO_TRACKER_REGISTRY.register()
+class FrameLinkingTracker(PerFrameTracker):
+    """Per-frame detection + IoU linking over a video (see module docstring); the frame loop,
+    votes and output are :class:`PerFrameTracker`'s.
 
     Usage::
 
@@ -124,91 +124,34 @@ class FrameLinkingTracker(VideoTracker):
         for out in fl.stream(frames):  # one FrameOutput per frame, final at once
             ...
         instances = fl.video_instances()
-
-    Attributes:
-        backbone_calls: backbone passes since construction (one per frame).
     """
 
+    name = "frame_linking"
+
     @configurable
-    def __init__(
-        self,
-        model,
-        *,
-        score_thresh: float = 0.3,
-        topk_per_frame: int = 10,
-        nms_thresh: float = 1.0,
-        link_iou_thresh: float = 0.3,
-        mask_thresh: float = 0.5,
-        max_instances: int = 100,
-        max_gap: int = 0,
-        categories_per_instance: int = 1,
-    ):
+    def __init__(self, model, *, link_iou_thresh: float = 0.3, max_gap: int = 0, **kwargs):
         """
         Args:
-            model: a :class:`maskprop_d2.modeling.MaskProp` (only its Mask R-CNN part is used).
-            score_thresh, topk_per_frame, nms_thresh: which detections of a frame are kept (see
-                :meth:`maskprop_d2.modeling.MaskProp.detect_frame`).
+            model, kwargs: the detection settings, as :class:`PerFrameTracker`.
             link_iou_thresh: minimum mask IoU for a detection to continue a track.
-            mask_thresh: threshold on the pasted soft masks.
-            max_instances: at most this many video instances are reported (by score).
             max_gap: frames a track may go undetected and still be re-linked (0: only the
                 previous frame's tracks are candidates). Not a config key; pass it explicitly,
                 e.g. ``FrameLinkingTracker(cfg, model, max_gap=2)``.
-            categories_per_instance: each video instance is reported with up to this many
-                categories (see :class:`CategoryVotes`).
         """
-        super().__init__(model)
-        self.score_thresh = score_thresh
-        self.topk = topk_per_frame
-        self.nms_thresh = nms_thresh
         self.link_iou_thresh = link_iou_thresh
-        self.mask_thresh = mask_thresh
-        self.max_instances = max_instances
         self.max_gap = max_gap
-        self.categories_per_instance = categories_per_instance
-        self.backbone_calls = 0
-        self.reset()
+        super().__init__(model, **kwargs)
 
     @classmethod
     def from_config(cls, cfg, model):
         c = cfg.MODEL.MASKPROP.INFERENCE
-        return {
-            "model": model,
-            **detection_args(cfg),
-            "link_iou_thresh": c.LINK_IOU_THRESH,
-        }
+        return {**super().from_config(cfg, model), "link_iou_thresh": c.LINK_IOU_THRESH}
 
-    def reset(self) -> None:
-        self._num_frames = 0
+    def reset_association(self) -> None:
         self._linker = FrameLinker(self.link_iou_thresh, self.max_gap)
-        self._votes = CategoryVotes(
-            self.model.roi_heads.num_classes, self.categories_per_instance
-        )
 
-    def update(self, frame: Dict) -> List[FrameOutput]:
-        """Detect, link and hand out the frame at once (no delay)."""
-        idx = self._num_frames
-        self._num_frames += 1
-        det = self.model.detect_frame(frame, self.score_thresh, self.topk, self.nms_thresh)
-        self.backbone_calls += 1
-        d = paste_detections(det, frame, self.mask_thresh)
-        masks, scores, classes, class_probs = d.masks, d.scores, d.classes, d.class_probs
-        ids = self._linker.step(masks)
-        self._votes.add(ids.tolist(), classes, scores, class_probs)
-        order = torch.argsort(ids)
-        return [FrameOutput(idx, ids[order], masks[order])]
-
-    def finish(self) -> List[FrameOutput]:
-        return []
-
-    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
-        """Category and score of an ID from the detections seen so far (None if unknown)."""
-        return self._votes.get(instance_id)
-
-    def video_instances(self) -> List[VideoInstance]:
-        """All video instances of the last streamed video, by decreasing score (at most
-        ``max_instances``); see :class:`CategoryVotes` (one vote per detection)."""
-        return self._votes.ranked(self.max_instances)
+    def associate(self, det: FrameDetections, pasted: PastedDetections) -> torch.Tensor:
+        return self._linker.step(pasted.masks)
 
     def state_size(self) -> Dict[str, int]:
         """``tracks``: link candidates kept with their last masks (<= topk with max_gap 0);

@@ -25,6 +25,13 @@ from ..modeling.meta_arch import FrameDetections
 from ..modeling.propagation import box_masks_in_windows
 from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
+from .model_interface import (
+    BoxFeatureHeads,
+    EmbeddingHeads,
+    FinePropagationHeads,
+    PropagationHeads,
+    check_model,
+)
 from .outputs import FrameOutput, VideoInstance
 from .reid_memory import ReIDFeatures, ReIDMemory
 
@@ -59,7 +66,7 @@ def reid_memory_from_config(cfg) -> Optional[ReIDMemory]:
     )
 
 
-@VIDEO_TRACKER_REGISTRY.register(name="maskprop")
+@VIDEO_TRACKER_REGISTRY.register()
 class MaskPropTracker(VideoTracker):
     """MaskProp's clip-level tracking over a video, one frame at a time (see module docstring).
 
@@ -69,10 +76,10 @@ class MaskPropTracker(VideoTracker):
         for out in tracker.stream(frames):      # dicts with "image", "height", "width"
             ...                                 # out.ids, out.masks of frame out.frame_idx
         instances = tracker.video_instances()   # categories and scores, sorted by score
-
-    Attributes:
-        backbone_calls: backbone passes since construction (one per frame).
     """
+
+    name = "maskprop"
+    heads_interface = PropagationHeads
 
     @configurable
     def __init__(
@@ -140,16 +147,21 @@ class MaskPropTracker(VideoTracker):
                     reid_embedding
                 )
             )
-        if reid is not None and reid_embedding == "track_head" and not hasattr(
-            model.roi_heads, "embed"
-        ):
-            raise ValueError(
-                "REID.EMBEDDING 'track_head' needs a model with a tracking head "
-                "(MaskTrackRCNN, e.g. configs/synthetic/masktrack_tiny.yaml)"
+        if getattr(model.roi_heads, "fine_crops", False):
+            check_model(model, FinePropagationHeads, self.name)
+        if reid is not None:
+            use_track = reid_embedding == "track_head" or (
+                reid_embedding == "auto" and hasattr(model.roi_heads, "embed")
             )
+            check_model(
+                model,
+                EmbeddingHeads if use_track else BoxFeatureHeads,
+                self.name + " with REID.EMBEDDING " + reid_embedding,
+                "a tracking head comes with MaskTrackRCNN (configs/synthetic/masktrack_tiny.yaml)",
+            )
+        self._use_track_embedding = reid is not None and use_track
         self.reid = reid
         self.reid_embedding = reid_embedding
-        self.backbone_calls = 0
         self.reset()
 
     @classmethod
@@ -195,7 +207,6 @@ class MaskPropTracker(VideoTracker):
         thresh = min(self.score_thresh, self.continue_score_thresh)
         det = self.model.detect_frame(frame, thresh, self.topk, self.nms_thresh)
         images, features, inst, probs = det
-        self.backbone_calls += 1
         stride = self._heads.mask_prop_stride
         grid = features[self._heads.mask_prop_in_feature].shape[-2:]
         boxes = inst.pred_boxes.tensor
@@ -221,10 +232,7 @@ class MaskPropTracker(VideoTracker):
         else the box head's FC features of the boxes ("box_features")."""
         heads = self._heads
         box_list = [Boxes(boxes)]
-        use_track = self.reid_embedding == "track_head" or (
-            self.reid_embedding == "auto" and hasattr(heads, "embed")
-        )
-        if use_track:
+        if self._use_track_embedding:
             return heads.embed(features, box_list)
         feats = [features[f] for f in heads.box_in_features]
         return heads.box_head(heads.box_pooler(feats, box_list))

@@ -6,7 +6,7 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FrameOutput", "VideoInstance", "CategoryVotes"]
+__all__ = ["FrameOutput", "VideoInstance", "CategoryVotes", "IdAllocator"]
 
 
 @dataclass
@@ -31,6 +31,31 @@ class VideoInstance:
     id: int
     category_id: int
     score: float
+
+
+class IdAllocator:
+    """Hands out video instance IDs: consecutive ints from ``first_id``, in the order asked for."""
+
+    def __init__(self, first_id: int = 0):
+        self.first_id = int(first_id)
+        self.reset()
+
+    def reset(self) -> None:
+        self._next_id = self.first_id
+
+    @property
+    def num_ids(self) -> int:
+        """Number of IDs handed out since the last reset."""
+        return self._next_id - self.first_id
+
+    def fill(self, ids: torch.Tensor) -> torch.Tensor:
+        """Give each entry of ``ids`` (n,) long that is -1 (a new instance) a new ID, in row
+        order, in place; returns the (n,) bool mask of the new entries."""
+        new = ids < 0
+        k = int(new.sum())
+        ids[new] = torch.arange(self._next_id, self._next_id + k, dtype=ids.dtype)
+        self._next_id += k
+        return new
 
 
 class CategoryVotes:

@@ -20,7 +20,7 @@ A matched instance's memory takes the detection's embedding, box and class; a de
 number of instances, not with the number of frames); frame outputs are final at once.
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -30,10 +30,13 @@ from detectron2.structures import Boxes
 from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_iou
 
+from ..modeling.meta_arch import FrameDetections
 from ..modeling.track_head import match_logits
-from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
-from .frame_detections import paste_detections
-from .outputs import CategoryVotes, FrameOutput, VideoInstance
+from .base import VIDEO_TRACKER_REGISTRY
+from .frame_detections import PastedDetections
+from .model_interface import EmbeddingHeads
+from .outputs import IdAllocator
+from .per_frame import PerFrameTracker
 
 __all__ = ["EmbeddingMemory", "TrackingHeadTracker"]
 
@@ -57,11 +60,11 @@ class EmbeddingMemory:
         self.score_weight = float(score_weight)
         self.iou_weight = float(iou_weight)
         self.class_weight = float(class_weight)
-        self.first_id = int(first_id)
+        self.new_ids = IdAllocator(first_id)  # hands out the IDs of new tracks
         self.reset()
 
     def reset(self) -> None:
-        self._next_id = self.first_id
+        self.new_ids.reset()
         self._ids = torch.zeros(0, dtype=torch.long)  # (m,) IDs of the memory's instances
         self._emb: Optional[torch.Tensor] = None  # (m, D) their last embeddings
         self._boxes = torch.zeros((0, 4))  # (m, 4) their last boxes
@@ -107,10 +110,7 @@ class EmbeddingMemory:
             rows, cols = linear_sum_assignment(w, maximize=True)
             matched = cols < m
             ids[torch.from_numpy(rows[matched])] = self._ids[torch.from_numpy(cols[matched])]
-        new = ids < 0
-        k = int(new.sum())
-        ids[new] = torch.arange(self._next_id, self._next_id + k, dtype=torch.long)
-        self._next_id += k
+        new = self.new_ids.fill(ids)
         if n:
             # matched entries take the detection's state; new ones are appended
             pos = torch.searchsorted(self._ids, ids[~new])  # memory rows of the matched IDs
@@ -127,9 +127,10 @@ class EmbeddingMemory:
         return ids
 
 
-@VIDEO_TRACKER_REGISTRY.register(name="tracking_head")
-class TrackingHeadTracker(VideoTracker):
-    """Per-frame detection + MaskTrack R-CNN's embedding association (see module docstring).
+@VIDEO_TRACKER_REGISTRY.register()
+class TrackingHeadTracker(PerFrameTracker):
+    """Per-frame detection + MaskTrack R-CNN's embedding association (see module docstring); the
+    frame loop, votes and output are :class:`PerFrameTracker`'s.
 
     Needs a model with a tracking head (``MODEL.META_ARCHITECTURE: MaskTrackRCNN``,
     ``MODEL.ROI_HEADS.NAME: MaskTrackROIHeads``; ``configs/synthetic/masktrack_tiny.yaml``).
@@ -140,99 +141,53 @@ class TrackingHeadTracker(VideoTracker):
         for out in tracker.stream(frames):  # one FrameOutput per frame, final at once
             ...
         instances = tracker.video_instances()
-
-    Attributes:
-        backbone_calls: backbone passes since construction (one per frame).
     """
+
+    name = "tracking_head"
+    heads_interface = EmbeddingHeads
+    model_hint = (
+        "a tracking head: MODEL.META_ARCHITECTURE: MaskTrackRCNN, MODEL.ROI_HEADS.NAME: "
+        "MaskTrackROIHeads (see configs/synthetic/masktrack_tiny.yaml)"
+    )
 
     @configurable
     def __init__(
         self,
         model,
         *,
-        score_thresh: float = 0.3,
-        topk_per_frame: int = 10,
-        nms_thresh: float = 1.0,
-        mask_thresh: float = 0.5,
-        max_instances: int = 100,
-        categories_per_instance: int = 1,
         score_weight: float = 1.0,
         iou_weight: float = 2.0,
         class_weight: float = 10.0,
+        **kwargs,
     ):
         """
         Args:
-            model: a :class:`maskprop_d2.modeling.MaskTrackRCNN` (or any MaskProp model whose
-                ROI heads have ``embed``).
-            score_thresh, topk_per_frame, nms_thresh: which detections of a frame are kept (see
-                :meth:`maskprop_d2.modeling.MaskProp.detect_frame`).
-            mask_thresh: threshold on the pasted soft masks.
-            max_instances: at most this many video instances are reported (by score).
-            categories_per_instance: each video instance is reported with up to this many
-                categories (see :class:`CategoryVotes`).
+            model: a :class:`maskprop_d2.modeling.MaskTrackRCNN` (or any model whose ROI heads
+                have ``embed``: :class:`maskprop_d2.tracking.model_interface.EmbeddingHeads`).
+            kwargs: the detection settings, as :class:`PerFrameTracker`.
             score_weight, iou_weight, class_weight: a, b, c of the matching score.
         """
-        if not hasattr(getattr(model, "roi_heads", None), "embed"):
-            raise ValueError(
-                "the 'tracking_head' tracker needs a model with a tracking head "
-                "(MODEL.META_ARCHITECTURE: MaskTrackRCNN, MODEL.ROI_HEADS.NAME: "
-                "MaskTrackROIHeads; see configs/synthetic/masktrack_tiny.yaml), got ROI heads "
-                "{}".format(type(getattr(model, "roi_heads", None)).__name__)
-            )
-        super().__init__(model)
-        self.score_thresh = score_thresh
-        self.topk = topk_per_frame
-        self.nms_thresh = nms_thresh
-        self.mask_thresh = mask_thresh
-        self.max_instances = max_instances
-        self.categories_per_instance = categories_per_instance
         self.weights = (score_weight, iou_weight, class_weight)
-        self.backbone_calls = 0
-        self.reset()
+        super().__init__(model, **kwargs)
 
     @classmethod
     def from_config(cls, cfg, model):
         c = cfg.MODEL.MASKPROP.INFERENCE
         return {
-            "model": model,
-            **detection_args(cfg),
+            **super().from_config(cfg, model),
             "score_weight": c.TRACK_SCORE_WEIGHT,
             "iou_weight": c.TRACK_IOU_WEIGHT,
             "class_weight": c.TRACK_CLASS_WEIGHT,
         }
 
-    def reset(self) -> None:
-        self._num_frames = 0
+    def reset_association(self) -> None:
         self._memory = EmbeddingMemory(*self.weights)
-        self._votes = CategoryVotes(
-            self.model.roi_heads.num_classes, self.categories_per_instance
-        )
 
-    def update(self, frame: Dict) -> List[FrameOutput]:
-        """Detect, embed, associate and hand out the frame at once (no delay)."""
-        idx = self._num_frames
-        self._num_frames += 1
-        det = self.model.detect_frame(frame, self.score_thresh, self.topk, self.nms_thresh)
-        self.backbone_calls += 1
-        d = paste_detections(det, frame, self.mask_thresh)
-        boxes = det.instances.pred_boxes.tensor[d.keep.to(det.instances.pred_boxes.device)]
+    def associate(self, det: FrameDetections, pasted: PastedDetections) -> torch.Tensor:
+        """Embed the kept detections' boxes and associate them with the memory."""
+        boxes = det.instances.pred_boxes.tensor[pasted.keep.to(det.instances.pred_boxes.device)]
         emb = self.model.roi_heads.embed(det.features, [Boxes(boxes)])
-        ids = self._memory.step(emb, d.boxes, d.classes, d.scores)
-        self._votes.add(ids.tolist(), d.classes, d.scores, d.class_probs)
-        order = torch.argsort(ids)
-        return [FrameOutput(idx, ids[order], d.masks[order])]
-
-    def finish(self) -> List[FrameOutput]:
-        return []
-
-    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
-        """Category and score of an ID from the detections seen so far (None if unknown)."""
-        return self._votes.get(instance_id)
-
-    def video_instances(self) -> List[VideoInstance]:
-        """All video instances of the last streamed video, by decreasing score (at most
-        ``max_instances``); see :class:`CategoryVotes` (one vote per detection)."""
-        return self._votes.ranked(self.max_instances)
+        return self._memory.step(emb, pasted.boxes, pasted.classes, pasted.scores)
 
     def state_size(self) -> Dict[str, int]:
         """``memory``: instances in the association memory (= ``video_ids``, one per instance

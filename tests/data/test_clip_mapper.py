@@ -12,7 +12,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 
-from maskprop_d2.config import add_maskprop_config
+from maskprop_d2 import add_maskprop_config
 from maskprop_d2.data.clip_mapper import (
     ClipDatasetMapper,
     VideoFrames,

@@ -178,7 +178,7 @@ def test_oracle_scores_100_and_writes_codalab_files(dataset, tmp_path):
 
 def test_identity_metrics_under_a_config_key(dataset):
     """cfg.TEST.IDENTITY_METRICS: the oracle's identity metrics by TrackEval (percent, IDSW 0)."""
-    from maskprop_d2.config import get_maskprop_cfg
+    from maskprop_d2 import get_maskprop_cfg
 
     cfg = get_maskprop_cfg()
     assert cfg.TEST.IDENTITY_METRICS is False

@@ -20,6 +20,8 @@ from tests.video_helpers import drifting_video, tiny_video_model
 class _ConstantTracker(VideoTracker):
     """Each frame: one instance (ID 0) covering the top-left quarter; no model needed."""
 
+    name = "test_constant"
+
     @configurable
     def __init__(self, model=None, *, category: int = 1):
         super().__init__(model)
@@ -49,8 +51,8 @@ class _ConstantTracker(VideoTracker):
         return [VideoInstance(0, self.category, 0.5)]
 
 
-if "test_constant" not in VIDEO_TRACKER_REGISTRY:
-    VIDEO_TRACKER_REGISTRY.register(_ConstantTracker, name="test_constant")
+if "_ConstantTracker" not in VIDEO_TRACKER_REGISTRY:
+    VIDEO_TRACKER_REGISTRY.register(_ConstantTracker)
 
 
 def test_unknown_tracker_fails_in_the_predictor_before_weights_load(tmp_path):

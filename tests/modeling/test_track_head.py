@@ -17,7 +17,9 @@ from maskprop_d2.tracking import (
     EmbeddingMemory,
     TrackingHeadTracker,
     build_video_tracker,
+    tracker_class,
 )
+from tests.video_helpers import forward_calls
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "synthetic" / "masktrack_tiny.yaml"
@@ -183,7 +185,8 @@ def test_memory_class_disagreement_and_one_to_one():
 
 
 def test_tracker_is_registered_streams_and_needs_a_tracking_head():
-    assert VIDEO_TRACKER_REGISTRY.get("tracking_head") is TrackingHeadTracker
+    assert tracker_class("tracking_head") is TrackingHeadTracker
+    assert VIDEO_TRACKER_REGISTRY.get("TrackingHeadTracker") is TrackingHeadTracker
     cfg = masktrack_cfg(
         "MODEL.MASKPROP.INFERENCE.SCORE_THRESH", 0.0, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0,
         "MODEL.MASKPROP.INFERENCE.MASK_THRESH", 0.2,
@@ -194,8 +197,9 @@ def test_tracker_is_registered_streams_and_needs_a_tracking_head():
     assert isinstance(tracker, TrackingHeadTracker)
     assert tracker.weights == (1.0, 2.0, 2.0)  # the config sets the class weight to 2
     frames = [{"image": f, "height": 128, "width": 192} for f in _clip(n_frames=4)["image"]]
-    outs = list(tracker.stream(frames))
-    assert [o.frame_idx for o in outs] == [0, 1, 2, 3] and tracker.backbone_calls == 4
+    with forward_calls(model.backbone) as calls:
+        outs = list(tracker.stream(frames))
+    assert [o.frame_idx for o in outs] == [0, 1, 2, 3] and len(calls) == 4
     assert all(o.masks.shape[-2:] == (128, 192) and o.masks.dtype == torch.bool for o in outs)
     assert any(len(o.ids) for o in outs)
     assert tracker.state_size()["memory"] == tracker.state_size()["video_ids"] > 0
@@ -204,7 +208,7 @@ def test_tracker_is_registered_streams_and_needs_a_tracking_head():
 
     plain_cfg = masktrack_cfg("MODEL.META_ARCHITECTURE", "MaskProp",
                               "MODEL.ROI_HEADS.NAME", "MaskPropROIHeads")
-    with pytest.raises(ValueError, match="needs a model with a tracking head"):
+    with pytest.raises(ValueError, match=r"needs a model with model\.roi_heads\.embed.*MaskTrack"):
         build_video_tracker(plain_cfg, build_model(plain_cfg))
 
 

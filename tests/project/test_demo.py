@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -58,15 +59,11 @@ def test_demo_video_roundtrip(tmp_path, tiny_weights, capsys):
         "0.0",
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    cap = cv2.VideoCapture(str(out))
-    assert cap.isOpened()
-    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 120
-    assert int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == 80
-    assert abs(cap.get(cv2.CAP_PROP_FPS) - 7.0) < 1e-3
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    assert n == 14
+    with av.open(str(out)) as container:  # H.264, which browsers play; every frame decodes
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.average_rate == 7
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
+    assert len(frames) == 14 and all(f.shape == (80, 120, 3) for f in frames)
     umask = os.umask(0)
     os.umask(umask)
     for p in (out, tracks):  # published with normal permissions, not mkstemp's 0600
@@ -90,11 +87,22 @@ def test_demo_frame_folder(tmp_path, tiny_weights, capsys):
         cv2.imwrite(str(d / "{:05d}.jpg".format(i)), np.full((48, 64, 3), 40 * i, np.uint8))
     out = tmp_path / "out.avi"
     r = run_demo_inprocess(
-        capsys, "--input", d, "--output", out, "--fps", "5", "--opts", "MODEL.WEIGHTS", tiny_weights
-    )
+        capsys, "--input", d, "--output", out, "--fps", "5", "--output-scale", "2.5",
+        "--opts", "MODEL.WEIGHTS", tiny_weights,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     cap = cv2.VideoCapture(str(out))
+    assert cap.get(cv2.CAP_PROP_FOURCC) == cv2.VideoWriter_fourcc(*"MJPG")
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (160, 120)
+    for bad in (["--output-scale", "0"], ["--output-scale", "nan"]):
+        r = run_demo_inprocess(capsys, "--input", d, "--output", tmp_path / "o.avi", *bad,
+                               "--opts", "MODEL.WEIGHTS", tiny_weights)  # fmt: skip
+        assert r.returncode == 2 and "--output-scale" in r.stderr
+        assert not (tmp_path / "o.avi").exists()
+    r = run_demo_inprocess(capsys, "--input", d, "--output", tmp_path / "o.gif",
+                           "--opts", "MODEL.WEIGHTS", tiny_weights)  # fmt: skip
+    assert r.returncode == 2 and ".mp4" in r.stderr and not (tmp_path / "o.gif").exists()
 
 
 def test_demo_clear_errors(tmp_path, tiny_weights, capsys):

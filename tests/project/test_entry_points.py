@@ -109,35 +109,42 @@ def test_library_import_installs_no_filter():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "0"
-    # and the same check sees them when a module of the package is the program
-    code = code.replace("import maskprop_d2\n", "")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; sys.orig_argv = ['python', '-m', "
-            "'maskprop_d2.x']; import maskprop_d2\n" + code,
-        ],
-        capture_output=True,
-        text=True,
-    )
+    # and the same check sees them once a program asked for them
+    code = code.replace("import maskprop_d2\n", "import maskprop_d2._cli_warnings as w\n"
+                        "w.quiet_known_warnings()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == str(len(_cli_warnings.KNOWN_THIRD_PARTY_WARNINGS))
 
 
 @pytest.mark.parametrize(
-    "argv, module",
-    [
-        (["python", "-m", "maskprop_d2.evaluation", "gt.json"], "maskprop_d2.evaluation"),
-        (["python", "-u", "-mmaskprop_d2.data.synthetic"], "maskprop_d2.data.synthetic"),
-        (["python", "-X", "dev", "-m", "pytest", "tests"], "pytest"),
-        (["python", "train_net.py", "-m", "x"], None),
-        (["python", "-c", "import maskprop_d2"], None),
-        (["python"], None),
-    ],
+    "module", ["maskprop_d2", "maskprop_d2.data.synthetic", "maskprop_d2.evaluation.__main__"]
 )
-def test_module_run_as_main(argv, module):
-    assert _cli_warnings.module_run_as_main(argv) == module
+def test_package_and_its_cli_modules_import_no_torch(module):
+    """Light by their imports, however the process started; the registrations come with the
+    config helpers."""
+    code = (
+        "import sys, importlib; importlib.import_module({!r}); "
+        "print(sorted({{'torch', 'detectron2'}} & set(sys.modules)))".format(module)
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_the_config_helpers_register_the_components():
+    code = (
+        "import maskprop_d2\n"
+        "from detectron2.data import DatasetCatalog\n"
+        "from detectron2.modeling import META_ARCH_REGISTRY\n"
+        "assert 'synthetic_ytvis_train' not in DatasetCatalog.list()\n"
+        "cfg = maskprop_d2.get_maskprop_cfg()\n"
+        "assert 'MaskProp' in META_ARCH_REGISTRY and 'synthetic_ytvis_train' in DatasetCatalog\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _emit(category, message, module):
@@ -168,12 +175,3 @@ def test_users_warning_options_win(monkeypatch):
         before = list(warnings.filters)
         assert not _cli_warnings.quiet_known_warnings()
         assert warnings.filters == before
-
-
-def test_scripts_filter_the_same_warnings():
-    """train_net.py and demo/demo.py cannot import the list before detectron2: same text."""
-    for script, n in (("train_net.py", 3), (os.path.join("demo", "demo.py"), 2)):
-        with open(os.path.join(REPO_ROOT, script), encoding="utf-8") as f:
-            text = f.read()
-        found = [m for _, m, _ in _cli_warnings.KNOWN_THIRD_PARTY_WARNINGS if 'r"%s"' % m in text]
-        assert len(found) == n, script

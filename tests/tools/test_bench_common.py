@@ -9,7 +9,7 @@ bc = load_script("bench_common", "tools", "bench_common.py")
 
 
 def test_load_cfg_is_train_net_setup_config_on_cpu():
-    from maskprop_d2.config import get_maskprop_cfg
+    from maskprop_d2 import get_maskprop_cfg
 
     cfg = bc.load_cfg("tiny", ["INPUT.CLIP.HALF_LENGTH", 2], weights="w.pth")
     ref = get_maskprop_cfg(TINY_CONFIG, ["INPUT.CLIP.HALF_LENGTH", 2])

@@ -9,12 +9,14 @@ from maskprop_d2.tracking import (
     FlowPropagationTracker,
     MaskPropTracker,
     build_video_tracker,
+    flow_propagation,
     optical_flow,
+    tracker_class,
     warp_masks,
 )
 from maskprop_d2.tracking.flow_propagation import flow_to_grid
 from maskprop_d2.utils.masks import mask_iou
-from tests.video_helpers import drifting_video, tiny_video_model
+from tests.video_helpers import drifting_video, forward_calls, tiny_video_model
 
 STEP = (3, 2)  # (dx, dy) pixels per frame
 
@@ -116,7 +118,8 @@ def _centroid(m):
 
 
 def test_flow_tracker_is_registered_and_built_from_the_config():
-    assert VIDEO_TRACKER_REGISTRY.get("flow_propagation") is FlowPropagationTracker
+    assert tracker_class("flow_propagation") is FlowPropagationTracker
+    assert VIDEO_TRACKER_REGISTRY.get("FlowPropagationTracker") is FlowPropagationTracker
     cfg, model = tiny_video_model(
         "MODEL.MASKPROP.INFERENCE.TRACKER", "flow_propagation",
         "MODEL.MASKPROP.INFERENCE.FLOW_METHOD", "farneback", "INPUT.CLIP.HALF_LENGTH", 2,
@@ -139,13 +142,21 @@ def test_flow_tracker_streams_without_the_propagation_head(monkeypatch):
 
     monkeypatch.setattr(model.roi_heads, "propagate", no_head)
     monkeypatch.setattr(model.roi_heads, "reduce_prop_features", no_head)
+    flows = []
+
+    def counted_flow(*args, **kwargs):
+        flows.append(1)
+        return optical_flow(*args, **kwargs)
+
+    monkeypatch.setattr(flow_propagation, "optical_flow", counted_flow)
     n = 9
     sizes = []
     outs = []
-    for frame_out in tracker.stream(_record_sizes(drifting_video(n), tracker, sizes)):
-        outs.append(frame_out)
+    with forward_calls(model.backbone) as calls:
+        for frame_out in tracker.stream(_record_sizes(drifting_video(n), tracker, sizes)):
+            outs.append(frame_out)
     assert [o.frame_idx for o in outs] == list(range(n))
-    assert tracker.backbone_calls == n and tracker.flow_calls == 2 * (n - 1)
+    assert len(calls) == n and len(flows) == 2 * (n - 1)
     assert max(s["features"] for s in sizes) <= 2 * 2 + 1
     assert all(o.masks.shape[-2:] == (128, 192) for o in outs)
     assert any(len(o.ids) for o in outs), "thresholds at 0: the tiny model gives tracks"

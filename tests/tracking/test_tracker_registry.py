@@ -2,6 +2,7 @@
 into detectron2's loop: tests/inference/test_video_inference.py)."""
 
 import pytest
+import torch
 
 from maskprop_d2.inference import VideoInferenceAdapter
 from maskprop_d2.tracking import (
@@ -10,17 +11,35 @@ from maskprop_d2.tracking import (
     MaskPropTracker,
     VideoTracker,
     build_video_tracker,
+    tracker_class,
+    tracker_names,
 )
 from tests.video_helpers import drifting_video, tiny_video_model
 
 
-def test_registry_holds_both_trackers():
-    assert VIDEO_TRACKER_REGISTRY.get("maskprop") is MaskPropTracker
-    assert VIDEO_TRACKER_REGISTRY.get("frame_linking") is FrameLinkingTracker
-    assert issubclass(MaskPropTracker, VideoTracker)
+def test_registry_holds_the_trackers_by_class_name_and_config_name():
+    # detectron2's registry, keyed by class name; the config value is the class's ``name``
+    assert VIDEO_TRACKER_REGISTRY.get("MaskPropTracker") is MaskPropTracker
+    assert tracker_class("maskprop") is MaskPropTracker
+    assert tracker_class("frame_linking") is tracker_class("FrameLinkingTracker")
     assert issubclass(FrameLinkingTracker, VideoTracker)
-    # detectron2's plain registration by class name still works
-    assert "maskprop" in dict(VIDEO_TRACKER_REGISTRY)
+    assert {"maskprop", "flow_propagation", "tracking_head", "frame_linking"} <= set(
+        tracker_names()
+    )
+
+
+def test_a_model_without_what_the_tracker_needs_is_named_at_build_time():
+    cfg, model = tiny_video_model()
+    heads = model.roi_heads
+    model.roi_heads = torch.nn.Module()  # no num_classes, no propagation head
+    try:
+        with pytest.raises(ValueError, match=r"'maskprop' tracker needs .*roi_heads\.num_classes"
+                           r".*roi_heads\.propagate"):
+            build_video_tracker(cfg, model, "maskprop")
+        with pytest.raises(ValueError, match=r"'frame_linking' tracker needs .*num_classes"):
+            build_video_tracker(cfg, model, "frame_linking")
+    finally:
+        model.roi_heads = heads
 
 
 def test_build_from_config_and_overrides():
