@@ -36,7 +36,7 @@ from maskprop_d2 import get_maskprop_cfg
 from maskprop_d2.checkpoint import AtomicCheckpointer, check_output_dir, use_atomic_checkpointer
 from maskprop_d2.data import build_clip_train_loader, build_video_test_loader
 from maskprop_d2.evaluation import YTVISEvaluator
-from maskprop_d2.inference import VideoInferenceAdapter
+from maskprop_d2.inference import VideoInferenceAdapter, check_inference_config
 from maskprop_d2.solver import build_optimizer
 
 
@@ -75,6 +75,7 @@ class Trainer(DefaultTrainer):
 
 def setup(args):
     cfg = get_maskprop_cfg(args.config_file, args.opts)
+    check_inference_config(cfg, args.config_file)  # tracker, thresholds: before iteration 0
     cfg.freeze()
     check_output_dir(cfg.OUTPUT_DIR)  # before anything is built or written
     default_setup(cfg, args)
@@ -86,9 +87,9 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        AtomicCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
+        checkpointer = AtomicCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
+        checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        checkpointer.require_complete(args.config_file)  # no parameter left at random
         res = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, res)

@@ -40,10 +40,10 @@ def main():
     rep = bc.Report("Propagation quality from GT centre masks (synthetic)")
     import numpy as np
     import torch
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.data import DatasetCatalog
     from detectron2.modeling import build_model
 
+    from maskprop_d2.checkpoint import load_inference_weights
     from maskprop_d2.data import ClipDatasetMapper
     from maskprop_d2.modeling.mask_ops import masks_to_feature_resolution as down
     from maskprop_d2.modeling.propagation import BOX_MASK_THRESH
@@ -56,7 +56,7 @@ def main():
     torch.manual_seed(0)
     np.random.seed(0)
     model = build_model(cfg).eval()
-    DetectionCheckpointer(model).load(a.weights)
+    load_inference_weights(model, a.weights, a.config)
     heads = model.roi_heads
     head, stride = heads.mask_prop_head, heads.mask_prop_stride
     margins = a.margins or [float(cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_MARGIN)]

@@ -5,13 +5,14 @@ from typing import Iterable, Iterator, Tuple
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.data.detection_utils import convert_image_to_rgb
 from detectron2.modeling import build_model
 
+from ..checkpoint import load_inference_weights
 from ..tracking import FrameOutput, build_video_tracker
+from .config_check import check_inference_config
 
 __all__ = ["VideoPredictor"]
 
@@ -24,14 +25,20 @@ class VideoPredictor:
     Frames are BGR uint8 arrays (H, W, 3) as OpenCV reads them; each is resized with the test-time
     shortest-edge resize. ``__call__`` yields ``(frame, FrameOutput)`` pairs in order; it keeps
     at most the frames whose output is not final yet (2T + 1 for MaskProp), never the whole video.
+
+    ``MODEL.WEIGHTS`` is loaded safely and must initialise every parameter of the model
+    (``maskprop_d2.checkpoint.IncompleteWeightsError`` otherwise); ``random_init=True`` skips
+    loading (timing benchmarks of a random model).
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, random_init: bool = False):
+        check_inference_config(cfg)  # thresholds, counts (a bad tracker name: the message below)
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg)
         self.model.eval()
         self.tracker = build_video_tracker(self.cfg, self.model)  # an unknown name fails here
-        DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        if not random_init:  # weights that leave any parameter uninitialised are an error
+            load_inference_weights(self.model, cfg.MODEL.WEIGHTS)
         names = cfg.DATASETS.TEST or cfg.DATASETS.TRAIN
         self.metadata = MetadataCatalog.get(names[0]) if names else None
         self.aug = T.ResizeShortestEdge(
