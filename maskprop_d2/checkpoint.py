@@ -176,9 +176,12 @@ class SafeCheckpointer(DetectionCheckpointer):
             folder_cfg = os.path.join(os.path.dirname(path), "config.yaml")
             hint = ("use the config these weights were trained with"
                     + (f" ({folder_cfg})" if os.path.isfile(folder_cfg) else ""))
+        groups = _groups(missing)
+        if len(groups) > 6:  # e.g. nothing loaded: the top-level modules say enough
+            groups = _groups(missing, depth=1)
         raise IncompleteWeightsError(
             f"{path} leaves {len(missing)} of {len(model_keys)} parameters/buffers of the "
-            f"model{cfg_txt} uninitialised ({', '.join(_groups(missing))}); inference with "
+            f"model{cfg_txt} uninitialised ({', '.join(groups)}); inference with "
             f"them would use random values. {hint}"
         )
 
