@@ -25,6 +25,7 @@ if __name__ in ("__main__", "__mp_main__") and not sys.warnoptions:
     ):
         warnings.filterwarnings("ignore", message=_msg, category=_cat, module=_mod)
 
+import functools
 import os
 
 import detectron2.utils.comm as comm
@@ -83,6 +84,27 @@ def setup(args):
     return cfg
 
 
+def _one_line_errors(fn):
+    """Input errors the project names precisely (a config value, a config or weight file that
+    would run code, weights that leave the model incomplete, too many unreadable frames) end
+    the run with that one line (exit status 1) instead of a traceback."""
+    from maskprop_d2.checkpoint import IncompleteWeightsError
+    from maskprop_d2.config import ConfigValueError
+    from maskprop_d2.data.build import SkippedClipsError
+    from maskprop_d2.utils.safe_load import ConfigFileError, WeightFileError
+
+    @functools.wraps(fn)  # pickled by name for --num-gpus workers
+    def wrapped(*a, **k):
+        try:
+            return fn(*a, **k)
+        except (ConfigValueError, ConfigFileError, WeightFileError, IncompleteWeightsError,
+                SkippedClipsError) as e:
+            sys.exit("error: {}".format(e))
+
+    return wrapped
+
+
+@_one_line_errors
 def main(args):
     cfg = setup(args)
     if args.eval_only:

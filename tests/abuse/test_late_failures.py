@@ -103,7 +103,7 @@ def test_unreadable_frames_skip_their_clip_and_are_counted(train_copy, register,
     good = {os.path.join(str(image_root), fn) for fn in data["videos"][2]["file_names"]}
     with caplog.at_level(logging.WARNING), EventStorage(0) as storage:
         it = iter(loader)
-        for _ in range(6):
+        for _ in range(12):  # 2 of 3 videos are spoilt: no skip in 12 draws has odds 3^-12
             batch = next(it)
             assert set(batch[0]["file_names"]) <= good  # only the intact video is trained on
             assert "skipped_frames" not in batch[0]
@@ -204,3 +204,49 @@ def test_resume_orders_checkpoints_by_iteration_not_file_time(tmp_path):
     ck.save("model_final")
     os.utime(tmp_path / "model_final.pth", (now - 1000, now - 1000))
     assert os.path.basename(ck.resume_candidates()[0]) == "model_final.pth"
+
+
+def _train_net(args, cwd, root):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               MASKPROP_SYNTHETIC_ROOT=str(root))
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "train_net.py"), "--config-file", TINY_CONFIG]
+        + [str(a) for a in args],
+        capture_output=True, text=True, cwd=str(cwd), env=env, timeout=600)
+
+
+def test_eval_only_refuses_foreign_weights_in_one_line(synthetic_dataset, tmp_path):
+    tv = tmp_path / "resnet18.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, str(tv))
+    out = tmp_path / "out"
+    proc = _train_net(["--eval-only", "MODEL.WEIGHTS", tv, "OUTPUT_DIR", out], tmp_path,
+                      synthetic_dataset)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tv} leaves") and "shares no parameter name" in last, last
+    assert "Traceback" not in proc.stderr
+    assert not (out / "inference").exists()
+
+
+@pytest.mark.slow
+def test_training_skips_a_clip_with_an_unreadable_frame(synthetic_dataset, tmp_path):
+    """Two iterations on a copy of the shared data whose first two videos' frames are garbage:
+    the run finishes, names the files in warnings and records data/skipped_clips (a clip of
+    the intact video is drawn 8 times: the chance that no bad one is drawn is (1/3)^8)."""
+    root = tmp_path / "ds"
+    shutil.copytree(synthetic_dataset, root)
+    data = json.loads((root / "train.json").read_text())
+    for fn in data["videos"][0]["file_names"] + data["videos"][1]["file_names"]:
+        (root / "train" / "JPEGImages" / fn).write_bytes(b"\xff\xd8 garbage")
+    out = tmp_path / "out"
+    proc = _train_net(["SOLVER.STEPS", "()", "SOLVER.IMS_PER_BATCH", 4, "SOLVER.MAX_ITER", 2,
+                       "DATALOADER.NUM_WORKERS", 0, "DATASETS.TEST", "()",
+                       "DATASETS.MAX_SKIPPED_CLIP_FRACTION", 1.0, "OUTPUT_DIR", out],
+                      tmp_path, root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert "skipped a training clip: frame " + str(root / "train" / "JPEGImages") in log, \
+        log[-3000:]
+    metrics = [json.loads(ln) for ln in (out / "metrics.json").read_text().splitlines()]
+    assert any(m.get("data/skipped_clips", 0) > 0 for m in metrics), metrics
+    assert (out / "model_final.pth").exists()
