@@ -26,19 +26,17 @@ class VideoPredictor:
     shortest-edge resize. ``__call__`` yields ``(frame, FrameOutput)`` pairs in order; it keeps
     at most the frames whose output is not final yet (2T + 1 for MaskProp), never the whole video.
 
-    ``MODEL.WEIGHTS`` is loaded safely and must initialise every parameter of the model
-    (``maskprop_d2.checkpoint.IncompleteWeightsError`` otherwise); ``random_init=True`` skips
-    loading (timing benchmarks of a random model).
+    The config is checked first (``check_inference_config``); ``MODEL.WEIGHTS`` is loaded safely
+    and must initialise every parameter of the model (``IncompleteWeightsError`` otherwise).
     """
 
-    def __init__(self, cfg, random_init: bool = False):
-        check_inference_config(cfg)  # thresholds, counts (a bad tracker name: the message below)
+    def __init__(self, cfg):
+        check_inference_config(cfg)  # tracker name, thresholds, counts: before the model
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg)
         self.model.eval()
         self.tracker = build_video_tracker(self.cfg, self.model)  # an unknown name fails here
-        if not random_init:  # weights that leave any parameter uninitialised are an error
-            load_inference_weights(self.model, cfg.MODEL.WEIGHTS)
+        load_inference_weights(self.model, cfg.MODEL.WEIGHTS)  # incomplete weights: an error
         names = cfg.DATASETS.TEST or cfg.DATASETS.TRAIN
         self.metadata = MetadataCatalog.get(names[0]) if names else None
         self.aug = T.ResizeShortestEdge(
