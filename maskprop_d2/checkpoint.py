@@ -116,9 +116,13 @@ class SafeCheckpointer(DetectionCheckpointer):
                 raise WeightFileError(f"{filename}: 'blobs' is not a dict")
             data = {k: v for k, v in data.items() if not str(k).endswith("_momentum")}
             return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
-        if filename.endswith(".pyth"):
-            return super()._load_file(filename)  # torch.load: weights_only on torch >= 2.6
         loaded = load_torch_weights(filename, opener=PathManager.open)
+        if filename.endswith(".pyth"):  # pycls, as detectron2 reads it
+            if not isinstance(loaded, dict) or not isinstance(loaded.get("model_state"), dict):
+                raise WeightFileError(f"{filename}: a pycls .pyth file must hold 'model_state'")
+            state = {k: v for k, v in loaded["model_state"].items()
+                     if not k.endswith("num_batches_tracked")}
+            return {"model": state, "__author__": "pycls", "matching_heuristics": True}
         if not isinstance(loaded, dict):
             raise WeightFileError(f"{filename}: a checkpoint must hold a dict, "
                                   f"got {type(loaded).__name__}")

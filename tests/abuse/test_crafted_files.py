@@ -49,9 +49,10 @@ def test_crafted_pkl_is_refused_and_runs_nothing(tmp_path, tiny_model, protocol)
     assert not marker.exists()
 
 
-def test_crafted_pth_is_refused_and_runs_nothing(tmp_path, tiny_model):
-    pth, marker = tmp_path / "evil.pth", tmp_path / "PWNED"
-    torch.save({"model": {"w": _Touch(marker)}}, str(pth))
+@pytest.mark.parametrize("suffix", [".pth", ".pyth"])
+def test_crafted_pth_is_refused_and_runs_nothing(tmp_path, tiny_model, suffix):
+    pth, marker = tmp_path / ("evil" + suffix), tmp_path / "PWNED"
+    torch.save({"model": {"w": _Touch(marker)}, "model_state": {"w": _Touch(marker)}}, str(pth))
     with pytest.raises(WeightFileError) as e:
         SafeCheckpointer(tiny_model[1]).load(str(pth))
     assert str(pth) in str(e.value) and "\n" not in str(e.value)
