@@ -141,6 +141,14 @@ class SafeCheckpointer(DetectionCheckpointer):
 
             raise WeightFileError(f"{getattr(self, '_loading', '?')}: its 'model' entry is not "
                                   "a dict of parameter name -> array")
+        import numpy as np
+
+        for k, v in state.items():
+            if not isinstance(v, (np.ndarray, torch.Tensor)):
+                from .utils.safe_load import WeightFileError
+
+                raise WeightFileError(f"{getattr(self, '_loading', '?')}: 'model' entry {k!r:.80} "
+                                      f"is a {type(v).__name__}, not an array")
         ckpt_keys = [str(k) for k in state]
         incompatible = super()._load_model(checkpoint)
         missing = [k for k in incompatible.missing_keys if not k.endswith("num_batches_tracked")]

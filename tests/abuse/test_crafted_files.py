@@ -59,7 +59,10 @@ def test_crafted_pth_is_refused_and_runs_nothing(tmp_path, tiny_model, suffix):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("garbage", [b"", b"\x80\x05K", b"not a pickle at all", b"\x80\x02]q\x00."])
+@pytest.mark.parametrize("garbage", [
+    b"", b"\x80\x05K", b"not a pickle at all", b"\x80\x02]q\x00.",
+    pickle.dumps({"model": {"w": "a string"}, "__author__": "x"}, protocol=2),
+])
 def test_malformed_pkl_is_one_line_error(tmp_path, tiny_model, garbage):
     pkl = tmp_path / "bad.pkl"
     pkl.write_bytes(garbage)
