@@ -14,7 +14,9 @@ if __name__ in ("__main__", "__mp_main__"):
     # detectron2 is imported (importing maskprop_d2 imports neither). A user's -W wins.
     quiet_known_warnings()
 
+import functools
 import os
+import sys
 
 import detectron2.utils.comm as comm
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
@@ -25,7 +27,7 @@ from maskprop_d2 import get_maskprop_cfg
 from maskprop_d2.checkpoint import AtomicCheckpointer, check_output_dir, use_atomic_checkpointer
 from maskprop_d2.data import build_clip_train_loader, build_video_test_loader
 from maskprop_d2.evaluation import YTVISEvaluator
-from maskprop_d2.inference import VideoInferenceAdapter
+from maskprop_d2.inference import VideoInferenceAdapter, check_inference_config
 from maskprop_d2.solver import build_optimizer
 
 
@@ -64,6 +66,7 @@ class Trainer(DefaultTrainer):
 
 def setup(args):
     cfg = get_maskprop_cfg(args.config_file, args.opts)
+    check_inference_config(cfg, args.config_file)  # tracker, thresholds: before iteration 0
     cfg.freeze()
     check_output_dir(cfg.OUTPUT_DIR)  # before anything is built or written
     default_setup(cfg, args)
@@ -71,13 +74,34 @@ def setup(args):
     return cfg
 
 
+def _one_line_errors(fn):
+    """Input errors the project names precisely (a config value, a config or weight file that
+    would run code, weights that leave the model incomplete, too many unreadable frames) end
+    the run with that one line (exit status 1) instead of a traceback."""
+    from maskprop_d2.checkpoint import IncompleteWeightsError
+    from maskprop_d2.config import ConfigValueError
+    from maskprop_d2.data.build import SkippedClipsError
+    from maskprop_d2.utils.safe_load import ConfigFileError, WeightFileError
+
+    @functools.wraps(fn)  # pickled by name for --num-gpus workers
+    def wrapped(*a, **k):
+        try:
+            return fn(*a, **k)
+        except (ConfigValueError, ConfigFileError, WeightFileError, IncompleteWeightsError,
+                SkippedClipsError) as e:
+            sys.exit("error: {}".format(e))
+
+    return wrapped
+
+
+@_one_line_errors
 def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        AtomicCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
+        checkpointer = AtomicCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
+        checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        checkpointer.require_complete(args.config_file)  # no parameter left at random
         res = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, res)

@@ -30,6 +30,22 @@ class DemoError(Exception):
     """A user-facing error: bad input, output or config."""
 
 
+def _finite(text, option, low=None, high=None, low_open=False):
+    """argparse type: a finite float within [low, high] (``low_open``: > low)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{option} must be a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{option} must be a finite number, got {text!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise argparse.ArgumentTypeError(
+            f"{option} must be {'>' if low_open else '>='} {low:g}, got {text}")
+    if high is not None and value > high:
+        raise argparse.ArgumentTypeError(f"{option} must be <= {high:g}, got {text}")
+    return value
+
+
 def get_parser():
     p = argparse.ArgumentParser(description="MaskProp video instance segmentation demo")
     p.add_argument("--config-file", required=True, metavar="FILE")
@@ -47,12 +63,13 @@ def get_parser():
         "labels)",
     )
     p.add_argument("--json", help="also write the tracks in the YouTube-VIS results format")
-    p.add_argument("--fps", type=float, default=6.0, help="output fps for --input frames")
+    p.add_argument("--fps", type=lambda t: _finite(t, "--fps", 0.0, 1000.0, low_open=True),
+                   default=6.0, help="output fps for --input frames (0 < fps <= 1000)")
     p.add_argument(
         "--confidence-threshold",
-        type=float,
+        type=lambda t: _finite(t, "--confidence-threshold", 0.0, 1.0),
         default=None,
-        help="detection score threshold (MODEL.MASKPROP.INFERENCE.SCORE_THRESH)",
+        help="detection score threshold in [0, 1] (MODEL.MASKPROP.INFERENCE.SCORE_THRESH)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument(
@@ -72,8 +89,8 @@ def setup_cfg(args):
     if not os.path.isfile(args.config_file):
         raise DemoError("config file not found: {}".format(args.config_file))
     try:
-        cfg = get_maskprop_cfg(args.config_file)
-    except Exception as e:  # YAML syntax, unknown keys, wrong value types
+        cfg = get_maskprop_cfg(args.config_file)  # plain YAML only (no Python tags)
+    except Exception as e:  # YAML syntax, Python tags, unknown keys, wrong value types
         raise DemoError(
             "invalid config file {}: {}".format(args.config_file, _first_line(e))
         ) from None
@@ -85,11 +102,12 @@ def setup_cfg(args):
         ) from None
     if args.confidence_threshold is not None:
         cfg.MODEL.MASKPROP.INFERENCE.SCORE_THRESH = args.confidence_threshold
-    from maskprop_d2.tracking import tracker_class
+    from maskprop_d2.config import ConfigValueError
+    from maskprop_d2.inference import check_inference_config
 
-    try:
-        tracker_class(cfg.MODEL.MASKPROP.INFERENCE.TRACKER)
-    except ValueError as e:
+    try:  # tracker name, thresholds, counts: before any weight is read
+        check_inference_config(cfg, args.config_file)
+    except ConfigValueError as e:
         raise DemoError(str(e)) from None
     w = cfg.MODEL.WEIGHTS
     if not w:

@@ -9,6 +9,14 @@ def add_maskprop_config(cfg):
     # Training data is validated before iteration 0 (RLEs, polygons, frame files); a problem
     # stops the run. True: drop the videos with problems instead, and log each one (opt-in).
     cfg.DATASETS.DROP_INVALID = False
+    # Frame files checked before iteration 0: "exists" (one stat per frame) or "decode" (decode
+    # every frame and check its size: slower, benchmarks/verify_frames_cpu.md, but no frame can
+    # fail later).
+    cfg.DATASETS.VERIFY_FRAMES = "exists"
+    # A clip whose frame cannot be decoded (or has the wrong size) during training is skipped
+    # with a warning naming the file (data/skipped_clips); past this fraction of the clips drawn
+    # (counted over at least 100) the run stops with an error.
+    cfg.DATASETS.MAX_SKIPPED_CLIP_FRACTION = 0.05
     # ---------------------------------------------------------------- clips (data + model)
     cfg.INPUT.CLIP = CN()
     # T: a clip centred at frame t spans frames t-T..t+T (clamped to the video); paper default 6.
@@ -162,20 +170,45 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.CATEGORIES_PER_INSTANCE = 1
 
 
+class ConfigValueError(ValueError):
+    """A config value that inference or training cannot use (the message names the key)."""
+
+
+def check_training_data_config(cfg, source: str = "") -> None:
+    """Raise :class:`ConfigValueError` naming the key if ``DATASETS.VERIFY_FRAMES`` or
+    ``DATASETS.MAX_SKIPPED_CLIP_FRACTION`` is unusable."""
+    import math
+
+    where = f" (config {source})" if source else ""
+    if cfg.DATASETS.VERIFY_FRAMES not in ("exists", "decode"):
+        raise ConfigValueError(f"DATASETS.VERIFY_FRAMES must be 'exists' or 'decode', got "
+                               f"{cfg.DATASETS.VERIFY_FRAMES!r}{where}")
+    v = cfg.DATASETS.MAX_SKIPPED_CLIP_FRACTION
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+            or not 0 <= v <= 1:
+        raise ConfigValueError(f"DATASETS.MAX_SKIPPED_CLIP_FRACTION must be in [0, 1], got "
+                               f"{v!r}{where}")
+
+
 def get_maskprop_cfg(config_file: str = "", opts=()):
     """A detectron2 config with MaskProp's keys, merged from ``config_file`` then ``opts``
-    (a flat ``[KEY, VALUE, ...]`` list). Not frozen. On CPU, ``SOLVER.AMP.ENABLED`` is turned off
+    (a flat ``[KEY, VALUE, ...]`` list), checked by :func:`check_training_data_config`
+    (``maskprop_d2.inference.check_inference_config`` checks what inference needs). Not frozen.
+    On CPU, ``SOLVER.AMP.ENABLED`` is turned off
     (detectron2's AMP trainer needs CUDA)."""
     from detectron2.config import get_cfg
 
     cfg = get_cfg()
     add_maskprop_config(cfg)
-    if config_file:
-        cfg.merge_from_file(config_file)
+    if config_file:  # plain YAML only: a Python tag is an error naming the file
+        from .utils.safe_load import merge_config_file
+
+        merge_config_file(cfg, config_file)
     cfg.merge_from_list(list(opts))
     if cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu":
         import logging
 
         logging.getLogger("maskprop_d2").warning("SOLVER.AMP.ENABLED ignored on CPU")
         cfg.SOLVER.AMP.ENABLED = False
+    check_training_data_config(cfg, config_file)
     return cfg

@@ -37,6 +37,20 @@ def tiny_cfg():
     return cfg
 
 
+def save_random_checkpoint(config_file, path, seed=0):
+    """Save ``{"model": state_dict}`` of a randomly initialised model of ``config_file`` (on the
+    CPU, torch seed ``seed``) to ``path``: complete weights for that config."""
+    from detectron2.modeling import build_model
+
+    cfg = get_cfg()
+    add_maskprop_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(seed)
+    torch.save({"model": build_model(cfg).state_dict()}, str(path))
+    return str(path)
+
+
 def make_clip(n_frames=3, h=64, w=96, center=1, absent=(2, 1)):
     """A training clip (what ClipDatasetMapper gives): two squares moving right; object
     `absent[1]` is missing in frame `absent[0]`."""

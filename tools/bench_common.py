@@ -75,10 +75,12 @@ def markdown_table(header, rows) -> list:
 def load_cfg(config, opts=(), weights=""):
     """``train_net.setup``'s config (``get_maskprop_cfg``) of ``config`` (a ``CONFIGS`` alias or a
     path) and ``opts``, on the CPU with ``weights`` (default: random init). Not frozen."""
-    from maskprop_d2 import get_maskprop_cfg
+    from maskprop_d2.config import get_maskprop_cfg
+    from maskprop_d2.inference import check_inference_config
 
     path = CONFIGS.get(config, config)
     cfg = get_maskprop_cfg(path if os.path.isabs(path) else os.path.join(REPO, path), opts)
+    check_inference_config(cfg, path)
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.WEIGHTS = weights
     return cfg

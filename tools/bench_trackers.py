@@ -281,10 +281,10 @@ def main(argv=None):
     ap.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
     args = ap.parse_args(argv)
 
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from maskprop_d2 import get_maskprop_cfg
+    from maskprop_d2.checkpoint import load_inference_weights
+    from maskprop_d2.config import get_maskprop_cfg
 
     torch.set_num_threads(args.threads)
     started = time.time()
@@ -293,7 +293,7 @@ def main(argv=None):
     cfg.MODEL.DEVICE = "cpu"
     cfg.TEST.IDENTITY_METRICS = True
     model = build_model(cfg)
-    DetectionCheckpointer(model).load(args.weights)
+    load_inference_weights(model, args.weights, args.config)
     model.eval()
     detector = SharedDetector(model)
     model.detect_frame = detector  # every tracker's detections come from here

@@ -48,10 +48,10 @@ def main():
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.data import DatasetCatalog
     from detectron2.modeling import build_model
 
+    from maskprop_d2.checkpoint import load_inference_weights
     from maskprop_d2.data import ClipDatasetMapper
     from maskprop_d2.modeling.mask_ops import masks_to_feature_resolution as down
     from maskprop_d2.modeling.propagation import masks_in_windows
@@ -66,7 +66,7 @@ def main():
     torch.manual_seed(0)
     np.random.seed(0)
     model = build_model(cfg).eval()
-    DetectionCheckpointer(model).load(a.weights)
+    load_inference_weights(model, a.weights, a.config)
     heads = model.roi_heads
     head, stride, fine = heads.mask_prop_head, heads.mask_prop_stride, heads.fine_crops
     records, mapper = DatasetCatalog.get(a.dataset), ClipDatasetMapper(cfg, is_train=True)

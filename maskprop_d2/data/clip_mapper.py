@@ -46,6 +46,7 @@ from ..utils.rle import decode_segmentation
 
 __all__ = [
     "ClipDatasetMapper",
+    "FrameReadError",
     "VideoInferenceMapper",
     "VideoFrames",
     "sample_clip_frames",
@@ -79,13 +80,29 @@ def sample_clip_frames(
     return sorted([center] + [int(i) for i in chosen])
 
 
+class FrameReadError(ValueError):
+    """A frame file that cannot be decoded or has the wrong size (the message names it)."""
+
+    def __init__(self, file_name: str, message: str):
+        self.file_name = file_name
+        super().__init__(message)
+
+
 def _read_frame(file_name: str, image_format: str, height: int, width: int, video_id):
-    image = utils.read_image(file_name, format=image_format)
+    try:
+        image = utils.read_image(file_name, format=image_format)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001  (PIL raises OSError, ValueError, SyntaxError, ...)
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise FrameReadError(file_name, "frame {} of video {} cannot be decoded ({}: {})".format(
+            file_name, video_id, type(e).__name__, msg[:200])) from None
     if image.shape[0] != height or image.shape[1] != width:
-        raise ValueError(
+        raise FrameReadError(
+            file_name,
             "frame {} of video {} has size {}x{} (w x h), but the video record says {}x{}".format(
                 file_name, video_id, image.shape[1], image.shape[0], width, height
-            )
+            ),
         )
     return image
 

@@ -37,7 +37,9 @@ CLI::
         [--difficulty standard|hard|occlusion]
         [--overwrite]
 
-Writing is atomic (built in a temp dir next to ``DIR``, then renamed into place). This module
+Writing is atomic (built in a temp dir next to ``DIR``, then renamed into place); Ctrl-C or
+SIGTERM leaves nothing behind. ``--overwrite`` replaces ``DIR`` only when it holds a dataset this
+generator wrote (its JSONs' ``info.generator``); anything else there is an error. This module
 imports only numpy, OpenCV and pycocotools.
 """
 from __future__ import annotations
@@ -48,6 +50,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -80,6 +83,7 @@ LONG_GAP = 8
 
 _DATASET_VERSION = "1.0"
 _SPLITS = (("train", 0), ("valid", 1))  # (folder / json name, seed stream)
+_GENERATOR = "maskprop_d2.data.synthetic"  # the JSONs' info.generator: this module's marker
 _NUM_CLASSES = len(SYNTHETIC_CATEGORIES)
 # Radius (in object-radius units) of the largest centred disc inside each shape: used to size an
 # occluder that fully hides a smaller object. The star is never used as an occluder.
@@ -529,7 +533,7 @@ def _write_split(root, split, stream, num_videos, params, jpeg_quality) -> None:
         "info": {
             "description": "maskprop-d2 synthetic YouTube-VIS dataset (synthetic, not real video)",
             "version": _DATASET_VERSION,
-            "generator": "maskprop_d2.data.synthetic",
+            "generator": _GENERATOR,  # the marker that lets --overwrite replace it
             "params": dict(params, split=split),
             # annotated objects' absences of >= LONG_GAP frames between two visible frames
             "long_gaps": long_gaps,
@@ -559,6 +563,86 @@ def _param_differences(root: str, wanted: Dict) -> str:
                      if k in found and found[k] != v)
 
 
+# What a dataset of this generator holds at its top level (nothing else may be there).
+_OWN_ENTRIES = frozenset(f"{s}.json" for s, _ in _SPLITS) | frozenset(s for s, _ in _SPLITS)
+
+
+def _describe(path: str) -> str:
+    """A short account of what is at ``path`` (for errors that must say what is there)."""
+    if os.path.islink(path):
+        return f"a symbolic link to {os.readlink(path)}"
+    if not os.path.isdir(path):
+        return f"a file ({os.path.getsize(path)} bytes)"
+    names = sorted(os.listdir(path))
+    shown = ", ".join(names[:5]) + (f", ... ({len(names)} entries)" if len(names) > 5 else "")
+    return f"a folder holding {shown}" if names else "an empty folder"
+
+
+def _foreign_content(root: str) -> str:
+    """"" if ``root`` is a folder this generator wrote (every top-level entry is one of its own,
+    each JSON present carries its ``info.generator`` marker, each split folder holds only
+    ``JPEGImages``); otherwise what is there that it did not write."""
+    if os.path.islink(root) or not os.path.isdir(root):
+        return _describe(root)
+    names = set(os.listdir(root))
+    other = sorted(names - _OWN_ENTRIES)
+    if other:
+        return (f"a folder holding files this generator did not write ({', '.join(other[:5])}"
+                f"{', ...' if len(other) > 5 else ''})")
+    jsons = [n for n in sorted(names) if n.endswith(".json")]
+    if not jsons:
+        return _describe(root) + " but no train.json/valid.json of this generator"
+    for name in jsons:
+        f = os.path.join(root, name)
+        try:
+            with open(f) as fh:
+                info = json.load(fh).get("info")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            info = None
+        if not isinstance(info, dict) or info.get("generator") != _GENERATOR:
+            return f"a folder whose {name} was not written by this generator (no info.generator)"
+    for split, _ in _SPLITS:
+        sub = os.path.join(root, split)
+        if os.path.lexists(sub):
+            if os.path.islink(sub) or not os.path.isdir(sub):
+                return f"a folder whose {split} is not a folder"
+            extra = sorted(set(os.listdir(sub)) - {"JPEGImages"})
+            if extra:
+                return f"a folder whose {split}/ holds {', '.join(extra[:5])} (not written here)"
+    return ""
+
+
+def _check_target(out_dir: str, overwrite: bool) -> None:
+    """Raise ``FileExistsError`` unless writing ``out_dir`` destroys nothing the user owns:
+    it is absent, an empty folder, or (with ``overwrite``) a dataset this generator wrote."""
+    if not os.path.lexists(out_dir):
+        return
+    if os.path.isdir(out_dir) and not os.path.islink(out_dir) and not os.listdir(out_dir):
+        return
+    foreign = _foreign_content(out_dir)
+    if foreign:
+        raise FileExistsError(f"{out_dir} is {foreign}; not a dataset of this generator, so it "
+                              "is left alone (even with --overwrite): choose another --out")
+    if not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a synthetic dataset; pass "
+                              "overwrite=True (--overwrite) to regenerate it")
+
+
+class _Blocked:
+    """Delay SIGINT/SIGTERM (POSIX) while a folder swap runs, so that it completes or never
+    starts; a signal that came meanwhile is delivered on exit."""
+
+    _SIGNALS = {getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n)}
+
+    def __enter__(self):
+        self._old = (signal.pthread_sigmask(signal.SIG_BLOCK, self._SIGNALS)
+                     if hasattr(signal, "pthread_sigmask") else None)
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
+
+
 def generate_synthetic_dataset(
     out_dir: str,
     num_train: int = 300,
@@ -575,7 +659,9 @@ def generate_synthetic_dataset(
     """Write the dataset to ``out_dir`` atomically and return ``out_dir``.
 
     ``max_objects=None`` means 4 (standard) / 6 (hard). Raises ``FileExistsError`` if ``out_dir``
-    holds a complete dataset (or any other non-empty content) unless ``overwrite``.
+    holds a dataset unless ``overwrite``, and always when it holds anything else (a file, a
+    folder with other content): only what this generator wrote (its JSONs' ``info.generator``)
+    is ever replaced. On any exception (``KeyboardInterrupt`` included) nothing is left behind.
     """
     max_objects = _resolve(difficulty, max_objects)
     length = resolve_length(difficulty, length)
@@ -584,14 +670,7 @@ def generate_synthetic_dataset(
         if int(val) < low:
             raise ValueError(f"{key} must be >= {low}, got {val}")
     out_dir = os.path.abspath(os.path.expanduser(out_dir))
-    if os.path.exists(out_dir) and not overwrite:
-        if _is_complete(out_dir):
-            raise FileExistsError(f"{out_dir} already holds a synthetic dataset; pass "
-                                  "overwrite=True (--overwrite) to regenerate it")
-        if not os.path.isdir(out_dir) or os.listdir(out_dir):
-            raise FileExistsError(f"{out_dir} exists, is not empty and is not a complete dataset "
-                                  "(train.json/valid.json missing); pass overwrite=True "
-                                  "(--overwrite) to replace it")
+    _check_target(out_dir, overwrite)
     params = {"num_train": int(num_train), "num_val": int(num_val), "length": int(length),
               "height": int(height), "width": int(width), "max_objects": max_objects,
               "seed": int(seed), "difficulty": difficulty}
@@ -602,19 +681,18 @@ def generate_synthetic_dataset(
         os.chmod(tmp, 0o755)
         for (split, stream), num in zip(_SPLITS, (num_train, num_val), strict=True):
             _write_split(tmp, split, stream, int(num), params, jpeg_quality)
-        if overwrite and os.path.lexists(out_dir):
-            trash = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(out_dir, trash)
-            os.rename(tmp, out_dir)
-            if os.path.isdir(trash):
+        with _Blocked():
+            if os.path.lexists(out_dir) and os.listdir(out_dir):
+                _check_target(out_dir, overwrite)  # again: it may have changed meanwhile
+                trash = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex[:8]}")
+                os.rename(out_dir, trash)
+                os.rename(tmp, out_dir)
                 shutil.rmtree(trash, ignore_errors=True)
             else:
-                os.remove(trash)
-        else:
-            try:
-                os.rename(tmp, out_dir)  # atomic; replaces an empty directory only
-            except OSError as e:
-                raise FileExistsError(f"{out_dir} appeared while generating ({e})") from e
+                try:
+                    os.rename(tmp, out_dir)  # atomic; replaces an empty directory only
+                except OSError as e:
+                    raise FileExistsError(f"{out_dir} appeared while generating ({e})") from e
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -660,10 +738,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="max objects per video (4 standard, 6 hard)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--difficulty", choices=DIFFICULTIES, default="standard")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset this generator wrote at --out (never anything else)")
     args = p.parse_args(argv)
     out = DEFAULT_SYNTHETIC_ROOT() if args.out is None else args.out
-    if _is_complete(out) and not args.overwrite:
+    if os.path.lexists(out) and _is_complete(out) and not _foreign_content(out) \
+            and not args.overwrite:
         wanted = {"num_train": args.num_train, "num_val": args.num_val,
                   "length": resolve_length(args.difficulty, args.length),
                   "height": args.height, "width": args.width, "seed": args.seed,
@@ -677,6 +757,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{out}: a dataset is already there; nothing done (use --overwrite to regenerate)")
         return 0
     t0 = time.perf_counter()
+    # SIGTERM (e.g. `kill`, a scheduler's stop) unwinds like Ctrl-C, so the temp folder goes too
+    try:
+        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: signals stay as they are
+        old_term = None
     try:
         generate_synthetic_dataset(
             out, num_train=args.num_train, num_val=args.num_val, length=args.length,
@@ -686,11 +771,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: nothing written to {out}", file=sys.stderr)
+        return 130
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     print(f"wrote {args.num_train} train + {args.num_val} valid videos "
           f"({resolve_length(args.difficulty, args.length)} frames, {args.width}x{args.height}, "
           f"{args.difficulty}) to {out} "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

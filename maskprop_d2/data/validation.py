@@ -100,13 +100,18 @@ def read_json_file(path: str) -> Any:
         raise ValueError(f"{path}: malformed JSON: nested too deeply") from None
 
 
-def frame_file_problems(records: Sequence[Dict[str, Any]], source: str) -> List[Problem]:
+def frame_file_problems(
+    records: Sequence[Dict[str, Any]], source: str, decode: bool = False, image_format: str = "BGR"
+) -> List[Problem]:
     """A problem for every listed frame file that does not exist or is not a regular file
-    (one ``os.stat`` per frame)."""
+    (one ``os.stat`` per frame); with ``decode`` (``DATASETS.VERIFY_FRAMES: "decode"``) also for
+    every frame that cannot be decoded or whose size is not the video's."""
     problems: List[Problem] = []
     for rec in records:
         vid = rec.get("video_id")
         for f, fn in enumerate(rec.get("file_names", ())):
+            if decode and not problems_of_decoding(problems, rec, f, fn, source, image_format):
+                continue
             try:
                 st = os.stat(fn)
             except OSError as e:
@@ -127,6 +132,22 @@ def frame_file_problems(records: Sequence[Dict[str, Any]], source: str) -> List[
                     )
                 )
     return problems
+
+
+def problems_of_decoding(problems, rec, f, fn, source, image_format) -> bool:
+    """Decode frame ``f`` (file ``fn``) of ``rec`` as training would; append a problem and
+    return False if it cannot be decoded or has the wrong size, else return True."""
+    from .clip_mapper import FrameReadError, _read_frame
+
+    vid = rec.get("video_id")
+    try:
+        _read_frame(fn, image_format, rec["height"], rec["width"], vid)
+    except FrameReadError as e:
+        if os.path.exists(fn) and os.path.isfile(fn):  # missing files: the stat check says so
+            problems.append(Problem(vid, f"{source}: video id {vid}, frame {f}, field "
+                                         f"'file_names': {e}"))
+            return False
+    return True
 
 
 def drop_or_raise(

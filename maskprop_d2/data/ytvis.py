@@ -82,6 +82,20 @@ def _err(json_file: str, where: str, msg: str) -> ValueError:
     return _Invalid(f"{json_file}: {where}: {msg}")
 
 
+def _frame_path_problem(fn: str) -> Optional[str]:
+    """Why ``fn`` (a ``file_names`` entry) may not name a frame under the image root, or None:
+    it must be a non-empty relative path without a ``..`` component."""
+    if not fn or fn.strip() != fn:
+        return f"frame path {fn!r} is empty or has surrounding blanks"
+    if "\x00" in fn:
+        return f"frame path {fn!r} holds a NUL character"
+    if os.path.isabs(fn) or fn.startswith(("/", "\\")) or (len(fn) > 1 and fn[1] == ":"):
+        return f"frame path {fn!r} is absolute; it must be relative to the image root"
+    if ".." in fn.replace("\\", "/").split("/"):
+        return f"frame path {fn!r} leaves the image root ('..')"
+    return None
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
@@ -262,6 +276,10 @@ def load_ytvis_json(
                     json_file, f"video id {vid_id}",
                     f"file_names has {len(fns)} entries but length is {length}",
                 )
+            for f, fn in enumerate(fns):  # frames lie under the image root, nowhere else
+                bad = _frame_path_problem(fn)
+                if bad:
+                    raise _err(json_file, f"{where}, frame {f}, field 'file_names'", bad)
         except _Invalid as e:
             problems.append(Problem(vid_id, str(e)))
             if vid_id is not None:

@@ -1,7 +1,7 @@
 """Score or validate a YouTube-VIS results file.
 
     python -m maskprop_d2.evaluation GT_JSON RESULTS_JSON [--json OUT] [--per-category]
-                                     [--identity]
+                                     [--identity [--identity-max-gb GB]]
     python -m maskprop_d2.evaluation --check GT_JSON RESULTS_JSON
 
 RESULTS_JSON may also be a results.zip with results.json at its root. ``--identity`` adds HOTA,
@@ -48,33 +48,69 @@ def main(argv=None) -> int:
         help="also HOTA, DetA, AssA, IDF1 (fractions) and IDSW (count), by TrackEval "
         "(class-averaged over all GT categories)",
     )  # fmt: skip
+    parser.add_argument(
+        "--identity-max-gb", type=_positive_gb, default=4.0, metavar="GB",
+        help="refuse --identity when TrackEval's estimated peak memory exceeds this (4)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
-    json_tmp = None
+    json_tmp, made = None, []
     if args.json and not args.check:
         # before any scoring: the output must be writable (a hidden temporary file next to it,
         # renamed onto it once the stats are written)
-        json_tmp = _reserve_output(args.json)
+        json_tmp = _reserve_output(args.json, made)
         if json_tmp is None:
             return 1
+    rc = 1
     try:
-        return _run(args, json_tmp)
+        rc = _run(args, json_tmp)
+        return rc
     finally:
         if json_tmp is not None and os.path.exists(json_tmp):
             os.remove(json_tmp)
+        if rc != 0:  # the folders made for --json, when nothing was written into them
+            for d in reversed(made):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
 
 
-def _reserve_output(path):
-    """A temporary file in ``path``'s folder (created), or None after printing why not."""
+def _positive_gb(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--identity-max-gb must be a number") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError("--identity-max-gb must be a finite number > 0")
+    return v
+
+
+def _reserve_output(path, made):
+    """A temporary file in ``path``'s folder (created; the folders made are appended to
+    ``made``, outermost first), or None after printing why not."""
     if os.path.isdir(path):
         print("error: --json {} is a folder".format(path), file=sys.stderr)
         return None
     out_dir = os.path.dirname(os.path.abspath(path))
+    missing = []
+    d = out_dir
+    while d and not os.path.exists(d) and os.path.dirname(d) != d:
+        missing.append(d)
+        d = os.path.dirname(d)
     try:
-        os.makedirs(out_dir, exist_ok=True)
+        for m in reversed(missing):
+            os.mkdir(m)
+            made.append(m)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=out_dir)
     except OSError as e:
         print("error: cannot write --json {}: {}".format(path, e.strerror or e), file=sys.stderr)
+        for m in reversed(made):
+            try:
+                os.rmdir(m)
+            except OSError:
+                break
+        del made[:]
         return None
     os.close(fd)
     return tmp
@@ -112,10 +148,15 @@ def _run(args, json_tmp) -> int:
         if args.identity:
             from .identity import identity_metrics
 
-            identity = identity_metrics(gt, results)
+            identity = identity_metrics(gt, results,
+                                        max_bytes=int(args.identity_max_gb * 2**30))
             stats.update(identity)
     except ValueError as e:
         print("error: {}".format(e), file=sys.stderr)
+        return 1
+    except (RecursionError, OverflowError, MemoryError) as e:  # a backstop: one line, no trace
+        print("error: {} while reading {} / {}: {}".format(
+            type(e).__name__, args.gt_json, args.results_json, str(e)[:200]), file=sys.stderr)
         return 1
 
     print(res.summary())

@@ -145,12 +145,19 @@ class YTVISEvaluator(DatasetEvaluator):
             )
         out = {"segm": segm}
         if self._identity:
-            from .identity import identity_metrics
+            from .identity import DEFAULT_MAX_BYTES, estimate_identity_bytes, identity_metrics
 
-            ident = identity_metrics(gt, predictions)
-            out["identity"] = OrderedDict(
-                (k, v if k == "IDSW" else 100.0 * v) for k, v in ident.items()
-            )
-            logger.info("Identity metrics (TrackEval):\n" + create_small_table(out["identity"]))
+            need = estimate_identity_bytes(gt, predictions)
+            if need > DEFAULT_MAX_BYTES:  # AP/AR stand; the run is not lost to a memory error
+                logger.warning(
+                    "identity metrics skipped: TrackEval would need about %.1f GiB (limit %.1f "
+                    "GiB)", need / 2**30, DEFAULT_MAX_BYTES / 2**30)
+            else:
+                ident = identity_metrics(gt, predictions)
+                out["identity"] = OrderedDict(
+                    (k, v if k == "IDSW" else 100.0 * v) for k, v in ident.items()
+                )
+                logger.info(
+                    "Identity metrics (TrackEval):\n" + create_small_table(out["identity"]))
         return out
 

@@ -12,6 +12,13 @@ changing any mask, to what TrackEval's reader expects: GT RLE uncompressed (it c
 ``frPyObjects`` on each GT frame), ``height``/``width`` and ``areas`` on each annotation, videos
 named by ``file_names`` (one folder per video, made unique here), category names unique, results
 RLE compressed with str counts. The files go to a temporary folder that is removed afterwards.
+
+Memory: TrackEval holds every result in several Python copies (about 16x the results' JSON
+size, measured: 31 KB per 24-frame 128x96 prediction) and allocates (G + N)^2 matrices per
+(video, category) with G ground-truth and N predicted tracks. :func:`estimate_identity_bytes`
+predicts the peak from the inputs; above ``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`,
+4 GiB) :func:`identity_metrics` refuses with a ``ValueError`` naming the estimate and the
+limit, before anything is allocated.
 """
 
 import contextlib
@@ -26,9 +33,40 @@ import pycocotools.mask as mask_util
 
 from .parse import decode_rle_strings, parse, video_length
 
-__all__ = ["identity_metrics", "IDENTITY_NAMES", "trackeval_youtube_vis"]
+__all__ = ["identity_metrics", "estimate_identity_bytes", "IDENTITY_NAMES",
+           "trackeval_youtube_vis", "DEFAULT_MAX_BYTES"]
 
 IDENTITY_NAMES = ("HOTA", "DetA", "AssA", "IDF1", "IDSW")
+DEFAULT_MAX_BYTES = 4 * 2**30  # peak memory identity_metrics may plan for (estimated)
+_BASE_BYTES = 300 * 2**20  # TrackEval, numpy, the interpreter (measured ~240 MB)
+_PER_JSON_BYTE = 16  # peak bytes per byte of results JSON (measured 12-16 on synthetic data)
+
+
+def _json_size(seg) -> int:
+    """About how many bytes ``seg`` (an RLE dict or None) takes in a results JSON."""
+    if seg is None:
+        return 5
+    c = seg.get("counts") if isinstance(seg, dict) else None
+    if isinstance(c, (str, bytes)):
+        return 40 + len(c)
+    if isinstance(c, list):
+        return 40 + 4 * len(c)  # compressed for TrackEval: about this long
+    return 40
+
+
+def estimate_identity_bytes(gt: Dict[str, Any], results: List[Dict[str, Any]]) -> int:
+    """Predicted peak memory (bytes) of :func:`identity_metrics` on valid inputs: a base, a
+    term linear in the results' JSON size, and TrackEval's per-(video, category) matrices
+    (Identity: four (G + N)^2 float64 arrays; HOTA: 20 G x N)."""
+    linear = 0
+    tracks: Dict[tuple, List[int]] = {}
+    for r in results:
+        linear += 80 + sum(_json_size(s) for s in r["segmentations"])
+        tracks.setdefault((r["video_id"], r["category_id"]), [0, 0])[1] += 1
+    for a in gt.get("annotations", []):
+        tracks.setdefault((a["video_id"], a["category_id"]), [0, 0])[0] += 1
+    quad = max((32 * (g + n) ** 2 + 160 * g * n for g, n in tracks.values()), default=0)
+    return _BASE_BYTES + _PER_JSON_BYTE * linear + quad
 _TRACKER = "maskprop_d2"
 _SPLIT = "val"
 
@@ -147,10 +185,12 @@ def trackeval_youtube_vis(gt_folder: str, trackers_folder: str, split: str, trac
     }
 
 
-def identity_metrics(gt: Dict[str, Any], results: List[Dict[str, Any]]) -> Dict[str, float]:
+def identity_metrics(gt: Dict[str, Any], results: List[Dict[str, Any]],
+                     max_bytes: int = DEFAULT_MAX_BYTES) -> Dict[str, float]:
     """{"HOTA", "DetA", "AssA", "IDF1" (fractions), "IDSW" (count)} of ``results`` against ``gt``
     by TrackEval (see the module docstring). Raises ``ValueError`` for the inputs ``evaluate``
-    rejects, with the same messages."""
+    rejects, with the same messages, and when the estimated peak memory exceeds ``max_bytes``
+    (0: no limit)."""
     from .ytvis_eval import _raise_problems
 
     if isinstance(gt, dict) and "videos" in gt and "categories" in gt and "annotations" not in gt:
@@ -158,6 +198,13 @@ def identity_metrics(gt: Dict[str, Any], results: List[Dict[str, Any]]) -> Dict[
     gt_probs, res_probs, _ = parse(gt, results)
     _raise_problems("ground truth", gt_probs)
     _raise_problems("results", res_probs)
+    need = estimate_identity_bytes(gt, results)
+    if max_bytes and need > max_bytes:
+        raise ValueError(
+            "identity metrics refused: TrackEval would need about {:.3g} GiB for {} predictions "
+            "(limit {:.3g} GiB; --identity-max-gb raises it); AP/AR are not affected".format(
+                need / 2**30, len(results), max_bytes / 2**30)
+        )
     with tempfile.TemporaryDirectory(prefix="maskprop_identity_") as d:
         gt_dir = os.path.join(d, "gt", "youtube_vis_" + _SPLIT)
         tr_dir = os.path.join(d, "trackers", "youtube_vis_" + _SPLIT, _TRACKER, "data")

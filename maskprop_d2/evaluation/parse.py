@@ -25,6 +25,7 @@ import itertools
 import math
 import numbers
 import operator
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -43,9 +44,13 @@ def _is_int(x) -> bool:
 
 
 def _is_number(x) -> bool:
-    if type(x) is float or type(x) is int:
-        return math.isfinite(x)
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+    """A finite real number (not bool) that a float can hold (a 400-digit int is not)."""
+    try:
+        if type(x) is float or type(x) is int:
+            return math.isfinite(x)
+        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _all_strings(values: list) -> bool:
@@ -770,6 +775,14 @@ class Parsed:
         self.videos, self.cats, self.gt, self.dt = videos, cats, gt, dt
 
 
+def _shorten(message: str) -> str:
+    """``message`` with every run of more than 40 digits (a 400-digit number quoted back)
+    abridged to its first digits and its length, and kept under 1000 characters."""
+    message = re.sub(r"\d{41,}", lambda m: "{}...({} digits)".format(m[0][:8], len(m[0])),
+                     message)
+    return message if len(message) <= 1000 else message[:997] + "..."
+
+
 def parse(gt: Any, results: Any = None, *, need_annotations: bool = True,
           max_problems: int = 0):  # fmt: skip
     """Validate and decode ``gt`` (and ``results`` unless None).
@@ -778,7 +791,7 @@ def parse(gt: Any, results: Any = None, *, need_annotations: bool = True,
     broken GT the results are not looked at. ``max_problems`` > 0 stops after that many.
     """
     def cut(p):
-        return p[:max_problems] if max_problems > 0 else p
+        return [_shorten(m) for m in (p[:max_problems] if max_problems > 0 else p)]
 
     problems = gt_problems(gt, need_annotations=need_annotations)
     if problems:

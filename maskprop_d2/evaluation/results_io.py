@@ -80,6 +80,8 @@ def load_json(path: str) -> Any:
         raise ValueError("cannot read {}: {}".format(path, e)) from e
     except ValueError as e:
         raise ValueError("{} is not valid JSON: {}".format(path, e)) from e
+    except RecursionError:
+        raise ValueError("{} is not valid JSON: nested too deeply".format(path)) from None
 
 
 def load_results(path: str) -> Any:
@@ -92,4 +94,8 @@ def load_results(path: str) -> Any:
                 return json.loads(z.read("results.json"))
             except ValueError as e:
                 raise ValueError("results.json in {} is not valid JSON: {}".format(path, e)) from e
+            except RecursionError:
+                raise ValueError(
+                    "results.json in {} is not valid JSON: nested too deeply".format(path)
+                ) from None
     return load_json(path)

@@ -5,13 +5,14 @@ from typing import Iterable, Iterator, Tuple
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.data.detection_utils import convert_image_to_rgb
 from detectron2.modeling import build_model
 
+from ..checkpoint import load_inference_weights
 from ..tracking import FrameOutput, build_video_tracker
+from .config_check import check_inference_config
 
 __all__ = ["VideoPredictor"]
 
@@ -24,14 +25,18 @@ class VideoPredictor:
     Frames are BGR uint8 arrays (H, W, 3) as OpenCV reads them; each is resized with the test-time
     shortest-edge resize. ``__call__`` yields ``(frame, FrameOutput)`` pairs in order; it keeps
     at most the frames whose output is not final yet (2T + 1 for MaskProp), never the whole video.
+
+    The config is checked first (``check_inference_config``); ``MODEL.WEIGHTS`` is loaded safely
+    and must initialise every parameter of the model (``IncompleteWeightsError`` otherwise).
     """
 
     def __init__(self, cfg):
+        check_inference_config(cfg)  # tracker name, thresholds, counts: before the model
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg)
         self.model.eval()
         self.tracker = build_video_tracker(self.cfg, self.model)  # an unknown name fails here
-        DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        load_inference_weights(self.model, cfg.MODEL.WEIGHTS)  # incomplete weights: an error
         names = cfg.DATASETS.TEST or cfg.DATASETS.TRAIN
         self.metadata = MetadataCatalog.get(names[0]) if names else None
         self.aug = T.ResizeShortestEdge(

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import REPO_ROOT, TINY_CONFIG, load_script, repo_path
+from tests.helpers import REPO_ROOT, TINY_CONFIG, load_script, repo_path, save_random_checkpoint
 
 
 def write_video(path, n=14, w=120, h=80, fps=7.0, fourcc="mp4v"):
@@ -204,7 +204,11 @@ def test_demo_runs_the_configured_tracker(tmp_path, tiny_weights, capsys):
 )
 def test_demo_runs_the_baseline_trackers(tmp_path, tiny_weights, capsys, config, tracker):
     """The paper's baselines run in the demo by config: the flow tracker with the MaskProp
-    config, the tracking head with the MaskTrack config (its head initialised, not loaded)."""
+    config, the tracking head with the MaskTrack config and a MaskTrack checkpoint (a MaskProp
+    checkpoint leaves its tracking head uninitialised: refused, tests/abuse)."""
+    if tracker == "tracking_head":
+        tiny_weights = str(tmp_path / "masktrack.pth")
+        save_random_checkpoint(config, tiny_weights)
     src = tmp_path / "in.mp4"
     write_video(src, n=5)
     out, js = tmp_path / "o.mp4", tmp_path / "o.json"

@@ -244,6 +244,39 @@ def test_model_zoo_and_v06_code_paths_work_on_this_stack():
     assert out.stdout.strip().endswith("ok")
 
 
+def test_v06_gaps_on_a_modern_stack_are_closed():
+    """The lines the patch changes beyond numpy/Pillow/setuptools, run: ``detectron2.export``
+    imports without caffe2; torch's own LR schedulers are saved and restored by the
+    ``LRScheduler`` hook; ``MapDataset`` retries another element when its mapper returns None
+    (``random.sample`` on a set raised on Python >= 3.11)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "import detectron2.export as ex\n"
+        "assert hasattr(ex, 'TracingAdapter')\n"
+        "from detectron2.engine import hooks\n"
+        "p = torch.nn.Parameter(torch.zeros(1))\n"
+        "opt = torch.optim.SGD([p], lr=1.0)\n"
+        "sch = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)\n"
+        "h = hooks.LRScheduler(opt, sch)\n"
+        "opt.step(); sch.step(); opt.step(); sch.step()\n"
+        "state = h.state_dict()\n"
+        "assert state.get('last_epoch') == 2, state\n"
+        "sch2 = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)\n"
+        "hooks.LRScheduler(opt, sch2).load_state_dict(state)\n"
+        "assert sch2.last_epoch == 2, sch2.last_epoch\n"
+        "from detectron2.data.common import MapDataset\n"
+        "ds = MapDataset(list(range(5)), lambda x: None if x == 0 else x)\n"
+        "assert ds[0] in (1, 2, 3, 4)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
+
+
 def test_own_detectron2_without_pkg_resources_gets_a_setuptools_that_has_it(monkeypatch):
     import subprocess
 

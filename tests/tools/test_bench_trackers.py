@@ -4,13 +4,15 @@ import json
 
 import torch
 
-from tests.helpers import load_script, repo_path
+from tests.helpers import load_script, repo_path, save_random_checkpoint
 
 bench = load_script("bench_trackers", "tools", "bench_trackers.py")
 
 
-def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, tiny_weights,
-                                                            tmp_path):
+def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, tmp_path):
+    # a MaskTrack checkpoint (complete for its config: MaskProp weights lack the tracking head)
+    weights = save_random_checkpoint(repo_path("configs/synthetic/masktrack_tiny.yaml"),
+                                     tmp_path / "masktrack.pth")
     out = tmp_path / "trackers.md"
     calls = {"n": 0}
     # count the real detector calls through the model class: one per frame, whatever the rows
@@ -25,7 +27,7 @@ def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, t
     MaskProp.detect_frame = counting
     try:
         bench.main([
-            "--weights", tiny_weights,
+            "--weights", weights,
             "--config", repo_path("configs/synthetic/masktrack_tiny.yaml"),
             "--standard-root", str(synthetic_dataset), "--splits", "standard",
             "--half-lengths", "1", "--out", str(out), "--work-dir", str(tmp_path / "work"),
