@@ -89,6 +89,16 @@ def fmt(x, spec=".2f"):
     return "n/a" if x is None else format(x, spec)
 
 
+def failed_stage(what, **fields):
+    """A stage that raised: logged with its traceback and reported as FAIL, so that the other
+    checks still run and the report is still written."""
+    import traceback
+
+    tb = traceback.format_exc()
+    log("{} raised:\n{}".format(what, tb))
+    return dict(fields, error=tb[-2000:], ok=False)
+
+
 # ----------------------------------------------------------------------------- 1. test suite
 def run_test_suite(extra_args=()):
     """``python -m pytest tests -q`` in a subprocess (CUDA visible): counts, time, output tail."""
@@ -617,6 +627,33 @@ def environment(device):
     return env
 
 
+def render_stream(s, half_length, ok):
+    """The streaming section's lines (below its title)."""
+    lines = []
+    lines.append(
+        "{} frames at {} (after {} warm-up frames), {:.1f} detections per frame, random weights "
+        "(fixed detections).".format(s["frames"], s["size"], s["warmup"], s["detections_per_frame"])
+    )
+    lines.append("")
+    lines.append("| | frames/s | peak GPU MiB |\n|---|---|---|")
+    lines.append(
+        "| MaskProp (streaming, T = {}) | {:.2f} | {} |".format(
+            half_length, s["maskprop_fps"], fmt(s["maskprop_peak_mib"], ".0f")
+        )
+    )
+    lines.append(
+        "| per-frame Mask R-CNN, same backbone | {:.2f} | {} |".format(
+            s["maskrcnn_fps"], fmt(s["maskrcnn_peak_mib"], ".0f")
+        )
+    )
+    lines.append("")
+    lines.append(
+        "**MaskProp / Mask R-CNN speed ratio: {:.2f}** ({})".format(s["ratio"], ok(s["ok"]))
+    )
+    lines.append("")
+    return lines
+
+
 def render_report(r):
     ok = lambda x: "PASS" if x else "FAIL"  # noqa: E731
     lines = ["# GPU check: {}".format(r["env"].get("gpu", r["env"]["device"])), ""]
@@ -685,7 +722,12 @@ def render_report(r):
         "| total loss first → last | peak GPU MiB | |"
     )
     lines.append("|---|---|---|---|---|---|---|---|")
+    errors = []
     for tr in r["train"]:
+        if "error" in tr:
+            lines.append("| {} | | | | | raised (below) | | FAIL |".format(tr["dtype"]))
+            errors += ["", "autocast({}):".format(tr["dtype"]), "```", tr["error"], "```"]
+            continue
         first = sum(tr["first_losses"].values()) if tr["first_losses"] else float("nan")
         last = sum(tr["last_losses"].values()) if tr["last_losses"] else float("nan")
         lines.append(
@@ -702,31 +744,15 @@ def render_report(r):
                 ok(tr["ok"]),
             )
         )
+    lines += errors
     lines.append("")
     s = r["stream"]
     lines.append("## 4. Streaming inference ({})".format(r["video_desc"]))
     lines.append("")
-    lines.append(
-        "{} frames at {} (after {} warm-up frames), {:.1f} detections per frame, random weights "
-        "(fixed detections).".format(s["frames"], s["size"], s["warmup"], s["detections_per_frame"])
-    )
-    lines.append("")
-    lines.append("| | frames/s | peak GPU MiB |\n|---|---|---|")
-    lines.append(
-        "| MaskProp (streaming, T = {}) | {:.2f} | {} |".format(
-            r["half_length"], s["maskprop_fps"], fmt(s["maskprop_peak_mib"], ".0f")
-        )
-    )
-    lines.append(
-        "| per-frame Mask R-CNN, same backbone | {:.2f} | {} |".format(
-            s["maskrcnn_fps"], fmt(s["maskrcnn_peak_mib"], ".0f")
-        )
-    )
-    lines.append("")
-    lines.append(
-        "**MaskProp / Mask R-CNN speed ratio: {:.2f}** ({})".format(s["ratio"], ok(s["ok"]))
-    )
-    lines.append("")
+    if "error" in s:
+        lines += ["FAIL: raised", "", "```", s["error"], "```", ""]
+    else:
+        lines += render_stream(s, r["half_length"], ok)
     d = r.get("ddp")
     lines.append("## 5. Two-process DDP")
     if d is None:
@@ -817,12 +843,19 @@ def main(argv=None):
         for dtype in dtypes:
             cfg = train_cfg(config, device, dataset, height, width, batch, workers, model_extra)
             log("training {} iterations under autocast({})".format(iters, dtype))
-            res = train_amp(cfg, dtype, iters, warmup)
-            log(
-                "  {:.2f} it/s, non-finite iterations: {}".format(
-                    res["it_per_s"], res["nonfinite_iters"]
+            try:
+                res = train_amp(cfg, dtype, iters, warmup)
+            except Exception:
+                res = failed_stage(
+                    "training under autocast({})".format(dtype),
+                    dtype=str(dtype).replace("torch.", ""),
                 )
-            )
+            else:
+                log(
+                    "  {:.2f} it/s, non-finite iterations: {}".format(
+                        res["it_per_s"], res["nonfinite_iters"]
+                    )
+                )
             report["train"].append(res)
         report["train_desc"] = "{} on synthetic {}x{}, {} clips of {} frames per batch".format(
             os.path.relpath(config, REPO),
@@ -843,12 +876,16 @@ def main(argv=None):
         cfg = inference_cfg(config, device, vh, vw, args.detections, model_extra)
         report["half_length"] = cfg.INPUT.CLIP.HALF_LENGTH
         log("streaming inference, {} frames".format(len(frames)))
-        report["stream"] = stream_speed(cfg, frames, max(1, min(warmup, len(frames) - 1)))
-        log(
-            "  MaskProp {:.2f} fps, Mask R-CNN {:.2f} fps".format(
-                report["stream"]["maskprop_fps"], report["stream"]["maskrcnn_fps"]
+        try:
+            report["stream"] = stream_speed(cfg, frames, max(1, min(warmup, len(frames) - 1)))
+        except Exception:
+            report["stream"] = failed_stage("streaming inference")
+        else:
+            log(
+                "  MaskProp {:.2f} fps, Mask R-CNN {:.2f} fps".format(
+                    report["stream"]["maskprop_fps"], report["stream"]["maskrcnn_fps"]
+                )
             )
-        )
 
         if device.type == "cuda" and torch.cuda.device_count() >= 2:
             log("two-process DDP training")

@@ -352,6 +352,7 @@ class MaskPropROIHeads(StandardROIHeads):
         ``logits``: (N, h, w) propagated mask logits, ``tgt``: (N, h, w) GT masks, ``deltas``: (N,)
         temporal distance of each row (rows with δ < 0 are skipped). Needs an active
         ``EventStorage``; called by ``propagation_losses``."""
+        deltas = deltas.to(tgt.device)  # built on the CPU by propagation_losses
         keep = (deltas >= 0) & (tgt.flatten(1).sum(1) > 0)
         if not keep.any():
             return
