@@ -4,7 +4,12 @@ from detectron2.config import CfgNode as CN
 
 
 def add_maskprop_config(cfg):
-    """Add MaskProp's keys to a detectron2 config (in place)."""
+    """Add MaskProp's keys to a detectron2 config (in place), and register the project's
+    components with detectron2 (``maskprop_d2.register_components``): a config with these keys
+    names them."""
+    from . import register_components
+
+    register_components()
     # ---------------------------------------------------------------- training data checks
     # Training data is validated before iteration 0 (RLEs, polygons, frame files); a problem
     # stops the run. True: drop the videos with problems instead, and log each one (opt-in).
