@@ -141,6 +141,14 @@ class MaskPropTracker(VideoTracker):
         self.continue_score_thresh = continue_score_thresh
         self.mask_combination = mask_combination
         self.distance_decay = distance_decay
+        self._use_track_embedding = self._check_heads(model, reid, reid_embedding)
+        self.reid = reid
+        self.reid_embedding = reid_embedding
+        self.reset()
+
+    def _check_heads(self, model, reid: Optional[ReIDMemory], reid_embedding: str) -> bool:
+        """Check what the crop-resolution head and the re-identification memory need of the
+        model (``model_interface``); returns whether the memory uses the tracking head."""
         if reid_embedding not in ("auto", "track_head", "box_features"):
             raise ValueError(
                 "REID.EMBEDDING must be 'auto', 'track_head' or 'box_features', got {!r}".format(
@@ -149,20 +157,18 @@ class MaskPropTracker(VideoTracker):
             )
         if getattr(model.roi_heads, "fine_crops", False):
             check_model(model, FinePropagationHeads, self.name)
-        if reid is not None:
-            use_track = reid_embedding == "track_head" or (
-                reid_embedding == "auto" and hasattr(model.roi_heads, "embed")
-            )
-            check_model(
-                model,
-                EmbeddingHeads if use_track else BoxFeatureHeads,
-                self.name + " with REID.EMBEDDING " + reid_embedding,
-                "a tracking head comes with MaskTrackRCNN (configs/synthetic/masktrack_tiny.yaml)",
-            )
-        self._use_track_embedding = reid is not None and use_track
-        self.reid = reid
-        self.reid_embedding = reid_embedding
-        self.reset()
+        if reid is None:
+            return False
+        use_track = reid_embedding == "track_head" or (
+            reid_embedding == "auto" and hasattr(model.roi_heads, "embed")
+        )
+        check_model(
+            model,
+            EmbeddingHeads if use_track else BoxFeatureHeads,
+            self.name + " with REID.EMBEDDING " + reid_embedding,
+            "a tracking head comes with MaskTrackRCNN (configs/synthetic/masktrack_tiny.yaml)",
+        )
+        return use_track
 
     @classmethod
     def from_config(cls, cfg, model):
