@@ -166,6 +166,8 @@ def run_row(cfg0, model, dataset, tracker, t, out_dir):
     cfg.defrost()
     cfg.INPUT.CLIP.HALF_LENGTH = t
     cfg.MODEL.MASKPROP.INFERENCE.TRACKER = tracker
+    # the plain MaskProp / flow rows: the paper's clip matching, whatever the config's default
+    cfg.MODEL.MASKPROP.INFERENCE.REID.ENABLED = False
     if tracker in REID_ROWS:
         cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "maskprop"
         cfg.MODEL.MASKPROP.INFERENCE.REID.ENABLED = True

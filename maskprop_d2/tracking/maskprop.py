@@ -99,7 +99,7 @@ class MaskPropTracker(VideoTracker):
         mask_combination: str = "mean",
         distance_decay: float = 0.25,
         reid: Optional[ReIDMemory] = None,
-        reid_embedding: str = "auto",
+        reid_embedding: str = "box_features",
     ):
         """
         Args:
