@@ -126,6 +126,10 @@ def add_maskprop_config(cfg):
     # λ of the "distance" combination; below 1/3 a frame's own binary detection mask comes out
     # unchanged.
     cfg.MODEL.MASKPROP.INFERENCE.MASK_DISTANCE_DECAY = 0.25
+    # An ID not detected at a frame (its mask there is propagated only) is left out of the frame
+    # when more than this fraction of its mask lies on IDs detected there (a fragment's copy of
+    # a detected object, or an object hidden behind one); >= 1 keeps every mask (the paper).
+    cfg.MODEL.MASKPROP.INFERENCE.SUPPRESS_COVERED = 1.0
     # Re-identification memory of the maskprop / flow_propagation trackers (docs/method.md): a
     # clip track that would start a new ID is first matched by appearance, class and position
     # with the IDs that left the clip matching's reach within the last MAX_GAP frames.

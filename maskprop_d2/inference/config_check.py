@@ -16,6 +16,7 @@ _INFERENCE_RANGES = {
     "MATCH_THRESH": (0.0, 1.0),
     "MASK_THRESH": (0.0, 1.0),
     "LINK_IOU_THRESH": (0.0, 1.0),
+    "SUPPRESS_COVERED": (0.0, None),  # >= 1 turns it off
     "TRACK_SCORE_WEIGHT": (None, None),
     "TRACK_IOU_WEIGHT": (None, None),
     "TRACK_CLASS_WEIGHT": (None, None),

@@ -57,6 +57,10 @@ class ClipTrackAggregator:
             unchanged wherever the ID was detected.
         reid: optional re-identification memory: a track that would start a new ID may take a
             remembered one (:class:`ReIDMemory`; needs ``reid_features`` in :meth:`add_clip`).
+        suppress_covered: an ID not detected at a frame (its mask there is propagated only) is
+            left out of that frame when more than this fraction of its mask lies on the masks of
+            IDs detected there (a fragment's copy of a detected object, or an object hidden
+            behind a detected one); >= 1 keeps every mask (the paper).
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class ClipTrackAggregator:
         combination: str = "mean",
         distance_decay: float = 0.25,
         reid: Optional[ReIDMemory] = None,
+        suppress_covered: float = 1.0,
     ):
         if combination not in MASK_COMBINATIONS:
             raise ValueError(
@@ -86,6 +91,9 @@ class ClipTrackAggregator:
         self.reid = reid
         if reid is not None:
             reid.reset()
+        self.suppress_covered = float(suppress_covered)
+        # frame -> list of ids (n,) of the tracks centred there (the IDs detected at that frame)
+        self._detected: Dict[int, list] = defaultdict(list)
         self._geometry: Dict[int, FrameGeometry] = {}
         # frame -> list of (ids (n,), soft masks (n, h', w'), weight) from the tracks covering it
         self._pending: Dict[int, list] = defaultdict(list)
@@ -172,6 +180,7 @@ class ClipTrackAggregator:
                 self._pending[f].append((ids, tracks[:, k], self.weight(f - t)))
         if center_masks is not None:
             self._full_res[t].append((ids, center_masks))
+        self._detected[t].append(ids)
         self.votes.add(ids.tolist(), classes, scores, class_probs)
         return ids_list
 
@@ -181,6 +190,7 @@ class ClipTrackAggregator:
         entries = self._pending.pop(tau, [])
         crop_entries = self._crops.pop(tau, [])
         full = self._full_res.pop(tau, [])
+        detected = self._detected.pop(tau, [])
         height, width = geo.out_size
         groups = [e[0] for e in entries] + [e[0] for e in crop_entries] + [e[0] for e in full]
         all_ids = torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long)
@@ -214,8 +224,21 @@ class ClipTrackAggregator:
             count.index_add_(0, inverse[pos : pos + n], torch.ones(n))
             pos += n
         masks = (total / count[:, None, None]) > self.mask_thresh
+        if self.suppress_covered < 1.0 and detected:
+            masks = self._suppress_covered(masks, torch.isin(uniq, torch.cat(detected)))
         visible = masks.flatten(1).any(1)
         return FrameOutput(tau, uniq[visible], masks[visible])
+
+    def _suppress_covered(self, masks: torch.Tensor, detected: torch.Tensor) -> torch.Tensor:
+        """(n, H, W) bool masks of a frame's IDs, (n,) bool detected there -> the masks with the
+        undetected IDs' masks cleared where ``suppress_covered`` of them lies on detected ones."""
+        if not detected.any() or detected.all():
+            return masks
+        union = masks[detected].any(0)
+        area = masks.flatten(1).sum(1)
+        covered = (masks & union).flatten(1).sum(1)
+        drop = ~detected & (covered > self.suppress_covered * area)
+        return masks & ~drop[:, None, None]
 
     def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
         return self.votes.get(instance_id)
@@ -232,7 +255,8 @@ class ClipTrackAggregator:
 
     def num_pending_frames(self) -> int:
         """Frames with recorded track masks not yet emitted (bounded by the clip window)."""
-        return len(set(self._pending) | set(self._crops) | set(self._full_res))
+        frames = set(self._pending) | set(self._crops) | set(self._full_res)
+        return len(frames | set(self._detected))
 
 
 def _grid_to_output(grid: torch.Tensor, geo: FrameGeometry) -> torch.Tensor:

@@ -100,6 +100,7 @@ class MaskPropTracker(VideoTracker):
         distance_decay: float = 0.25,
         reid: Optional[ReIDMemory] = None,
         reid_embedding: str = "box_features",
+        suppress_covered: float = 1.0,
     ):
         """
         Args:
@@ -123,6 +124,7 @@ class MaskPropTracker(VideoTracker):
             reid: optional re-identification memory (:class:`ReIDMemory`); None: the paper's
                 clip matching alone.
             reid_embedding: "track_head", "box_features" or "auto" (see ``embed``).
+            suppress_covered: see :class:`ClipTrackAggregator` (>= 1: off, the paper).
         """
         if center_mask not in ("detection", "propagated"):
             raise ValueError(
@@ -144,6 +146,7 @@ class MaskPropTracker(VideoTracker):
         self._use_track_embedding = self._check_heads(model, reid, reid_embedding)
         self.reid = reid
         self.reid_embedding = reid_embedding
+        self.suppress_covered = suppress_covered
         self.reset()
 
     def _check_heads(self, model, reid: Optional[ReIDMemory], reid_embedding: str) -> bool:
@@ -184,6 +187,7 @@ class MaskPropTracker(VideoTracker):
             "distance_decay": c.MASK_DISTANCE_DECAY,
             "reid": reid_memory_from_config(cfg),
             "reid_embedding": c.REID.EMBEDDING,
+            "suppress_covered": c.SUPPRESS_COVERED,
         }
 
     # ------------------------------------------------------------------ state
@@ -201,6 +205,7 @@ class MaskPropTracker(VideoTracker):
             self.mask_combination,
             self.distance_decay,
             self.reid,
+            self.suppress_covered,
         )
 
     # ------------------------------------------------------------------ per-frame work

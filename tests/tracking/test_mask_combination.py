@@ -95,3 +95,26 @@ def test_undetected_frames_are_filled_by_the_nearest_tracks():
             o = agg.emit(t - T)
             outs[o.frame_idx] = o
     assert torch.equal(outs[3].masks[0], gt[0, 3])
+
+
+def test_suppress_covered_drops_an_undetected_copy_of_a_detected_object():
+    """Two IDs of one object (a fragment): at frame 2 only ID 1 is detected; ID 0's propagated
+    mask lies on it and is dropped with suppress_covered < 1, kept with 1 (the paper)."""
+    m = torch.zeros(H, W)
+    m[2:6, 2:6] = 1.0
+    for thresh, expect in ((0.5, [1]), (1.0, [0, 1])):
+        agg = ClipTrackAggregator(1, match_thresh=0.99, mask_thresh=0.5, num_classes=2,
+                                  combination="distance", suppress_covered=thresh)  # fmt: skip
+        for f in range(3):
+            agg.set_geometry(f, FrameGeometry((H, W), (H, W)))
+        # clip 1 (frames 0-2): ID 0 with an empty mask at its centre... then its copy at frame 2
+        agg.add_clip(0, range(0, 2), torch.stack([m, m])[None], torch.tensor([0]),
+                     torch.tensor([0.9]))  # fmt: skip
+        agg.add_clip(1, range(0, 3), torch.stack([m, m, m])[None], torch.tensor([0]),
+                     torch.tensor([0.9]))  # fmt: skip
+        # clip 2: the same object, matched below the (high) threshold: a new ID 1, detected
+        ids = agg.add_clip(2, range(1, 3), torch.stack([m * 0.6, m])[None], torch.tensor([0]),
+                           torch.tensor([0.9]))  # fmt: skip
+        assert ids == [1]
+        out = agg.emit(2)
+        assert out.ids.tolist() == expect
