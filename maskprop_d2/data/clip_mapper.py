@@ -234,6 +234,87 @@ class ClipDatasetMapper:
         return np.round(img).astype(np.uint8)
 
     # ------------------------------------------------------------------ mapping
+    def _read_clip(self, record: dict, frame_ids: List[int], center_pos: int):
+        """Read the clip's frames with one augmentation sampled on the centre frame.
+
+        Returns (images, transforms): images a list of HxWx3 uint8 arrays in ``frame_ids``
+        order, all of the centre frame's size after the transforms.
+        """
+        height, width = record["height"], record["width"]
+        vid = record.get("video_id")
+        center = frame_ids[center_pos]
+        images = [None] * len(frame_ids)
+        aug_input = T.AugInput(
+            _read_frame(record["file_names"][center], self.image_format, height, width, vid)
+        )
+        transforms = self.augmentations(aug_input)
+        images[center_pos] = aug_input.image
+        for pos, f in enumerate(frame_ids):
+            if pos != center_pos:
+                image = _read_frame(record["file_names"][f], self.image_format, height, width, vid)
+                images[pos] = transforms.apply_image(image)
+        out_h, out_w = images[center_pos].shape[:2]
+        for pos, image in enumerate(images):
+            if image.shape[:2] != (out_h, out_w):
+                raise RuntimeError(
+                    "frame {} of video {} has size {} after the clip transforms, centre frame "
+                    "{}".format(frame_ids[pos], vid, image.shape[:2], (out_h, out_w))
+                )
+        return images, transforms
+
+    @staticmethod
+    def _center_tracks(objs: Sequence[dict], vid, center: int) -> Dict[int, dict]:
+        """The centre frame's non-crowd annotations by track id (a track twice is an error)."""
+        center_objs = {}
+        for obj in objs:
+            if obj.get("iscrowd", 0) == 0:
+                if obj["id"] in center_objs:
+                    raise ValueError(
+                        "video {}: track {} twice in frame {}".format(vid, obj["id"], center)
+                    )
+                center_objs[obj["id"]] = obj
+        return center_objs
+
+    @staticmethod
+    def _frame_masks(objs: Sequence[dict], track_ids: List[int], transforms, record: dict,
+                     frame: int, out_hw) -> np.ndarray:
+        """Masks (T, H', W') bool of ``track_ids`` in one frame after the clip transforms.
+
+        A track absent from the frame, or without a segmentation, has an all-False mask.
+        """
+        height, width = record["height"], record["width"]
+        by_id = {o["id"]: o for o in objs}
+        masks = np.zeros((len(track_ids), out_hw[0], out_hw[1]), dtype=bool)
+        for k, tid in enumerate(track_ids):
+            obj = by_id.get(tid)
+            if obj is None or obj.get("segmentation") is None:
+                continue
+            try:
+                m = decode_segmentation(obj["segmentation"], height, width)
+            except ValueError as e:
+                msg = "video {}, frame {}, track {}: {}".format(
+                    record.get("video_id"), frame, tid, e
+                )
+                raise ValueError(msg) from e
+            masks[k] = transforms.apply_segmentation(m) > 0
+        return masks
+
+    @staticmethod
+    def _clip_instances(all_masks: List[np.ndarray], classes: torch.Tensor, ids: torch.Tensor,
+                        out_hw) -> List[Instances]:
+        """One Instances per frame from masks (T, H', W'); a track absent there gets id -1."""
+        instances = []
+        for masks in all_masks:
+            masks_t = torch.from_numpy(masks)
+            present = masks_t.any(dim=2).any(dim=1)
+            inst = Instances(tuple(out_hw))
+            inst.gt_ids = torch.where(present, ids, torch.full_like(ids, -1))
+            inst.gt_classes = classes.clone()
+            inst.gt_boxes = Boxes(boxes_from_masks(masks_t))
+            inst.gt_masks = BitMasks(masks_t)
+            instances.append(inst)
+        return instances
+
     def __call__(self, record: dict) -> dict:
         if "annotations" not in record:
             raise ValueError(
@@ -257,78 +338,35 @@ class ClipDatasetMapper:
         )
         center_pos = frame_ids.index(center)
 
-        # one augmentation per clip, sampled on the centre frame
-        images = [None] * len(frame_ids)
-        aug_input = T.AugInput(
-            _read_frame(record["file_names"][center], self.image_format, height, width, vid)
-        )
-        transforms = self.augmentations(aug_input)
-        images[center_pos] = aug_input.image
-        for pos, f in enumerate(frame_ids):
-            if pos != center_pos:
-                image = _read_frame(record["file_names"][f], self.image_format, height, width, vid)
-                images[pos] = transforms.apply_image(image)
-        out_h, out_w = images[center_pos].shape[:2]
-        for pos, image in enumerate(images):
-            if image.shape[:2] != (out_h, out_w):
-                raise RuntimeError(
-                    "frame {} of video {} has size {} after the clip transforms, centre frame "
-                    "{}".format(frame_ids[pos], vid, image.shape[:2], (out_h, out_w))
-                )
+        images, transforms = self._read_clip(record, frame_ids, center_pos)
+        out_hw = images[center_pos].shape[:2]
 
         jitter = self._sample_jitter()
         if jitter is not None:
             images = [self._apply_jitter(im, jitter) for im in images]
 
-        # per-frame masks of the centre frame's non-crowd tracks
-        center_objs = {}
-        for obj in annotations[center]:
-            if obj.get("iscrowd", 0) == 0:
-                if obj["id"] in center_objs:
-                    raise ValueError(
-                        "video {}: track {} twice in frame {}".format(vid, obj["id"], center)
-                    )
-                center_objs[obj["id"]] = obj
+        # per-frame masks of the centre frame's non-crowd tracks; those empty after the
+        # transforms on the centre frame are dropped before the other frames are decoded
+        center_objs = self._center_tracks(annotations[center], vid, center)
         track_ids = sorted(center_objs)
-
-        def masks_of(frame: int) -> np.ndarray:
-            by_id = {o["id"]: o for o in annotations[frame]}
-            masks = np.zeros((len(track_ids), out_h, out_w), dtype=bool)
-            for k, tid in enumerate(track_ids):
-                obj = by_id.get(tid)
-                if obj is None or obj.get("segmentation") is None:
-                    continue
-                try:
-                    m = decode_segmentation(obj["segmentation"], height, width)
-                except ValueError as e:
-                    msg = "video {}, frame {}, track {}: {}".format(vid, frame, tid, e)
-                    raise ValueError(msg) from e
-                masks[k] = transforms.apply_segmentation(m) > 0
-            return masks
-
         all_masks = [None] * len(frame_ids)
-        all_masks[center_pos] = masks_of(center)
+        all_masks[center_pos] = self._frame_masks(
+            annotations[center], track_ids, transforms, record, center, out_hw
+        )
         keep = all_masks[center_pos].any(axis=(1, 2))
         track_ids = [t for t, k in zip(track_ids, keep, strict=True) if k]
         all_masks[center_pos] = all_masks[center_pos][keep]
         for pos, f in enumerate(frame_ids):
             if pos != center_pos:
-                all_masks[pos] = masks_of(f)
+                all_masks[pos] = self._frame_masks(
+                    annotations[f], track_ids, transforms, record, f, out_hw
+                )
 
         classes = torch.tensor(
             [center_objs[t]["category_id"] for t in track_ids], dtype=torch.int64
         )
         ids = torch.tensor(track_ids, dtype=torch.int64)
-        instances = []
-        for masks in all_masks:
-            masks_t = torch.from_numpy(masks)
-            present = masks_t.any(dim=2).any(dim=1)
-            inst = Instances((out_h, out_w))
-            inst.gt_ids = torch.where(present, ids, torch.full_like(ids, -1))
-            inst.gt_classes = classes.clone()
-            inst.gt_boxes = Boxes(boxes_from_masks(masks_t))
-            inst.gt_masks = BitMasks(masks_t)
-            instances.append(inst)
+        instances = self._clip_instances(all_masks, classes, ids, out_hw)
 
         return {
             "video_id": vid,
