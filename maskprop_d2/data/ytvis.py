@@ -200,6 +200,235 @@ def _require_list(data: dict, key: str, json_file: str) -> list:
     return val
 
 
+def _load_categories(data: dict, json_file: str):
+    """Categories of the JSON (a bad one makes every annotation doubtful: raise).
+
+    Returns (cat_ids, names, id_map): the JSON category ids sorted, their names by id, and
+    JSON id -> contiguous id.
+    """
+    cat_ids = []
+    names = {}
+    for i, cat in enumerate(_require_list(data, "categories", json_file)):
+        _require(cat, _CATEGORY_KEYS, json_file, f"categories[{i}]")
+        cid = cat["id"]
+        if not _is_id(cid):
+            raise _err(json_file, f"categories[{i}], field 'id'", f"bad category id {cid!r}")
+        if cid in names:
+            raise _err(json_file, f"category id {cid}", "duplicate category id")
+        names[cid] = cat["name"]
+        cat_ids.append(cid)
+    try:
+        cat_ids.sort()
+    except TypeError:
+        raise _err(json_file, "categories", "category ids mix numbers and strings") from None
+    id_map = {cid: i for i, cid in enumerate(cat_ids)}
+    return cat_ids, names, id_map
+
+
+def _video_record(vid: Any, vid_id: Any, where: str, json_file: str, image_root_abs: str,
+                  by_id: Dict[Any, Dict[str, Any]]) -> Dict[str, Any]:
+    """The record (no annotations yet) of one ``videos`` entry; raises :class:`_Invalid`."""
+    _require(vid, _VIDEO_KEYS, json_file, where)
+    if vid_id is None:
+        raise _err(json_file, f"{where}, field 'id'", f"bad video id {vid['id']!r}")
+    if vid_id in by_id:
+        raise _err(json_file, f"video id {vid_id}", "duplicate video id")
+    length = _int_field(vid, "length", json_file, where)
+    height = _int_field(vid, "height", json_file, where, maximum=_MAX_SIDE)
+    width = _int_field(vid, "width", json_file, where, maximum=_MAX_SIDE)
+    fns = vid["file_names"]
+    if not isinstance(fns, list) or not all(isinstance(fn, str) for fn in fns):
+        raise _err(json_file, f"{where}, field 'file_names'", "must be a list of strings")
+    if len(fns) != length:
+        raise _err(
+            json_file, f"video id {vid_id}",
+            f"file_names has {len(fns)} entries but length is {length}",
+        )
+    for f, fn in enumerate(fns):  # frames lie under the image root, nowhere else
+        bad = _frame_path_problem(fn)
+        if bad:
+            raise _err(json_file, f"{where}, frame {f}, field 'file_names'", bad)
+    return {
+        "file_names": [os.path.join(image_root_abs, fn) for fn in fns],
+        "height": height,
+        "width": width,
+        "length": length,
+        "video_id": vid_id,
+    }
+
+
+def _load_videos(data: dict, json_file: str, image_root: str, problems: List[Problem]):
+    """Records of the valid videos; the others' problems are appended to ``problems``.
+
+    Returns (records, by_id, bad_video_ids): records in file order, the same records by video
+    id, and the ids of videos with problems.
+    """
+    image_root_abs = os.path.abspath(image_root)
+    records: List[Dict[str, Any]] = []
+    by_id: Dict[Any, Dict[str, Any]] = {}
+    bad_video_ids = set()
+    for i, vid in enumerate(_require_list(data, "videos", json_file)):
+        vid_id = vid.get("id") if isinstance(vid, dict) else None
+        vid_id = vid_id if _is_id(vid_id) else None
+        where = f"video id {'?' if vid_id is None else vid_id} (videos[{i}])"
+        try:
+            rec = _video_record(vid, vid_id, where, json_file, image_root_abs, by_id)
+        except _Invalid as e:
+            problems.append(Problem(vid_id, str(e)))
+            if vid_id is not None:
+                bad_video_ids.add(vid_id)
+            continue
+        records.append(rec)
+        by_id[vid_id] = rec
+    return records, by_id, bad_video_ids
+
+
+def _check_annotation_id(anno: Any, aid: Any, where: str, json_file: str, seen_anno: set) -> None:
+    """Required keys, a valid and unique annotation id (added to ``seen_anno``)."""
+    _require(anno, _ANNO_KEYS, json_file, where)
+    if aid == "?":
+        raise _err(json_file, f"{where}, field 'id'", f"bad annotation id {anno['id']!r}")
+    if aid in seen_anno:
+        raise _err(json_file, f"annotation id {aid}", "duplicate annotation id")
+    seen_anno.add(aid)
+
+
+def _check_annotation_fields(anno: dict, rec: dict, where: str, json_file: str,
+                             id_map: Dict[Any, int]) -> None:
+    """Category, per-frame list lengths (= video length) and iscrowd of one annotation."""
+    cid = anno["category_id"]
+    if not _is_id(cid) or cid not in id_map:
+        raise _err(json_file, where, f"category_id {cid!r} is not in 'categories'")
+    length = rec["length"]
+    segs = anno["segmentations"]
+    bboxes = anno.get("bboxes")
+    areas = anno.get("areas")
+    for field, val in (("segmentations", segs), ("bboxes", bboxes), ("areas", areas)):
+        if val is None and field != "segmentations":
+            continue
+        if not isinstance(val, list) or len(val) != length:
+            n = len(val) if isinstance(val, list) else type(val).__name__
+            raise _err(
+                json_file, where, f"'{field}' has {n} entries, video length is {length}"
+            )
+    iscrowd = anno.get("iscrowd", 0)
+    if iscrowd not in (0, 1, True, False) or isinstance(iscrowd, float):
+        raise _err(json_file, where, f"iscrowd must be 0 or 1, got {iscrowd!r}")
+
+
+def _track_objects(anno: dict, aid: Any, category: int, where: str, vid_id: Any, rec: dict,
+                   json_file: str, problems: List[Problem], compressed: List[Any]):
+    """Per-frame detectron2 objects of one checked annotation (track).
+
+    Returns a list of (frame index, object dict). A frame with a problem is left out and its
+    problem appended to ``problems``; a compressed RLE is queued in ``compressed`` (its bbox,
+    if not given, is filled once the counts are checked).
+    """
+    h, w = rec["height"], rec["width"]
+    segs = anno["segmentations"]
+    bboxes = anno.get("bboxes")
+    iscrowd = anno.get("iscrowd", 0)
+    objs = []
+    for f, seg in enumerate(segs):
+        box = bboxes[f] if bboxes is not None else None
+        fwhere = f"{where}, frame {f}"
+        try:
+            if seg is None:
+                if box is not None:
+                    raise _err(json_file, fwhere, "bbox given but segmentation is null")
+                continue
+            counts = _check_segmentation(
+                seg, h, w, json_file, fwhere + ", field 'segmentations'"
+            )
+            if box is not None and (
+                not isinstance(box, (list, tuple))
+                or len(box) != 4
+                or not all(map(_is_finite, box))
+            ):
+                raise _err(json_file, fwhere + ", field 'bboxes'", f"bad box {box!r}")
+        except _Invalid as e:
+            problems.append(Problem(vid_id, str(e)))
+            continue
+        obj = {
+            "id": aid,
+            "category_id": category,
+            "bbox": None if box is None else [float(x) for x in box],
+            "bbox_mode": BoxMode.XYWH_ABS,
+            "segmentation": seg,
+            "iscrowd": int(iscrowd),
+        }
+        if counts is not None:
+            compressed.append((counts, fwhere + ", field 'segmentations'", vid_id, obj, h, w))
+        elif obj["bbox"] is None:
+            obj["bbox"] = _bbox_from_segmentation(seg, h, w)
+        objs.append((f, obj))
+    return objs
+
+
+def _load_annotations(data: dict, json_file: str, by_id: Dict[Any, Dict[str, Any]],
+                      bad_video_ids: set, id_map: Dict[Any, int], problems: List[Problem],
+                      compressed: List[Any]) -> int:
+    """Attach each annotation's per-frame objects to its video's record.
+
+    Problems are appended to ``problems``; annotations of videos with problems are skipped
+    silently. Compressed RLEs are queued in ``compressed``. Returns the number of tracks kept.
+    """
+    seen_anno = set()
+    num_objs = 0
+    for i, anno in enumerate(_require_list(data, "annotations", json_file)):
+        aid = anno.get("id", "?") if isinstance(anno, dict) else "?"
+        aid = aid if _is_id(aid) else "?"
+        where = f"annotation id {aid} (annotations[{i}])"
+        vid_id = None
+        try:
+            _check_annotation_id(anno, aid, where, json_file, seen_anno)
+            vid_id = anno["video_id"] if _is_id(anno["video_id"]) else None
+            where = f"annotation id {aid} (video id {anno['video_id']!r})"
+            if vid_id in bad_video_ids:
+                continue  # the video's own problem is reported already (its fields are unknown)
+            if vid_id not in by_id:
+                vid_id = None
+                raise _err(json_file, where, f"video_id {anno['video_id']!r} is not in 'videos'")
+            _check_annotation_fields(anno, by_id[vid_id], where, json_file, id_map)
+        except _Invalid as e:
+            problems.append(Problem(vid_id, str(e)))
+            continue
+        rec = by_id[vid_id]
+        category = id_map[anno["category_id"]]
+        objs = _track_objects(
+            anno, aid, category, where, vid_id, rec, json_file, problems, compressed
+        )
+        for f, obj in objs:
+            rec["annotations"][f].append(obj)
+        num_objs += 1
+    return num_objs
+
+
+def _check_compressed(compressed: List[Any], json_file: str, problems: List[Problem]) -> None:
+    """Check the queued compressed RLEs' counts; fill the missing bboxes of the good ones.
+
+    Syntax and total (= h*w) of all of them in one vectorised pass; pycocotools would decode a
+    malformed string to an arbitrary mask without complaint. (in chunks: rle_totals is several
+    times faster per string on a few hundred at a time)
+    """
+    ok, total = [], []
+    for k in range(0, len(compressed), _RLE_CHUNK):
+        ok_k, total_k = rle_totals([c[0] for c in compressed[k : k + _RLE_CHUNK]])
+        ok += ok_k.tolist()
+        total += total_k.tolist()
+    if compressed:
+        for (_, fwhere, vid_id, obj, h, w), good, tot in zip(compressed, ok, total, strict=True):
+            if not good:
+                msg = "malformed compressed RLE counts (not a valid COCO RLE string)"
+            elif tot != h * w:
+                msg = f"compressed RLE counts cover {tot} pixels, expected {h * w} (= h*w)"
+            else:
+                if obj["bbox"] is None:
+                    obj["bbox"] = _bbox_from_segmentation(obj["segmentation"], h, w)
+                continue
+            problems.append(Problem(vid_id, f"{json_file}: {fwhere}: {msg}"))
+
+
 def load_ytvis_json(
     json_file: str,
     image_root: str,
@@ -228,72 +457,12 @@ def load_ytvis_json(
     if missing:
         raise _err(json_file, "top level", f"missing key(s) {missing}")
 
-    # categories -> contiguous ids (a bad category makes every annotation doubtful: raise)
-    cat_ids = []
-    names = {}
-    for i, cat in enumerate(_require_list(data, "categories", json_file)):
-        _require(cat, _CATEGORY_KEYS, json_file, f"categories[{i}]")
-        cid = cat["id"]
-        if not _is_id(cid):
-            raise _err(json_file, f"categories[{i}], field 'id'", f"bad category id {cid!r}")
-        if cid in names:
-            raise _err(json_file, f"category id {cid}", "duplicate category id")
-        names[cid] = cat["name"]
-        cat_ids.append(cid)
-    try:
-        cat_ids.sort()
-    except TypeError:
-        raise _err(json_file, "categories", "category ids mix numbers and strings") from None
-    id_map = {cid: i for i, cid in enumerate(cat_ids)}
+    cat_ids, names, id_map = _load_categories(data, json_file)
     if dataset_name is not None:
         _set_category_metadata(dataset_name, [names[c] for c in cat_ids], id_map)
 
     problems: List[Problem] = []
-
-    # videos
-    image_root_abs = os.path.abspath(image_root)
-    records: List[Dict[str, Any]] = []
-    by_id: Dict[Any, Dict[str, Any]] = {}
-    bad_video_ids = set()
-    for i, vid in enumerate(_require_list(data, "videos", json_file)):
-        vid_id = vid.get("id") if isinstance(vid, dict) else None
-        vid_id = vid_id if _is_id(vid_id) else None
-        where = f"video id {'?' if vid_id is None else vid_id} (videos[{i}])"
-        try:
-            _require(vid, _VIDEO_KEYS, json_file, where)
-            if vid_id is None:
-                raise _err(json_file, f"{where}, field 'id'", f"bad video id {vid['id']!r}")
-            if vid_id in by_id:
-                raise _err(json_file, f"video id {vid_id}", "duplicate video id")
-            length = _int_field(vid, "length", json_file, where)
-            height = _int_field(vid, "height", json_file, where, maximum=_MAX_SIDE)
-            width = _int_field(vid, "width", json_file, where, maximum=_MAX_SIDE)
-            fns = vid["file_names"]
-            if not isinstance(fns, list) or not all(isinstance(fn, str) for fn in fns):
-                raise _err(json_file, f"{where}, field 'file_names'", "must be a list of strings")
-            if len(fns) != length:
-                raise _err(
-                    json_file, f"video id {vid_id}",
-                    f"file_names has {len(fns)} entries but length is {length}",
-                )
-            for f, fn in enumerate(fns):  # frames lie under the image root, nowhere else
-                bad = _frame_path_problem(fn)
-                if bad:
-                    raise _err(json_file, f"{where}, frame {f}, field 'file_names'", bad)
-        except _Invalid as e:
-            problems.append(Problem(vid_id, str(e)))
-            if vid_id is not None:
-                bad_video_ids.add(vid_id)
-            continue
-        rec = {
-            "file_names": [os.path.join(image_root_abs, fn) for fn in fns],
-            "height": height,
-            "width": width,
-            "length": length,
-            "video_id": vid_id,
-        }
-        records.append(rec)
-        by_id[vid_id] = rec
+    records, by_id, bad_video_ids = _load_videos(data, json_file, image_root, problems)
 
     if "annotations" not in data:
         logger.info(f"{json_file}: no 'annotations' (no ground truth); {len(records)} videos")
@@ -301,110 +470,12 @@ def load_ytvis_json(
     for rec in records:
         rec["annotations"] = [[] for _ in range(rec["length"])]
 
-    seen_anno = set()
-    num_objs = 0
     # compressed RLEs, checked together at the end: (counts, where, video id, object dict, h, w)
     compressed: List[Any] = []
-    for i, anno in enumerate(_require_list(data, "annotations", json_file)):
-        aid = anno.get("id", "?") if isinstance(anno, dict) else "?"
-        aid = aid if _is_id(aid) else "?"
-        where = f"annotation id {aid} (annotations[{i}])"
-        vid_id = None
-        try:
-            _require(anno, _ANNO_KEYS, json_file, where)
-            if aid == "?":
-                raise _err(json_file, f"{where}, field 'id'", f"bad annotation id {anno['id']!r}")
-            if aid in seen_anno:
-                raise _err(json_file, f"annotation id {aid}", "duplicate annotation id")
-            seen_anno.add(aid)
-            vid_id = anno["video_id"] if _is_id(anno["video_id"]) else None
-            where = f"annotation id {aid} (video id {anno['video_id']!r})"
-            if vid_id in bad_video_ids:
-                continue  # the video's own problem is reported already (its fields are unknown)
-            if vid_id not in by_id:
-                vid_id = None
-                raise _err(json_file, where, f"video_id {anno['video_id']!r} is not in 'videos'")
-            cid = anno["category_id"]
-            if not _is_id(cid) or cid not in id_map:
-                raise _err(json_file, where, f"category_id {cid!r} is not in 'categories'")
-            rec = by_id[vid_id]
-            length, h, w = rec["length"], rec["height"], rec["width"]
-            segs = anno["segmentations"]
-            bboxes = anno.get("bboxes")
-            areas = anno.get("areas")
-            for field, val in (("segmentations", segs), ("bboxes", bboxes), ("areas", areas)):
-                if val is None and field != "segmentations":
-                    continue
-                if not isinstance(val, list) or len(val) != length:
-                    n = len(val) if isinstance(val, list) else type(val).__name__
-                    raise _err(
-                        json_file, where, f"'{field}' has {n} entries, video length is {length}"
-                    )
-            iscrowd = anno.get("iscrowd", 0)
-            if iscrowd not in (0, 1, True, False) or isinstance(iscrowd, float):
-                raise _err(json_file, where, f"iscrowd must be 0 or 1, got {iscrowd!r}")
-        except _Invalid as e:
-            problems.append(Problem(vid_id, str(e)))
-            continue
-        category = id_map[cid]
-
-        objs = []
-        for f, seg in enumerate(segs):
-            box = bboxes[f] if bboxes is not None else None
-            fwhere = f"{where}, frame {f}"
-            try:
-                if seg is None:
-                    if box is not None:
-                        raise _err(json_file, fwhere, "bbox given but segmentation is null")
-                    continue
-                counts = _check_segmentation(
-                    seg, h, w, json_file, fwhere + ", field 'segmentations'"
-                )
-                if box is not None and (
-                    not isinstance(box, (list, tuple))
-                    or len(box) != 4
-                    or not all(map(_is_finite, box))
-                ):
-                    raise _err(json_file, fwhere + ", field 'bboxes'", f"bad box {box!r}")
-            except _Invalid as e:
-                problems.append(Problem(vid_id, str(e)))
-                continue
-            obj = {
-                "id": aid,
-                "category_id": category,
-                "bbox": None if box is None else [float(x) for x in box],
-                "bbox_mode": BoxMode.XYWH_ABS,
-                "segmentation": seg,
-                "iscrowd": int(iscrowd),
-            }
-            if counts is not None:
-                compressed.append((counts, fwhere + ", field 'segmentations'", vid_id, obj, h, w))
-            elif obj["bbox"] is None:
-                obj["bbox"] = _bbox_from_segmentation(seg, h, w)
-            objs.append((f, obj))
-        for f, obj in objs:
-            rec["annotations"][f].append(obj)
-        num_objs += 1
-
-    # compressed RLE counts: syntax and total (= h*w) of all of them in one vectorised pass;
-    # pycocotools would decode a malformed string to an arbitrary mask without complaint.
-    # (in chunks: rle_totals is several times faster per string on a few hundred at a time)
-    ok, total = [], []
-    for k in range(0, len(compressed), _RLE_CHUNK):
-        ok_k, total_k = rle_totals([c[0] for c in compressed[k : k + _RLE_CHUNK]])
-        ok += ok_k.tolist()
-        total += total_k.tolist()
-    if compressed:
-        for (_, fwhere, vid_id, obj, h, w), good, tot in zip(compressed, ok, total, strict=True):
-            if not good:
-                msg = "malformed compressed RLE counts (not a valid COCO RLE string)"
-            elif tot != h * w:
-                msg = f"compressed RLE counts cover {tot} pixels, expected {h * w} (= h*w)"
-            else:
-                if obj["bbox"] is None:
-                    obj["bbox"] = _bbox_from_segmentation(obj["segmentation"], h, w)
-                continue
-            problems.append(Problem(vid_id, f"{json_file}: {fwhere}: {msg}"))
+    num_objs = _load_annotations(
+        data, json_file, by_id, bad_video_ids, id_map, problems, compressed
+    )
+    _check_compressed(compressed, json_file, problems)
     records = drop_or_raise(records, problems, json_file, drop_invalid)
     logger.info(f"Loaded {len(records)} videos, {num_objs} object tracks from {json_file}")
     return records
