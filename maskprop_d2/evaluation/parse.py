@@ -240,17 +240,14 @@ def _list_problem(c) -> Optional[str]:
     return None
 
 
-def decode_entries(
-    entries: Sequence[Tuple[int, str, Any, Sequence]],
-    videos: Dict[int, Tuple[int, int, int]],
-    allow_polygons: bool,
-    problems: List[str],
-    max_problems: int = 0,
-) -> List[Tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Validate and decode the segmentations of ``entries``: (key, where, video_id, segs) with
-    ``segs`` a list of the video's length (checked before). Appends the problems (``where frame f:
-    ...``) to ``problems``. Returns, per valid entry in order, (key, frames, seg_area, run_start,
-    run_len): its present frames, their areas, and its foreground runs in video-mask coordinates.
+def _sort_segmentations(entries, videos, allow_polygons: bool, problems: List[str],
+                        max_problems: int):
+    """Check each segmentation's shape and sort it into compressed or uncompressed counts.
+
+    Returns (comp, unc, meta, slots, bad_entry): the compressed counts (str/bytes; polygons
+    merged into one), the uncompressed count lists, meta (S, 3) int64 of (entry slot, frame, h*w)
+    per segmentation (compressed first), per entry slot (key, where, video_id, h*w), and the
+    slots with problems. None when ``max_problems`` (> 0) problems are reached.
     """
     comp, comp_meta = [], []  # compressed counts; (entry slot, frame, h*w)
     unc, unc_meta = [], []
@@ -303,11 +300,20 @@ def decode_entries(
             problems.append("{} frame {}: {}".format(where, f, msg))
             bad_entry.add(slot)
             if full and len(problems) >= max_problems:
-                return []
-    # decode: compressed strings at once, uncompressed lists concatenated
+                return None
+    meta = np.array(comp_meta + unc_meta, dtype=np.int64).reshape(-1, 3)
+    return comp, unc, meta, slots, bad_entry
+
+
+def _decode_counts(comp: list, unc: List[list]):
+    """All run lengths: compressed strings decoded at once, uncompressed lists concatenated.
+
+    Returns (cnt, sid, seg_ok, total): cnt (N,) int64 run lengths, sid (N,) the segmentation
+    index of each (compressed first, then uncompressed), seg_ok (S,) bool whether the
+    segmentation's counts are well formed, total (S,) the pixels each covers.
+    """
     ok, cnt_c, sid_c = decode_rle_strings(comp)
     n_c = len(comp)
-    meta = np.array(comp_meta + unc_meta, dtype=np.int64).reshape(-1, 3)
     unc_lens = np.fromiter((len(c) for c in unc), dtype=np.int64, count=len(unc))
     vals = _uncompressed_values(unc)
     unc_ok = np.ones(len(unc), dtype=bool)
@@ -322,22 +328,12 @@ def decode_entries(
     n_seg = n_c + len(unc)
     total = np.bincount(sid, weights=cnt, minlength=n_seg) if n_seg else np.zeros(0)
     seg_ok = np.concatenate([ok, unc_ok])
-    size_ok = total == meta[:, 2]
-    for s in np.flatnonzero(~(seg_ok & size_ok)):
-        slot, f, hw = (int(x) for x in meta[s])
-        if not seg_ok[s]:
-            msg = "malformed compressed RLE counts" if s < n_c else _list_problem(unc[s - n_c])
-        elif s < n_c:
-            msg = "RLE covers {} pixels != {}x{}".format(int(total[s]), *videos[slots[slot][2]][:2])
-        else:
-            msg = "RLE counts sum to {} != {}x{}".format(int(total[s]), *videos[slots[slot][2]][:2])
-        problems.append("{} frame {}: {}".format(slots[slot][1], f, msg))
-        bad_entry.add(slot)
-    if bad_entry:
-        if full:
-            del problems[max_problems:]
-        return []
-    # position of every number within its segmentation and the foreground runs
+    return cnt, sid, seg_ok, total
+
+
+def _run_starts(cnt: np.ndarray, sid: np.ndarray, n_seg: int):
+    """Start (N,) of every run within its segmentation and whether it is foreground (N,) bool
+    (odd position, non-empty)."""
     if len(cnt):
         first = np.r_[0, np.flatnonzero(sid[1:] != sid[:-1]) + 1]
         seg_of_first = sid[first]
@@ -350,8 +346,15 @@ def decode_entries(
     else:
         pos = run_start = np.zeros(0, np.int64)
         fg = np.zeros(0, dtype=bool)
+    return run_start, fg
+
+
+def _entry_runs(slots: list, meta: np.ndarray, sid: np.ndarray, cnt: np.ndarray,
+                run_start: np.ndarray, fg: np.ndarray):
+    """Per entry slot (key, frames, seg_area, run_start, run_len); runs in video-mask
+    coordinates (frame * h*w + start), sorted."""
+    n_seg = len(meta)
     seg_area = np.bincount(sid[fg], weights=cnt[fg], minlength=n_seg)
-    # per entry: frames and areas; runs in video-mask coordinates (frame * h*w + start)
     seg_slot, seg_frame, seg_hw = meta[:, 0], meta[:, 1], meta[:, 2]
     r_sid = sid[fg]
     r_slot = seg_slot[r_sid]
@@ -364,14 +367,51 @@ def decode_entries(
         r_slot, r_start, r_len = r_slot[order], r_start[order], r_len[order]
     seg_order = np.lexsort((seg_frame, seg_slot)) if n_seg else np.zeros(0, np.int64)
     s_slot, s_frame, s_area = seg_slot[seg_order], seg_frame[seg_order], seg_area[seg_order]
-    s_bounds = np.searchsorted(s_slot, np.arange(len(entries) + 1))
-    r_bounds = np.searchsorted(r_slot, np.arange(len(entries) + 1))
+    s_bounds = np.searchsorted(s_slot, np.arange(len(slots) + 1))
+    r_bounds = np.searchsorted(r_slot, np.arange(len(slots) + 1))
     out = []
     for slot, (key_, _where, _vid, _hw) in enumerate(slots):
         a, b = s_bounds[slot], s_bounds[slot + 1]
         c, d = r_bounds[slot], r_bounds[slot + 1]
         out.append((key_, s_frame[a:b], s_area[a:b], r_start[c:d], r_len[c:d]))
     return out
+
+
+def decode_entries(
+    entries: Sequence[Tuple[int, str, Any, Sequence]],
+    videos: Dict[int, Tuple[int, int, int]],
+    allow_polygons: bool,
+    problems: List[str],
+    max_problems: int = 0,
+) -> List[Tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Validate and decode the segmentations of ``entries``: (key, where, video_id, segs) with
+    ``segs`` a list of the video's length (checked before). Appends the problems (``where frame f:
+    ...``) to ``problems``. Returns, per valid entry in order, (key, frames, seg_area, run_start,
+    run_len): its present frames, their areas, and its foreground runs in video-mask coordinates.
+    """
+    sorted_segs = _sort_segmentations(entries, videos, allow_polygons, problems, max_problems)
+    if sorted_segs is None:
+        return []
+    comp, unc, meta, slots, bad_entry = sorted_segs
+    cnt, sid, seg_ok, total = _decode_counts(comp, unc)
+    n_c = len(comp)
+    size_ok = total == meta[:, 2]
+    for s in np.flatnonzero(~(seg_ok & size_ok)):
+        slot, f, hw = (int(x) for x in meta[s])
+        if not seg_ok[s]:
+            msg = "malformed compressed RLE counts" if s < n_c else _list_problem(unc[s - n_c])
+        elif s < n_c:
+            msg = "RLE covers {} pixels != {}x{}".format(int(total[s]), *videos[slots[slot][2]][:2])
+        else:
+            msg = "RLE counts sum to {} != {}x{}".format(int(total[s]), *videos[slots[slot][2]][:2])
+        problems.append("{} frame {}: {}".format(slots[slot][1], f, msg))
+        bad_entry.add(slot)
+    if bad_entry:
+        if max_problems > 0:
+            del problems[max_problems:]
+        return []
+    run_start, fg = _run_starts(cnt, sid, len(meta))
+    return _entry_runs(slots, meta, sid, cnt, run_start, fg)
 
 
 # ----------------------------------------------------------------------------- tracks
