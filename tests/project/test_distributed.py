@@ -39,7 +39,8 @@ TIMEOUT = 300  # seconds, per run (a few iterations take ~10 s; a hang stops her
 EXACT = [
     # SGD without momentum: the checkpoints of this detectron2 v0.6 set-up hold no optimizer
     # state (momentum would restart at 0 after --resume, 1 process or 2)
-    "SOLVER.OPTIMIZER", "SGD", "SOLVER.MOMENTUM", 0.0, "SOLVER.BASE_LR", 0.002, "SOLVER.WARMUP_ITERS", 0,
+    "SOLVER.OPTIMIZER", "SGD", "SOLVER.MOMENTUM", 0.0, "SOLVER.BASE_LR", 0.002,
+    "SOLVER.WARMUP_ITERS", 0,
     "SOLVER.STEPS", "()", "SOLVER.IMS_PER_BATCH", 4, "SOLVER.CHECKPOINT_PERIOD", 100,
     "MODEL.RESNETS.NORM", "naiveSyncBN", "MODEL.RPN.BATCH_SIZE_PER_IMAGE", 1 << 20,
     "MODEL.RPN.POST_NMS_TOPK_TRAIN", 0, "INPUT.COLOR_JITTER.ENABLED", False,
@@ -59,7 +60,8 @@ def _run(nproc, args, root, config=TINY_CONFIG, env=None):
         cmd += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
     cmd += [TRAIN_NET, "--config-file", config] + [str(a) for a in args]
     proc = subprocess.Popen(cmd, cwd=str(root), env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+                            stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
     try:
         out, _ = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -165,7 +167,8 @@ def trained(data, tmp_path_factory, tiny_weights):
 def test_two_processes_train_as_one(trained, tiny_weights):
     work, _, two = trained
     start = _weights(tiny_weights)
-    one_w, two_w = _weights(work / "one" / "model_final.pth"), _weights(work / "two" / "model_final.pth")
+    one_w = _weights(work / "one" / "model_final.pth")
+    two_w = _weights(work / "two" / "model_final.pth")
     assert _rel_diff(one_w, two_w, start) < TOL
     # the periodic evaluation ran at iteration 2 and at the end, on both ranks, without a hang
     assert two.count("Evaluation results for synthetic_ytvis_val in csv format") == 2, two[-3000:]
@@ -222,7 +225,8 @@ def test_masktrack_two_processes_train_as_one(trained, data, tmp_path):
                     "SOLVER.MAX_ITER", 3, "DATASETS.TEST", "()"]  # fmt: skip
     _ok(1, opts + ["OUTPUT_DIR", tmp_path / "one"], static, config=MASKTRACK_CONFIG)
     _ok(2, opts + ["OUTPUT_DIR", tmp_path / "two"], static, config=MASKTRACK_CONFIG)
-    one, two = _weights(tmp_path / "one" / "model_final.pth"), _weights(tmp_path / "two" / "model_final.pth")
+    one = _weights(tmp_path / "one" / "model_final.pth")
+    two = _weights(tmp_path / "two" / "model_final.pth")
     init = _weights(start)
     head = {k for k in init if k.startswith("roi_heads.track_head.")}
     assert head and init.keys() == one.keys() == two.keys()
@@ -253,7 +257,8 @@ def test_a_rank_with_no_instances_does_not_stop_ddp(data, tmp_path, tiny_weights
     instance: the propagation head and most of the mask head get no gradient there)."""
     _, empty = data
     opts = ["MODEL.WEIGHTS", tiny_weights, "SOLVER.IMS_PER_BATCH", 2, "SOLVER.MAX_ITER", 3,
-            "SOLVER.STEPS", "()", "DATASETS.TEST", "()", "OUTPUT_DIR", tmp_path / "out"]  # fmt: skip
+            "SOLVER.STEPS", "()", "DATASETS.TEST", "()",
+            "OUTPUT_DIR", tmp_path / "out"]  # fmt: skip
     log = _ok(2, opts, empty)
     assert (tmp_path / "out" / "model_final.pth").is_file()
     assert "iter: 2" in log
