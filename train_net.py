@@ -4,6 +4,7 @@
 python train_net.py --config-file configs/synthetic/maskprop_tiny.yaml
 python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS model_final.pth
 python train_net.py --config-file CFG --num-gpus 8
+torchrun --nproc_per_node 2 train_net.py --config-file CFG   (CPU or GPU: docs/distributed.md)
 """
 
 from maskprop_d2._cli_warnings import quiet_known_warnings
@@ -19,13 +20,14 @@ import os
 import sys
 
 import detectron2.utils.comm as comm
-from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils.logger import setup_logger
 
 from maskprop_d2 import get_maskprop_cfg
 from maskprop_d2.checkpoint import AtomicCheckpointer, check_output_dir, use_atomic_checkpointer
 from maskprop_d2.data import build_clip_train_loader, build_video_test_loader
+from maskprop_d2.distributed import launch, project_ddp
 from maskprop_d2.evaluation import YTVISEvaluator
 from maskprop_d2.inference import VideoInferenceAdapter, check_inference_config
 from maskprop_d2.solver import build_optimizer
@@ -34,6 +36,10 @@ from maskprop_d2.solver import build_optimizer
 class Trainer(DefaultTrainer):
     """DefaultTrainer with clip loaders, the YouTube-VIS evaluator and streaming video tests
     (detectron2's own ``test`` loop, fed videos through ``VideoInferenceAdapter``)."""
+
+    def __init__(self, cfg):
+        with project_ddp():  # DDP on CPU too, parameters without a gradient allowed
+            super().__init__(cfg)
 
     def build_hooks(self):
         use_atomic_checkpointer(self)  # atomic saves; --resume falls back to a readable file
@@ -113,6 +119,7 @@ def main(args):
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
+    # detectron2's launch, or (under torchrun) this process joins the launcher's process group
     print("Command Line Args:", args)
     launch(
         main,

@@ -70,6 +70,19 @@ for _split, _dir in (("train", "train"), ("val", "valid"), ("test", "test")):
     BUILTIN_SPLITS[f"ovis_{_split}"] = (
         OVIS_CATEGORIES, f"ovis/annotations_{_dir}.json", f"ovis/{_dir}"
     )
+# Local sub-splits of each training set (``python -m maskprop_d2.data.sub_split TRAIN_JSON``
+# writes train_sub.json / val_sub.json next to it): frames from the training images.
+for _ds, _train_json, _train_images in (
+    ("ytvis_2019", "ytvis_2019/train.json", "ytvis_2019/train/JPEGImages"),
+    ("ytvis_2021", "ytvis_2021/train.json", "ytvis_2021/train/JPEGImages"),
+    ("ovis", "ovis/annotations_train.json", "ovis/train"),
+):
+    for _sub in ("train_sub", "val_sub"):
+        BUILTIN_SPLITS[f"{_ds}_{_sub}"] = (
+            BUILTIN_SPLITS[f"{_ds}_train"][0],
+            os.path.join(os.path.dirname(_train_json), f"{_sub}.json"),
+            _train_images,
+        )
 
 
 def _metadata(categories: List[Dict]) -> Dict:
