@@ -167,6 +167,7 @@ def run_row(cfg0, model, dataset, tracker, t, out_dir):
     cfg.INPUT.CLIP.HALF_LENGTH = t
     cfg.MODEL.MASKPROP.INFERENCE.TRACKER = tracker
     # the plain MaskProp / flow rows: the paper's clip matching, whatever the config's default
+    # (the covered-mask suppression is left as configured: --opts sets it for every row)
     cfg.MODEL.MASKPROP.INFERENCE.REID.ENABLED = False
     if tracker in REID_ROWS:
         cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "maskprop"

@@ -18,6 +18,7 @@ def _model(T=2, nms=1.0):
         "MODEL.MASKPROP.INFERENCE.MASK_COMBINATION", "mean",  # the reference averages
         "MODEL.ROI_MASK_PROP_HEAD.FINE_CROPS", False,  # on the grid (test_fine_crops.py: crops)
         "MODEL.MASKPROP.INFERENCE.REID.ENABLED", False,  # the paper's clip matching
+        "MODEL.MASKPROP.INFERENCE.SUPPRESS_COVERED", 1.0,  # and its masks
     )
 
 
