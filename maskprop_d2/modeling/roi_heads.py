@@ -234,95 +234,74 @@ class MaskPropROIHeads(StandardROIHeads):
             clips: one ClipTargets per clip.
         """
         reduced = self.reduce_prop_features(features)
-        feat_hw = reduced.shape[-2:]
+        feat_hw = tuple(reduced.shape[-2:])
+        stride, size = self.mask_prop_stride, getattr(self.mask_prop_head, "roi_size", 0)
         if self.fine_crops:
-            return self._fine_propagation_losses(features, reduced, clips)
-        src_pos, dst_pos, src_masks, tgt_masks, pair_index, deltas = [], [], [], [], [], []
-        for clip in clips:
-            center_inst = clip.instances[clip.center]
-            n = len(center_inst)
-            if n == 0:
-                continue
-            src = self._source_masks(
-                features, center_inst, clip.frame_positions[clip.center], feat_hw
-            )
-            clip_deltas = clip.deltas or [-1] * len(clip.frame_positions)
-            for k, (pos, inst, d) in enumerate(
-                zip(clip.frame_positions, clip.instances, clip_deltas, strict=True)
-            ):
-                if k == clip.center and not self.train_center_rows:
-                    continue
-                pair_index.append(torch.full((n,), len(src_pos), dtype=torch.long))
-                deltas.append(torch.full((n,), d, dtype=torch.long))
-                src_pos.append(clip.frame_positions[clip.center])
-                dst_pos.append(pos)
-                src_masks.append(src)
-                tgt_masks.append(
-                    masks_to_feature_resolution(
-                        inst.gt_masks.tensor, feat_hw, self.mask_prop_stride
-                    )
-                )
-        if not src_pos:
+            # each centre instance's window (its box + margin) is fixed for the clip; sources
+            # and targets are image-resolution masks sampled on it
+
+            def source(clip, inst):
+                masks = self._source_masks_image(features, inst, clip)
+                box = boxes_from_masks(masks > BOX_MASK_THRESH).to(reduced.dtype)
+                win = self.prop_windows(box, feat_hw)
+                return masks_in_windows(masks, win, stride, size), win
+
+            def target(inst, win):
+                return masks_in_windows(inst.gt_masks.tensor, win, stride, size)
+
+        else:
+
+            def source(clip, inst):
+                pos = clip.frame_positions[clip.center]
+                return self._source_masks(features, inst, pos, feat_hw), None
+
+            def target(inst, _):
+                return masks_to_feature_resolution(inst.gt_masks.tensor, feat_hw, stride)
+
+        rows = self._propagation_rows(clips, source, target)
+        if not rows["src_pos"]:
             return {"loss_mask_prop": reduced.sum() * 0.0}
         dev = reduced.device
-        src_idx = torch.as_tensor(src_pos, device=dev)
-        dst_idx = torch.as_tensor(dst_pos, device=dev)
-        logits = self.propagate(
-            reduced[src_idx],
-            reduced[dst_idx],
-            torch.cat(src_masks).to(dev),
-            torch.cat(pair_index).to(dev),
-        )
-        tgt = torch.cat(tgt_masks).to(dev)
+        f_src = reduced[torch.as_tensor(rows["src_pos"], device=dev)]
+        f_dst = reduced[torch.as_tensor(rows["dst_pos"], device=dev)]
+        src, pair = torch.cat(rows["src"]).to(dev), torch.cat(rows["pair"]).to(dev)
+        if self.fine_crops:
+            logits = self.propagate_crops(f_src, f_dst, src, torch.cat(rows["ctx"]).to(dev), pair)
+        else:
+            logits = self.propagate(f_src, f_dst, src, pair)
+        tgt = torch.cat(rows["tgt"]).to(dev)
         loss = mask_prop_loss(logits, tgt)
-        self.log_soft_iou_by_delta(logits.detach(), tgt, torch.cat(deltas))
+        self.log_soft_iou_by_delta(logits.detach(), tgt, torch.cat(rows["delta"]))
         return {"loss_mask_prop": loss * self.mask_prop_loss_weight}
 
-    def _fine_propagation_losses(self, features, reduced, clips: List[ClipTargets]):
-        """``propagation_losses`` at the ROI crops' resolution: each centre instance's window
-        (its GT box + margin, ``prop_windows``) is fixed for the clip; source and target masks
-        are the image-resolution GT masks sampled on it (:func:`masks_in_windows`)."""
-        feat_hw = tuple(reduced.shape[-2:])
-        stride, size = self.mask_prop_stride, self.mask_prop_head.roi_size
-        src_pos, dst_pos, src_crops, tgt_crops, windows, pair_index, deltas = ([] for _ in range(7))
+    def _propagation_rows(self, clips: List[ClipTargets], source, target) -> Dict[str, list]:
+        """The rows of ``loss_mask_prop``, one per (centre instance, clip frame), in lists:
+        ``src_pos`` / ``dst_pos`` (one batch position per pair), ``src`` (the pair's source
+        masks), ``ctx`` (what ``source`` returned with them, e.g. windows), ``tgt``, ``pair``
+        and ``delta`` (per row). ``source(clip, centre_instances) -> (masks, ctx)``;
+        ``target(frame_instances, ctx) -> masks``."""
+        rows: Dict[str, list] = {k: [] for k in ("src_pos", "dst_pos", "src", "ctx", "tgt",
+                                                  "pair", "delta")}  # fmt: skip
         for clip in clips:
             center_inst = clip.instances[clip.center]
             n = len(center_inst)
             if n == 0:
                 continue
-            center_masks = self._source_masks_image(features, center_inst, clip)
-            box = boxes_from_masks(center_masks > BOX_MASK_THRESH).to(reduced.dtype)
-            win = self.prop_windows(box, feat_hw)
-            src = masks_in_windows(center_masks, win, stride, size)
+            src, ctx = source(clip, center_inst)
             clip_deltas = clip.deltas or [-1] * len(clip.frame_positions)
             for k, (pos, inst, d) in enumerate(
                 zip(clip.frame_positions, clip.instances, clip_deltas, strict=True)
             ):
                 if k == clip.center and not self.train_center_rows:
                     continue
-                pair_index.append(torch.full((n,), len(src_pos), dtype=torch.long))
-                deltas.append(torch.full((n,), d, dtype=torch.long))
-                src_pos.append(clip.frame_positions[clip.center])
-                dst_pos.append(pos)
-                src_crops.append(src)
-                windows.append(win)
-                tgt_crops.append(masks_in_windows(inst.gt_masks.tensor, win, stride, size))
-        if not src_pos:
-            return {"loss_mask_prop": reduced.sum() * 0.0}
-        dev = reduced.device
-        src_idx = torch.as_tensor(src_pos, device=dev)
-        dst_idx = torch.as_tensor(dst_pos, device=dev)
-        logits = self.propagate_crops(
-            reduced[src_idx],
-            reduced[dst_idx],
-            torch.cat(src_crops).to(dev),
-            torch.cat(windows).to(dev),
-            torch.cat(pair_index).to(dev),
-        )
-        tgt = torch.cat(tgt_crops).to(dev)
-        loss = mask_prop_loss(logits, tgt)
-        self.log_soft_iou_by_delta(logits.detach(), tgt, torch.cat(deltas))
-        return {"loss_mask_prop": loss * self.mask_prop_loss_weight}
+                rows["pair"].append(torch.full((n,), len(rows["src_pos"]), dtype=torch.long))
+                rows["delta"].append(torch.full((n,), d, dtype=torch.long))
+                rows["src_pos"].append(clip.frame_positions[clip.center])
+                rows["dst_pos"].append(pos)
+                rows["src"].append(src)
+                rows["ctx"].append(ctx)
+                rows["tgt"].append(target(inst, ctx))
+        return rows
 
     def _source_masks_image(self, features, inst: Instances, clip: ClipTargets) -> torch.Tensor:
         """(N, h, w) centre-frame masks at image resolution: GT, or the mask head's prediction on
