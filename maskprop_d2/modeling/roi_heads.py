@@ -209,6 +209,13 @@ class MaskPropROIHeads(StandardROIHeads):
         GT boxes for the GT classes (its inference forward, in eval mode, without gradient)."""
         if self.train_source_masks == "gt" or len(inst) == 0:
             return masks_to_feature_resolution(inst.gt_masks.tensor, feat_hw, self.mask_prop_stride)
+        probs = self._predicted_masks(features, inst, frame_pos)
+        boxes = inst.gt_boxes.tensor / self.mask_prop_stride
+        return paste_soft_masks(probs, boxes, feat_hw)
+
+    def _predicted_masks(self, features, inst: Instances, frame_pos: int) -> torch.Tensor:
+        """(N, M, M) the mask head's prediction on the GT boxes of the frame at ``frame_pos`` for
+        the GT classes (its inference forward, in eval mode, without gradient)."""
         feats = [features[f][frame_pos : frame_pos + 1] for f in self.mask_in_features]
         pred = Instances(inst.image_size, pred_classes=inst.gt_classes)
         was_training = self.mask_head.training
@@ -216,11 +223,9 @@ class MaskPropROIHeads(StandardROIHeads):
         try:
             with torch.no_grad():
                 x = self.mask_pooler(feats, [inst.gt_boxes])
-                probs = self.mask_head(x, [pred])[0].pred_masks[:, 0]  # (N, M, M)
+                return self.mask_head(x, [pred])[0].pred_masks[:, 0]
         finally:
             self.mask_head.train(was_training)
-        boxes = inst.gt_boxes.tensor / self.mask_prop_stride
-        return paste_soft_masks(probs, boxes, feat_hw)
 
     def propagation_losses(
         self, features: Dict[str, torch.Tensor], clips: List[ClipTargets]
@@ -309,17 +314,7 @@ class MaskPropROIHeads(StandardROIHeads):
         gt = inst.gt_masks.tensor
         if self.train_source_masks == "gt" or len(inst) == 0:
             return gt.float()
-        pos = clip.frame_positions[clip.center]
-        feats = [features[f][pos : pos + 1] for f in self.mask_in_features]
-        pred = Instances(inst.image_size, pred_classes=inst.gt_classes)
-        was_training = self.mask_head.training
-        self.mask_head.eval()
-        try:
-            with torch.no_grad():
-                x = self.mask_pooler(feats, [inst.gt_boxes])
-                probs = self.mask_head(x, [pred])[0].pred_masks[:, 0]  # (N, M, M)
-        finally:
-            self.mask_head.train(was_training)
+        probs = self._predicted_masks(features, inst, clip.frame_positions[clip.center])
         return paste_soft_masks(probs, inst.gt_boxes.tensor, gt.shape[-2:])
 
     @staticmethod
