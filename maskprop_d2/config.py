@@ -47,6 +47,10 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP = CN()
     # Also compute the Mask R-CNN losses on every sampled frame, not only on the centre frame.
     cfg.MODEL.MASKPROP.DETECTION_LOSS_ON_ALL_FRAMES = False
+    # Train only the propagation head, on a frozen detector loaded with MODEL.WEIGHTS (backbone,
+    # RPN, box and mask heads in eval mode, no detection losses): a propagation stage after
+    # joint training, as MaskTrack R-CNN's tracking head trains.
+    cfg.MODEL.MASKPROP.TRAIN_PROPAGATION_ONLY = False
 
     cfg.MODEL.ROI_MASK_PROP_HEAD = CN()
     # Name of the propagation head in ROI_MASK_PROP_HEAD_REGISTRY.
@@ -59,6 +63,14 @@ def add_maskprop_config(cfg):
     cfg.MODEL.ROI_MASK_PROP_HEAD.KERNEL_SIZE = 3
     # Residual blocks predicting the offsets from f_t - f_{t+delta}.
     cfg.MODEL.ROI_MASK_PROP_HEAD.NUM_RES_BLOCKS = 1
+    # What the offset branch sees: "difference" (f_t - f_{t+delta}, the paper) or "correlation"
+    # (the difference and a local correlation volume of the two frames' features).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.OFFSET_INPUT = "difference"
+    # Largest displacement (feature pixels, per axis) of the correlation volume.
+    cfg.MODEL.ROI_MASK_PROP_HEAD.CORRELATION_RADIUS = 3
+    # Add to the head's logits a learned affine map of the source mask warped by the offsets of
+    # the deformable conv's centre tap (not in the paper; zero-initialised).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.MASK_WARP = False
     # ROI mode: run the deformable conv on ROI_SIZE x ROI_SIZE windows around each source
     # instance (0 = over the whole frame; same result inside a window, much cheaper).
     cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE = 16

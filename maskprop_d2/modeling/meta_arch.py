@@ -54,7 +54,21 @@ class MaskProp(GeneralizedRCNN):
     """
 
     @configurable
-    def __init__(self, *, detection_loss_on_all_frames: bool = False, **kwargs):
+    def __init__(
+        self,
+        *,
+        detection_loss_on_all_frames: bool = False,
+        train_propagation_only: bool = False,
+        **kwargs,
+    ):
+        """
+        Args:
+            detection_loss_on_all_frames: Mask R-CNN losses on every frame of a clip, not only
+                on its centre frame.
+            train_propagation_only: a propagation stage on a frozen detector: only
+                ``roi_heads.mask_prop_head`` trains (``loss_mask_prop`` alone), the rest stays
+                frozen and in eval mode.
+        """
         super().__init__(**kwargs)
         if not hasattr(self.roi_heads, "propagation_losses"):
             raise ValueError(
@@ -62,12 +76,38 @@ class MaskProp(GeneralizedRCNN):
                 "MaskPropROIHeads), got {}".format(type(self.roi_heads).__name__)
             )
         self.detection_loss_on_all_frames = detection_loss_on_all_frames
+        self.train_propagation_only = train_propagation_only
+        self._trainable = None  # name of the only trainable submodule (frozen stages)
+        if train_propagation_only:
+            self._freeze_all_but("roi_heads.mask_prop_head")
 
     @classmethod
     def from_config(cls, cfg):
         ret = super().from_config(cfg)
         ret["detection_loss_on_all_frames"] = cfg.MODEL.MASKPROP.DETECTION_LOSS_ON_ALL_FRAMES
+        ret["train_propagation_only"] = cfg.MODEL.MASKPROP.TRAIN_PROPAGATION_ONLY
         return ret
+
+    def _freeze_all_but(self, module_name: str) -> None:
+        """Freeze every parameter outside submodule ``module_name``; in training mode the frozen
+        parts stay in eval mode (batch-norm statistics included), see :meth:`train`."""
+        self._trainable = module_name
+        prefix = module_name + "."
+        for name, p in self.named_parameters():
+            if not name.startswith(prefix):
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        """With a frozen stage, training mode reaches only the trainable submodule (and the ROI
+        heads' flag, which selects their training path); everything else stays in eval mode."""
+        super().train(mode)
+        if mode and self._trainable is not None:
+            for m in self.modules():
+                m.training = False
+            self.training = True
+            self.roi_heads.training = True
+            self.get_submodule(self._trainable).train()
+        return self
 
     def forward(self, batched_inputs: List[Dict]):
         if not self.training:
@@ -145,6 +185,10 @@ class MaskProp(GeneralizedRCNN):
 
     def _forward_clips(self, clips: List[Dict]) -> Dict[str, torch.Tensor]:
         frames, gt_instances, targets = self._flatten_clips(clips)
+        if self.train_propagation_only:
+            with torch.no_grad():
+                features = self.backbone(self.preprocess_image(frames).tensor)
+            return self.roi_heads.propagation_losses(features, targets)
         images = self.preprocess_image(frames)
         features = self.backbone(images.tensor)
 
@@ -189,26 +233,18 @@ class MaskTrackRCNN(MaskProp):
 
     @configurable
     def __init__(self, **kwargs):
+        if kwargs.get("train_propagation_only"):
+            raise ValueError(
+                "MODEL.MASKPROP.TRAIN_PROPAGATION_ONLY trains MaskProp's propagation head; "
+                "MaskTrackRCNN trains only its tracking head"
+            )
         super().__init__(**kwargs)
         if not hasattr(self.roi_heads, "tracking_losses"):
             raise ValueError(
                 "MaskTrackRCNN needs ROI heads with a tracking head (MODEL.ROI_HEADS.NAME: "
                 "MaskTrackROIHeads), got {}".format(type(self.roi_heads).__name__)
             )
-        for name, p in self.named_parameters():
-            if not name.startswith("roi_heads.track_head."):
-                p.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        """Training mode for the tracking head only; the frozen detector stays in eval mode."""
-        super().train(mode)
-        if mode:
-            for m in self.modules():
-                m.training = False
-            self.training = True
-            self.roi_heads.training = True
-            self.roi_heads.track_head.train()
-        return self
+        self._freeze_all_but("roi_heads.track_head")
 
     def forward(self, batched_inputs: List[Dict]):
         if self.training and not isinstance(batched_inputs[0].get("image"), (list, tuple)):

@@ -6,7 +6,11 @@ Propagating instance ``i`` of frame ``t`` to frame ``t+δ`` (one "pair" = (t, t+
    frame; the result can be cached and reused by every pair that frame belongs to.
 2. ``offsets``: residual block(s) on ``f_t - f_{t+δ}`` followed by a 3×3 conv to ``2k²`` channels
    (one (dy, dx) pair per kernel tap, torchvision's layout), zero-initialised so propagation starts
-   as the identity motion. Computed once per pair and shared by every instance of the pair.
+   as the identity motion. Computed once per pair and shared by every instance of the pair. With
+   ``offset_input="correlation"`` (not in the paper) the blocks also see a local correlation
+   volume: for each target cell, the cosine similarity of its feature with the source features
+   at every displacement within ``correlation_radius`` cells, (2r+1)² channels, the classical
+   motion cue of optical-flow networks; a 1×1 conv maps [difference, correlation] to D channels.
 3. ``forward``: instance feature ``M_t^i ⊙ f_t``; ``g = deform_conv2d(M ⊙ f_t, O_{t,t+δ})`` for all
    (instance, pair) rows in one batched call; ``φ = ReLU(g + f_{t+δ})``; instance-agnostic
    attention ``A = sigmoid(conv3×3(f_{t+δ}))``; ``logits = conv1×1(φ · A)``.
@@ -46,6 +50,8 @@ __all__ = [
     "MaskPropagationHead",
     "masks_in_windows",
     "box_masks_in_windows",
+    "local_correlation",
+    "warp_by_offsets",
 ]
 
 ROI_MASK_PROP_HEAD_REGISTRY = Registry("ROI_MASK_PROP_HEAD")
@@ -109,6 +115,9 @@ class MaskPropagationHead(nn.Module):
         roi_size: int = 0,
         roi_margin: float = 4.0,
         roi_min_window: float = 0.0,
+        offset_input: str = "difference",
+        correlation_radius: int = 3,
+        mask_warp: bool = False,
     ):
         """
         Args:
@@ -120,6 +129,13 @@ class MaskPropagationHead(nn.Module):
             roi_margin: motion margin (feature pixels) added around each source box in ROI mode.
             roi_min_window: smallest window side (feature pixels) in ROI mode; 0 = ``roi_size``.
                 Below ``roi_size``, small windows are sampled finer than the feature grid.
+            offset_input: what the offset branch sees: "difference" (``f_t - f_{t+δ}``, the
+                paper) or "correlation" (the difference and a local correlation volume).
+            correlation_radius: r, the largest displacement (feature pixels) the correlation
+                volume covers, per axis.
+            mask_warp: add to the logits a learned affine map of the source mask warped by the
+                centre kernel tap's offsets (the displacement the deformable conv samples the
+                source at); zero-initialised, so the head starts as without it.
         """
         super().__init__()
         if kernel_size % 2 != 1:
@@ -139,6 +155,19 @@ class MaskPropagationHead(nn.Module):
         nn.init.kaiming_normal_(self.reduce_conv.weight, mode="fan_out", nonlinearity="relu")
         nn.init.zeros_(self.reduce_conv.bias)
 
+        if offset_input not in ("difference", "correlation"):
+            raise ValueError(
+                "offset_input must be 'difference' or 'correlation', got {!r}".format(offset_input)
+            )
+        if correlation_radius < 0:
+            raise ValueError("correlation_radius must be >= 0, got {}".format(correlation_radius))
+        self.offset_input = offset_input
+        self.correlation_radius = int(correlation_radius)
+        if offset_input == "correlation":
+            n_corr = (2 * self.correlation_radius + 1) ** 2
+            self.offset_in = nn.Conv2d(conv_dim + n_corr, conv_dim, 1)
+            nn.init.kaiming_normal_(self.offset_in.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(self.offset_in.bias)
         self.offset_blocks = nn.Sequential(*[_ResBlock(conv_dim) for _ in range(num_res_blocks)])
         self.offset_conv = nn.Conv2d(conv_dim, 2 * kernel_size * kernel_size, 3, padding=1)
         nn.init.zeros_(self.offset_conv.weight)  # zero offsets: propagation starts as identity
@@ -156,6 +185,10 @@ class MaskPropagationHead(nn.Module):
         nn.init.normal_(self.predictor.weight, std=0.01)
         nn.init.zeros_(self.predictor.bias)
 
+        self.mask_warp = bool(mask_warp)
+        if self.mask_warp:
+            self.warp_gain = nn.Parameter(torch.zeros(2))  # logit += a * warped + b
+
     @classmethod
     def from_config(cls, cfg, input_shape: ShapeSpec):
         c = cfg.MODEL.ROI_MASK_PROP_HEAD
@@ -167,6 +200,9 @@ class MaskPropagationHead(nn.Module):
             "roi_size": c.ROI_SIZE,
             "roi_margin": c.ROI_MARGIN,
             "roi_min_window": c.ROI_MIN_WINDOW,
+            "offset_input": c.OFFSET_INPUT,
+            "correlation_radius": c.CORRELATION_RADIUS,
+            "mask_warp": c.MASK_WARP,
         }
         return ret
 
@@ -181,7 +217,11 @@ class MaskPropagationHead(nn.Module):
         Channel ``2(i·k + j)`` is the dy and ``2(i·k + j) + 1`` the dx (feature pixels) of kernel
         tap (i, j), as ``torchvision.ops.deform_conv2d`` expects.
         """
-        return self.offset_conv(self.offset_blocks(f_src - f_dst))
+        x = f_src - f_dst
+        if self.offset_input == "correlation":
+            corr = local_correlation(f_dst, f_src, self.correlation_radius)
+            x = F.relu(self.offset_in(torch.cat([x, corr], dim=1)))
+        return self.offset_conv(self.offset_blocks(x))
 
     def attention(self, f_dst: torch.Tensor) -> torch.Tensor:
         """(P, D, H, W) target reduced features -> (P, 1, H, W) instance-agnostic attention."""
@@ -199,10 +239,16 @@ class MaskPropagationHead(nn.Module):
             x, offset = x.to(w.dtype), offset.to(w.dtype)
         return deform_conv2d(x, offset, w, self.deform_bias, padding=(p, p))
 
-    def _segment(self, g, f_dst_rows, att_rows):
-        """(N, D, h, w) propagated / target features, (N, 1, h, w) attention -> (N, h, w) logits."""
+    def _segment(self, g, f_dst_rows, att_rows, src_masks, offset_rows):
+        """(N, D, h, w) propagated / target features, (N, 1, h, w) attention, (N, h, w) source
+        masks, (N, 2k², h, w) offsets (pixels of this map) -> (N, h, w) logits."""
         phi = F.relu(g + f_dst_rows)
-        return self.predictor(phi * att_rows)[:, 0]
+        logits = self.predictor(phi * att_rows)[:, 0]
+        if self.mask_warp:
+            c = self.kernel_size * self.kernel_size // 2  # the centre tap
+            warped = warp_by_offsets(src_masks.to(logits.dtype), offset_rows[:, 2 * c : 2 * c + 2])
+            logits = logits + self.warp_gain[0] * warped + self.warp_gain[1]
+        return logits
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -240,8 +286,9 @@ class MaskPropagationHead(nn.Module):
             offsets = self.offsets(f_src, f_dst)
         att = self.attention(f_dst)
         x = masks[:, None].to(f_src.dtype) * f_src[pair_index]
-        g = self.deform(x, offsets[pair_index])
-        return self._segment(g, f_dst[pair_index], att[pair_index])
+        off = offsets[pair_index]
+        g = self.deform(x, off)
+        return self._segment(g, f_dst[pair_index], att[pair_index], masks, off)
 
     # ------------------------------------------------------------------ ROI mode
     def roi_windows(self, boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
@@ -321,8 +368,9 @@ class MaskPropagationHead(nn.Module):
         scale = s / (windows[:, 2:] - windows[:, :2])  # (N, 2): (sx, sy)
         k2 = self.kernel_size * self.kernel_size
         off = off.view(n, k2, 2, s, s) * scale.flip(1).view(n, 1, 2, 1, 1)  # (dy, dx) order
-        g = self.deform(x, off.view(n, 2 * k2, s, s))
-        crops = self._segment(g, crop(f_dst, rois), crop(att, rois))
+        off = off.view(n, 2 * k2, s, s)
+        g = self.deform(x, off)
+        crops = self._segment(g, crop(f_dst, rois), crop(att, rois), src_crops, off)
         return crops, windows
 
     def paste(
@@ -348,6 +396,43 @@ class MaskPropagationHead(nn.Module):
         )[:, 0]
         inside = (gx.abs() <= 1)[:, None, :] & (gy.abs() <= 1)[:, :, None]
         return torch.where(inside, out, out.new_tensor(OUTSIDE_LOGIT))
+
+
+def warp_by_offsets(masks: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """(N, h, w) masks, (N, 2, h, w) (dy, dx) offsets in pixels -> (N, h, w): cell p takes the
+    mask's bilinear value at ``p + offset(p)`` (0 outside the map), as ``deform_conv2d`` samples."""
+    n, h, w = masks.shape
+    ys = torch.arange(h, device=masks.device, dtype=offset.dtype)
+    xs = torch.arange(w, device=masks.device, dtype=offset.dtype)
+    gx = 2 * (xs[None, None, :] + offset[:, 1] + 0.5) / w - 1
+    gy = 2 * (ys[None, :, None] + offset[:, 0] + 0.5) / h - 1
+    grid = torch.stack([gx, gy], dim=-1)
+    return F.grid_sample(masks[:, None], grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)[:, 0]  # fmt: skip
+
+
+def local_correlation(f_a: torch.Tensor, f_b: torch.Tensor, radius: int) -> torch.Tensor:
+    """Cosine similarity of each cell of ``f_a`` with the cells of ``f_b`` around it.
+
+    Args:
+        f_a, f_b: (P, D, H, W) feature maps.
+        radius: r, the largest displacement per axis.
+    Returns:
+        (P, (2r+1)², H, W): channel ``(dy + r)·(2r+1) + (dx + r)`` holds
+        ``cos(f_a[y, x], f_b[y + dy, x + dx])`` (0 where the displaced cell is outside the map).
+    """
+    a = F.normalize(f_a, dim=1, eps=1e-6)
+    b = F.normalize(f_b, dim=1, eps=1e-6)
+    h, w = a.shape[-2:]
+    r = radius
+    b = F.pad(b, (r, r, r, r))
+    # one product per displacement, (2r+1)² of them: a loop over offsets, not over pixels
+    out = [
+        (a * b[:, :, dy : dy + h, dx : dx + w]).sum(1)
+        for dy in range(2 * r + 1)
+        for dx in range(2 * r + 1)
+    ]
+    return torch.stack(out, dim=1)
 
 
 def masks_in_windows(masks: torch.Tensor, windows: torch.Tensor, stride: int, size: int):
