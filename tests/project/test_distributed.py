@@ -328,3 +328,38 @@ def test_train_net_under_an_unjoinable_launcher_stops_before_training(tmp_path):
     assert rc != 0
     assert "DistributedSetupError" in out and "RANK, LOCAL_RANK" in out, out[-3000:]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("public", [False, True], ids=["v0.6 glue", "detectron2 function"])
+def test_launch_under_a_launcher_makes_the_local_group(monkeypatch, public):
+    """Rank 0 of 2 on one machine, the process group faked (no second process): the local group
+    comes from detectron2's ``comm.create_local_process_group`` when it has one, else from the
+    v0.6 glue (``dist.new_group`` of this machine's ranks), which clears it afterwards."""
+    from detectron2.utils import comm
+
+    env = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(mdist.dist, "init_process_group", lambda *a, **k: calls.append("init"))
+    monkeypatch.setattr(mdist.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    monkeypatch.setattr(mdist.dist, "new_group", lambda ranks: ("group", tuple(ranks)))
+    monkeypatch.setattr(comm, "_LOCAL_PROCESS_GROUP", None)
+    if public:
+        monkeypatch.setattr(comm, "create_local_process_group",
+                            lambda n: calls.append(("local group", n)), raising=False)  # fmt: skip
+    else:
+        monkeypatch.delattr(comm, "create_local_process_group", raising=False)
+
+    def main():
+        calls.append(("main", comm._LOCAL_PROCESS_GROUP))
+        return 7
+
+    assert mdist.launch(main, 1) == 7
+    if public:
+        assert calls == ["init", ("local group", 2), ("main", None), "destroy"]
+    else:
+        assert calls == ["init", ("main", ("group", (0, 1))), "destroy"]
+    assert comm._LOCAL_PROCESS_GROUP is None
