@@ -385,7 +385,9 @@ def main(argv=None):
                 ranks.append(json.load(f))
     finally:
         if made_work and not a.keep:
-            shutil.rmtree(a.work, ignore_errors=True)
+            shutil.rmtree(a.work, ignore_errors=True)  # the temporary folder made above
+        else:
+            print("the dataset and the run's output are in " + a.work, flush=True)
     rep.add("Training command the tool ran ({} s in all, start-up and the final checkpoint "
             "included):".format(_f(train_s)), "",
             "```", "OMP_NUM_THREADS=1 torchrun " + shlex.join(

@@ -190,10 +190,17 @@ def test_two_process_resume_gives_the_same_weights(trained, data, tmp_path):
     assert "model_0000001.pth" in log
     ckpt = torch.load(str(out / "model_0000001.pth"), map_location="cpu", weights_only=True)
     opt_state = ckpt["trainer"]["_trainer"]["optimizer"]["state"]
-    assert any("momentum_buffer" in s for s in opt_state.values())  # what --resume restores
+    assert ckpt["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 2
     start = _weights(out / "model_0000001.pth")
     whole, resumed = _weights(work / "two" / "model_final.pth"), _weights(out / "model_final.pth")
-    assert _rel_diff(whole, resumed, start) < 1e-4
+    # Without the momentum buffers the resumed step would lack lr x momentum x buffer: 58 % of
+    # the step here. Seen with them: 1.8e-4 (the resumed run's first batch is split over the
+    # ranks in another order: rounding, and the sync-BN statistics' summation order).
+    step = sum(float(((whole[k] - start[k]) ** 2).sum()) for k in whole) ** 0.5
+    lost = 0.002 * 0.9 * sum(float((s["momentum_buffer"].double() ** 2).sum())
+                             for s in opt_state.values()) ** 0.5  # fmt: skip
+    assert lost > 0.1 * step
+    assert _rel_diff(whole, resumed, start) < 2e-3
 
 
 @pytest.mark.slow
