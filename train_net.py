@@ -16,6 +16,7 @@ if __name__ in ("__main__", "__mp_main__"):
     quiet_known_warnings()
 
 import functools
+import logging
 import os
 import sys
 
@@ -44,6 +45,28 @@ class Trainer(DefaultTrainer):
     def build_hooks(self):
         use_atomic_checkpointer(self)  # atomic saves; --resume falls back to a readable file
         return super().build_hooks()
+
+    # detectron2 v0.6's DefaultTrainer checkpoints the iteration and the hooks' state (the LR
+    # scheduler) but not its inner trainer's: the optimizer (SGD momentum, AdamW moments) and
+    # AMP's grad scaler. Later versions add them under "_trainer", as done here.
+    _D2_SAVES_TRAINER_STATE = "state_dict" in DefaultTrainer.__dict__
+
+    def state_dict(self):
+        ret = super().state_dict()
+        if not self._D2_SAVES_TRAINER_STATE:
+            ret["_trainer"] = self._trainer.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        if self._D2_SAVES_TRAINER_STATE:
+            return
+        if "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+        else:  # a checkpoint written before the optimizer was saved
+            logging.getLogger("maskprop_d2").warning(
+                "the checkpoint holds no optimizer state: the optimizer restarts from zero "
+                "(SGD momentum, AdamW moments) at iteration %d", self.iter + 1)
 
     @classmethod
     def build_optimizer(cls, cfg, model):

@@ -15,10 +15,12 @@ process group) and in one ``main(args)`` call per process:
 
 What detectron2 v0.6 lacks for the second way, and what this module adds (each skipped where the
 installed detectron2 has it): the local (per-machine) process group that ``comm.get_local_rank``
-reads (``comm.create_local_process_group`` in later detectron2); a ``DistributedDataParallel``
-for a model on the CPU (detectron2's ``create_ddp_model`` passes ``device_ids=[local_rank]``,
-which DDP refuses for a CPU module) that tolerates parameters without a gradient in an
-iteration (an empty clip, a frozen detector, a branch a config skips): ``project_ddp()``.
+reads (made with detectron2's public ``comm.create_local_process_group`` where it exists, as on
+its main branch; v0.6 has no public API for it, so this module sets ``comm``'s group itself); a
+``DistributedDataParallel`` for a model on the CPU (detectron2's ``create_ddp_model`` passes
+``device_ids=[local_rank]``, which DDP refuses for a CPU module) that tolerates parameters without
+a gradient in an iteration (an empty clip, a frozen detector, a branch a config skips):
+``project_ddp()``.
 """
 
 import importlib
@@ -131,10 +133,16 @@ def launcher_env(env: Optional[Mapping[str, str]] = None) -> Optional[LauncherEn
 
 
 def _create_local_process_group(job: LauncherEnv) -> None:
-    """``comm._LOCAL_PROCESS_GROUP``: the ranks of this machine (every rank creates every group,
-    as ``dist.new_group`` requires)."""
-    if hasattr(comm, "create_local_process_group"):  # later detectron2
-        comm.create_local_process_group(job.local_world_size)
+    """The local (per-machine) process group that ``comm.get_local_rank`` reads.
+
+    detectron2's public ``comm.create_local_process_group`` where the installed detectron2 has
+    it (after v0.6). v0.6 glue, skipped when detectron2 provides that function: the same groups
+    (every rank creates every group, as ``dist.new_group`` requires), set in ``comm``'s module
+    state, for which v0.6 has no public API.
+    """
+    create = getattr(comm, "create_local_process_group", None)
+    if create is not None:
+        create(job.local_world_size)
         return
     if comm._LOCAL_PROCESS_GROUP is not None:
         raise DistributedSetupError("detectron2's local process group already exists")
@@ -143,6 +151,14 @@ def _create_local_process_group(job: LauncherEnv) -> None:
         group = dist.new_group(ranks)
         if m == job.machine_rank:
             comm._LOCAL_PROCESS_GROUP = group
+
+
+def _forget_local_process_group() -> None:
+    """After the process group is destroyed. v0.6 glue (see :func:`_create_local_process_group`):
+    clears the group it set, so that a later join in the same process can set it again; skipped
+    when detectron2 creates the group itself (its ``launch`` does not clear it either)."""
+    if not hasattr(comm, "create_local_process_group"):
+        comm._LOCAL_PROCESS_GROUP = None
 
 
 def _join(job: LauncherEnv, timeout: timedelta) -> None:
@@ -217,7 +233,7 @@ def launch(
         return main_func(*args)
     finally:
         dist.destroy_process_group()
-        comm._LOCAL_PROCESS_GROUP = None
+        _forget_local_process_group()
 
 
 def create_ddp_model(model: torch.nn.Module, **kwargs) -> torch.nn.Module:

@@ -51,14 +51,19 @@ def save_random_checkpoint(config_file, path, seed=0):
     return str(path)
 
 
-def make_clip(n_frames=3, h=64, w=96, center=1, absent=(2, 1)):
+def make_clip(n_frames=3, h=64, w=96, center=1, absent=(2, 1), shift=0, textured=False):
     """A training clip (what ClipDatasetMapper gives): two squares moving right; object
-    `absent[1]` is missing in frame `absent[0]`."""
+    `absent[1]` is missing in frame `absent[0]`. Object 0 starts `shift` px further right;
+    `textured`: a random background (seeded by `shift`) instead of a flat one."""
+    g = torch.Generator().manual_seed(shift)
     images, insts = [], []
     for f in range(n_frames):
-        img = torch.full((3, h, w), 60, dtype=torch.uint8)
+        if textured:
+            img = torch.randint(40, 80, (3, h, w), generator=g, dtype=torch.uint8)
+        else:
+            img = torch.full((3, h, w), 60, dtype=torch.uint8)
         masks = torch.zeros(2, h, w, dtype=torch.bool)
-        masks[0, 10:30, 5 + 3 * f : 25 + 3 * f] = True
+        masks[0, 10:30, 5 + 3 * f + shift : 25 + 3 * f + shift] = True
         masks[1, 35:55, 50 + 2 * f : 66 + 2 * f] = True
         ids = torch.tensor([3, 7])
         if f == absent[0]:

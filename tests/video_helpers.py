@@ -1,8 +1,10 @@
 """Shared by the video inference tests: a tiny random-weight model that detects, a video, and a
-counter of a module's forward passes (the trackers' backbone passes)."""
+counter of a module's forward passes (the trackers' backbone passes); a short video file."""
 
 import contextlib
 
+import cv2
+import numpy as np
 import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
@@ -51,3 +53,16 @@ def drifting_video(n, h=64, w=96, seed=0):
         {"image": torch.roll(base, shifts=2 * i, dims=2), "height": 2 * h, "width": 2 * w}
         for i in range(n)
     ]
+
+
+def write_video(path, n=14, w=120, h=80, fps=7.0, fourcc="mp4v"):
+    """A short video file: a disc moving right over a fixed random background."""
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert vw.isOpened()
+    rng = np.random.RandomState(0)
+    bg = rng.randint(0, 255, (h, w, 3)).astype(np.uint8)
+    for i in range(n):
+        f = bg.copy()
+        cv2.circle(f, (20 + 5 * i, 40), 12, (0, 200, 255), -1)
+        vw.write(f)
+    vw.release()

@@ -123,27 +123,19 @@ _PROFILES = {
         second_occlusion=True,
         noise=9.0,
     ),
-    # standard motion and noise; every video has a long occlusion (a second one when there is
-    # room): the occluder arrives, stays over its target for `hold` frames, then leaves
-    "occlusion": dict(
-        default_max_objects=4,
-        default_length=64,
-        min_objects_frac=0.75,
-        radius=(0.07, 0.15),
-        small_radius=(0.06, 0.09),
-        speed=(0.4, 2.0),
-        accel=0.08,
-        scale_rate=0.025,
-        spin=0.08,
-        occluder_speed=(1.8, 3.0),
-        hidden_halfwidth=(1, 1),
-        hold=(6, 38),  # frames the occluder stays on its target (hidden 8-40 frames in all)
-        p_occlusion=1.0,
-        p_crossing=0.0,
-        second_occlusion=True,
-        noise=5.0,
-    ),
 }
+# standard motion and noise; every video has a long occlusion (a second one when there is room):
+# the occluder arrives, stays over its target for `hold` frames, then leaves
+_PROFILES["occlusion"] = dict(
+    _PROFILES["standard"],
+    default_length=64,
+    min_objects_frac=0.75,
+    hidden_halfwidth=(1, 1),
+    hold=(6, 38),  # frames the occluder stays on its target (hidden 8-40 frames in all)
+    p_occlusion=1.0,
+    p_crossing=0.0,
+    second_occlusion=True,
+)
 
 
 def DEFAULT_SYNTHETIC_ROOT() -> str:  # noqa: N802 (name requested by the project)

@@ -20,20 +20,21 @@ Splits whose JSON has no top-level ``"annotations"`` (the public val/test sets) 
 **without** an ``"annotations"`` key, so downstream code can tell "no ground truth" from
 "no objects".
 
-Annotation keys ``id``, ``video_id``, ``category_id`` and ``segmentations`` are required;
-``bboxes`` and ``areas`` are optional (a missing or ``null`` box is computed from the mask) and
-``iscrowd`` defaults to 0. Problems of the top level and the categories raise ``ValueError``
-(``FileNotFoundError`` for missing files); problems of videos and annotations (sizes, ids,
-lengths, RLE size / counts syntax and total, polygons, boxes) are collected over the whole file and
-raised together as a ``DatasetValidationError`` naming the JSON file, the video/annotation id, the
-frame and the field. Nothing is dropped silently: ``drop_invalid=True`` (``DATASETS.DROP_INVALID``)
-drops the videos with problems and logs them.
+The field rules (types, ranges, ids, RLE and polygon checks, the messages) are those of
+:mod:`maskprop_d2.utils.ytvis_fields`, which the evaluator applies too. Annotation keys ``id``,
+``video_id``, ``category_id`` and ``segmentations`` are required; ``bboxes`` and ``areas`` are
+optional (a missing or ``null`` box is computed from the mask) and ``iscrowd`` defaults to 0.
+A video needs ``file_names`` (its ``length`` defaults to their number). Problems of the top
+level and the categories raise ``ValueError`` (``FileNotFoundError`` for missing files);
+problems of videos and annotations (sizes, ids, lengths, RLE size / counts syntax and total,
+polygons, boxes) are collected over the whole file and raised together as a
+``DatasetValidationError`` naming the JSON file, the video/annotation id, the frame and the
+field. Nothing is dropped silently: ``drop_invalid=True`` (``DATASETS.DROP_INVALID``) drops the
+videos with problems and logs them.
 """
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 from typing import Any, Dict, List, Optional
 
@@ -41,6 +42,7 @@ import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
+from ..utils import ytvis_fields as fields
 from ..utils.rle import rle_totals
 from .validation import DatasetValidationError, Problem, drop_or_raise, read_json_file
 
@@ -48,10 +50,6 @@ __all__ = ["load_ytvis_json", "register_ytvis_instances", "distinct_colors"]
 
 logger = logging.getLogger(__name__)
 
-_VIDEO_KEYS = ("id", "width", "height", "length", "file_names")
-_ANNO_KEYS = ("id", "video_id", "category_id", "segmentations")
-_CATEGORY_KEYS = ("id", "name")
-_MAX_SIDE = 16384  # largest video height / width accepted (a mask is height * width bytes)
 _RLE_CHUNK = 500  # compressed RLE strings checked per vectorised call
 
 
@@ -96,28 +94,11 @@ def _frame_path_problem(fn: str) -> Optional[str]:
     return None
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _is_id(x: Any) -> bool:
-    return _is_int(x) or isinstance(x, str)
-
-
-def _is_finite(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _int_field(
-    d: dict, key: str, json_file: str, where: str, minimum: int = 1, maximum: int = 2**31
-) -> int:
-    val = d[key]
-    if not _is_int(val) or not minimum <= val <= maximum:
-        raise _err(
-            json_file, f"{where}, field '{key}'",
-            f"expected an integer in [{minimum}, {maximum}], got {val!r}",
-        )
-    return int(val)
+def _raise_first(json_file: str, where: str, *problems: Optional[str]) -> None:
+    """Raise the first problem (a text of :mod:`..utils.ytvis_fields`) that is not None."""
+    for problem in problems:
+        if problem:
+            raise _err(json_file, where, problem)
 
 
 def _check_segmentation(seg: Any, h: int, w: int, json_file: str, where: str) -> Optional[str]:
@@ -125,50 +106,13 @@ def _check_segmentation(seg: Any, h: int, w: int, json_file: str, where: str) ->
 
     Returns compressed RLE counts (str/bytes), whose syntax and total are checked in one
     vectorised pass by the caller, or None. Raises ``_Invalid`` for every other problem."""
-    if isinstance(seg, dict):
-        if "size" not in seg or "counts" not in seg:
-            raise _err(json_file, where, "RLE segmentation must have 'size' and 'counts'")
-        size = seg["size"]
-        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(map(_is_int, size)):
-            raise _err(json_file, where, f"RLE 'size' must be [height, width], got {size!r}")
-        size = [int(x) for x in size]
-        if size != [h, w]:
-            raise _err(
-                json_file, where, f"mask size {size} != video size [height, width] = {[h, w]}"
-            )
-        counts = seg["counts"]
-        if isinstance(counts, list):
-            if not (
-                all(type(c) is int for c in counts) or all(map(_is_int, counts))
-            ) or (counts and min(counts) < 0):
-                raise _err(json_file, where, "uncompressed RLE counts must be non-negative ints")
-            if sum(counts) != h * w:
-                raise _err(
-                    json_file, where,
-                    f"uncompressed RLE counts sum to {sum(counts)}, expected {h * w} (= h*w)",
-                )
-            return None
-        if isinstance(counts, (str, bytes)):
-            return counts
-        raise _err(
-            json_file, where, f"RLE counts must be str or list, got {type(counts).__name__}"
-        )
-    if isinstance(seg, list):
-        if len(seg) == 0:
-            raise _err(json_file, where, "empty polygon list (use null for an absent object)")
-        for poly in seg:
-            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
-                raise _err(
-                    json_file, where,
-                    "polygon must be a flat list [x0, y0, x1, y1, ...] of >= 3 points",
-                )
-            if not all(map(_is_finite, poly)):
-                raise _err(json_file, where, "polygon coordinates must be finite numbers")
-            xs, ys = poly[0::2], poly[1::2]
-            if min(xs) < -w or max(xs) > 2 * w or min(ys) < -h or max(ys) > 2 * h:
-                raise _err(json_file, where, "polygon coordinates far outside the frame")
-        return None
-    raise _err(json_file, where, f"segmentation must be an RLE dict or polygons, got {seg!r}")
+    _raise_first(json_file, where, fields.segmentation_problem(seg, h, w))
+    counts = seg["counts"] if isinstance(seg, dict) else None
+    if not isinstance(counts, list):
+        return counts
+    _raise_first(json_file, where, fields.count_list_problem(counts)
+                 or fields.rle_total_problem(sum(counts), h, w, compressed=False))  # fmt: skip
+    return None
 
 
 def _bbox_from_segmentation(seg: Any, h: int, w: int) -> List[float]:
@@ -182,12 +126,12 @@ def _bbox_from_segmentation(seg: Any, h: int, w: int) -> List[float]:
     return [float(x) for x in mask_util.toBbox(rle)]
 
 
-def _require(d: dict, keys, json_file: str, where: str) -> None:
-    if not isinstance(d, dict):
-        raise _err(json_file, where, f"expected an object, got {type(d).__name__}")
-    missing = [k for k in keys if k not in d]
-    if missing:
-        raise _err(json_file, where, f"missing key(s) {missing}")
+def _check_object(d: Any, json_file: str, where: str, required=()) -> None:
+    """An object with an integer ``id`` and the ``required`` keys; raises :class:`_Invalid`."""
+    _raise_first(json_file, where, fields.object_problem(d))
+    missing = [k for k in required if k not in d]
+    _raise_first(json_file, where, fields.id_problem(d),
+                 "missing key(s) {}".format(missing) if missing else None)  # fmt: skip
 
 
 def _require_list(data: dict, key: str, json_file: str) -> list:
@@ -206,21 +150,15 @@ def _load_categories(data: dict, json_file: str):
     Returns (cat_ids, names, id_map): the JSON category ids sorted, their names by id, and
     JSON id -> contiguous id.
     """
-    cat_ids = []
     names = {}
     for i, cat in enumerate(_require_list(data, "categories", json_file)):
-        _require(cat, _CATEGORY_KEYS, json_file, f"categories[{i}]")
+        _check_object(cat, json_file, f"categories[{i}]", required=("name",))
         cid = cat["id"]
-        if not _is_id(cid):
-            raise _err(json_file, f"categories[{i}], field 'id'", f"bad category id {cid!r}")
         if cid in names:
             raise _err(json_file, f"category id {cid}", "duplicate category id")
+        _raise_first(json_file, f"category id {cid}", *fields.category_problems(cat))
         names[cid] = cat["name"]
-        cat_ids.append(cid)
-    try:
-        cat_ids.sort()
-    except TypeError:
-        raise _err(json_file, "categories", "category ids mix numbers and strings") from None
+    cat_ids = sorted(names)
     id_map = {cid: i for i, cid in enumerate(cat_ids)}
     return cat_ids, names, id_map
 
@@ -228,31 +166,18 @@ def _load_categories(data: dict, json_file: str):
 def _video_record(vid: Any, vid_id: Any, where: str, json_file: str, image_root_abs: str,
                   by_id: Dict[Any, Dict[str, Any]]) -> Dict[str, Any]:
     """The record (no annotations yet) of one ``videos`` entry; raises :class:`_Invalid`."""
-    _require(vid, _VIDEO_KEYS, json_file, where)
-    if vid_id is None:
-        raise _err(json_file, f"{where}, field 'id'", f"bad video id {vid['id']!r}")
+    _check_object(vid, json_file, where, required=("file_names",))  # frames are read
     if vid_id in by_id:
         raise _err(json_file, f"video id {vid_id}", "duplicate video id")
-    length = _int_field(vid, "length", json_file, where)
-    height = _int_field(vid, "height", json_file, where, maximum=_MAX_SIDE)
-    width = _int_field(vid, "width", json_file, where, maximum=_MAX_SIDE)
+    _raise_first(json_file, where, *fields.video_problems(vid))
     fns = vid["file_names"]
-    if not isinstance(fns, list) or not all(isinstance(fn, str) for fn in fns):
-        raise _err(json_file, f"{where}, field 'file_names'", "must be a list of strings")
-    if len(fns) != length:
-        raise _err(
-            json_file, f"video id {vid_id}",
-            f"file_names has {len(fns)} entries but length is {length}",
-        )
     for f, fn in enumerate(fns):  # frames lie under the image root, nowhere else
-        bad = _frame_path_problem(fn)
-        if bad:
-            raise _err(json_file, f"{where}, frame {f}, field 'file_names'", bad)
+        _raise_first(json_file, f"{where}, frame {f}, field 'file_names'", _frame_path_problem(fn))
     return {
         "file_names": [os.path.join(image_root_abs, fn) for fn in fns],
-        "height": height,
-        "width": width,
-        "length": length,
+        "height": vid["height"],
+        "width": vid["width"],
+        "length": fields.video_length(vid),
         "video_id": vid_id,
     }
 
@@ -269,7 +194,7 @@ def _load_videos(data: dict, json_file: str, image_root: str, problems: List[Pro
     bad_video_ids = set()
     for i, vid in enumerate(_require_list(data, "videos", json_file)):
         vid_id = vid.get("id") if isinstance(vid, dict) else None
-        vid_id = vid_id if _is_id(vid_id) else None
+        vid_id = vid_id if fields.is_int(vid_id) else None
         where = f"video id {'?' if vid_id is None else vid_id} (videos[{i}])"
         try:
             rec = _video_record(vid, vid_id, where, json_file, image_root_abs, by_id)
@@ -283,37 +208,18 @@ def _load_videos(data: dict, json_file: str, image_root: str, problems: List[Pro
     return records, by_id, bad_video_ids
 
 
-def _check_annotation_id(anno: Any, aid: Any, where: str, json_file: str, seen_anno: set) -> None:
-    """Required keys, a valid and unique annotation id (added to ``seen_anno``)."""
-    _require(anno, _ANNO_KEYS, json_file, where)
-    if aid == "?":
-        raise _err(json_file, f"{where}, field 'id'", f"bad annotation id {anno['id']!r}")
-    if aid in seen_anno:
-        raise _err(json_file, f"annotation id {aid}", "duplicate annotation id")
-    seen_anno.add(aid)
-
-
-def _check_annotation_fields(anno: dict, rec: dict, where: str, json_file: str,
-                             id_map: Dict[Any, int]) -> None:
-    """Category, per-frame list lengths (= video length) and iscrowd of one annotation."""
-    cid = anno["category_id"]
-    if not _is_id(cid) or cid not in id_map:
-        raise _err(json_file, where, f"category_id {cid!r} is not in 'categories'")
-    length = rec["length"]
-    segs = anno["segmentations"]
-    bboxes = anno.get("bboxes")
-    areas = anno.get("areas")
-    for field, val in (("segmentations", segs), ("bboxes", bboxes), ("areas", areas)):
-        if val is None and field != "segmentations":
-            continue
-        if not isinstance(val, list) or len(val) != length:
-            n = len(val) if isinstance(val, list) else type(val).__name__
-            raise _err(
-                json_file, where, f"'{field}' has {n} entries, video length is {length}"
-            )
-    iscrowd = anno.get("iscrowd", 0)
-    if iscrowd not in (0, 1, True, False) or isinstance(iscrowd, float):
-        raise _err(json_file, where, f"iscrowd must be 0 or 1, got {iscrowd!r}")
+def _check_annotation_fields(anno: dict, where: str, json_file: str,
+                             by_id: Dict[Any, Dict[str, Any]], id_map: Dict[Any, int]) -> None:
+    """Video, category, iscrowd, areas and per-frame list lengths (= the video's length) of one
+    annotation; raises :class:`_Invalid`."""
+    _raise_first(json_file, where, *fields.annotation_problems(anno, by_id, id_map))
+    length = by_id[anno["video_id"]]["length"]
+    for field in ("segmentations", "bboxes", "areas"):
+        val = anno.get(field)
+        if field == "bboxes" and val is not None and not isinstance(val, list):
+            raise _err(json_file, where, f"'bboxes' must be a list, got {type(val).__name__}")
+        if val is not None:
+            _raise_first(json_file, where, fields.frames_problem(field, val, length))
 
 
 def _track_objects(anno: dict, aid: Any, category: int, where: str, vid_id: Any, rec: dict,
@@ -343,7 +249,7 @@ def _track_objects(anno: dict, aid: Any, category: int, where: str, vid_id: Any,
             if box is not None and (
                 not isinstance(box, (list, tuple))
                 or len(box) != 4
-                or not all(map(_is_finite, box))
+                or not all(map(fields.is_number, box))
             ):
                 raise _err(json_file, fwhere + ", field 'bboxes'", f"bad box {box!r}")
         except _Invalid as e:
@@ -377,19 +283,20 @@ def _load_annotations(data: dict, json_file: str, by_id: Dict[Any, Dict[str, Any
     num_objs = 0
     for i, anno in enumerate(_require_list(data, "annotations", json_file)):
         aid = anno.get("id", "?") if isinstance(anno, dict) else "?"
-        aid = aid if _is_id(aid) else "?"
+        aid = aid if fields.is_int(aid) else "?"
         where = f"annotation id {aid} (annotations[{i}])"
         vid_id = None
         try:
-            _check_annotation_id(anno, aid, where, json_file, seen_anno)
-            vid_id = anno["video_id"] if _is_id(anno["video_id"]) else None
-            where = f"annotation id {aid} (video id {anno['video_id']!r})"
-            if vid_id in bad_video_ids:
+            _check_object(anno, json_file, where)
+            if aid in seen_anno:
+                raise _err(json_file, f"annotation id {aid}", "duplicate annotation id")
+            seen_anno.add(aid)
+            vid_id = anno.get("video_id")
+            where = f"annotation id {aid} (video id {vid_id!r})"
+            if fields.is_int(vid_id) and vid_id in bad_video_ids:
                 continue  # the video's own problem is reported already (its fields are unknown)
-            if vid_id not in by_id:
-                vid_id = None
-                raise _err(json_file, where, f"video_id {anno['video_id']!r} is not in 'videos'")
-            _check_annotation_fields(anno, by_id[vid_id], where, json_file, id_map)
+            vid_id = vid_id if fields.is_int(vid_id) and vid_id in by_id else None
+            _check_annotation_fields(anno, where, json_file, by_id, id_map)
         except _Invalid as e:
             problems.append(Problem(vid_id, str(e)))
             continue
@@ -418,11 +325,10 @@ def _check_compressed(compressed: List[Any], json_file: str, problems: List[Prob
         total += total_k.tolist()
     if compressed:
         for (_, fwhere, vid_id, obj, h, w), good, tot in zip(compressed, ok, total, strict=True):
+            msg = fields.rle_total_problem(tot, h, w, compressed=True)
             if not good:
-                msg = "malformed compressed RLE counts (not a valid COCO RLE string)"
-            elif tot != h * w:
-                msg = f"compressed RLE counts cover {tot} pixels, expected {h * w} (= h*w)"
-            else:
+                msg = fields.MALFORMED_COUNTS
+            elif msg is None:
                 if obj["bbox"] is None:
                     obj["bbox"] = _bbox_from_segmentation(obj["segmentation"], h, w)
                 continue

@@ -31,7 +31,8 @@ from typing import Any, Dict, List
 import numpy as np
 import pycocotools.mask as mask_util
 
-from .parse import decode_rle_strings, parse, video_length
+from ..utils.ytvis_fields import video_length
+from .parse import decode_rle_strings, parse
 
 __all__ = ["identity_metrics", "estimate_identity_bytes", "IDENTITY_NAMES",
            "trackeval_youtube_vis", "DEFAULT_MAX_BYTES"]

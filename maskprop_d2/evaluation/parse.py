@@ -23,94 +23,51 @@ Messages name the file part, the index, the id and the field: ``videos[3] (id=7)
 import array
 import itertools
 import math
-import numbers
 import operator
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
 
 from ..utils.rle import decode_rle_strings
+from ..utils.ytvis_fields import (
+    MALFORMED_COUNTS,
+    annotation_problems,
+    category_problems,
+    count_list_problem,
+    frames_problem,
+    id_problem,
+    is_int,
+    is_number,
+    object_problem,
+    polygon_problem,
+    rle_total_problem,
+    segmentation_problem,
+    video_length,
+    video_problems,
+)
 
-__all__ = ["gt_problems", "decode_rle_strings", "Tracks", "decode_entries", "parse", "MAX_DIM"]
-
-MAX_DIM = 2**14  # largest video height / width accepted
-MAX_LENGTH = 2**20  # largest video length accepted
-
-
-def _is_int(x) -> bool:
-    return type(x) is int or (isinstance(x, numbers.Integral) and not isinstance(x, bool))
-
-
-def _is_number(x) -> bool:
-    """A finite real number (not bool) that a float can hold (a 400-digit int is not)."""
-    try:
-        if type(x) is float or type(x) is int:
-            return math.isfinite(x)
-        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
-    except OverflowError:
-        return False
-
-
-def _all_strings(values: list) -> bool:
-    return set(map(type, values)) <= {str} or all(isinstance(s, str) for s in values)
-
-
-def _numbers_or_nulls(values: list) -> bool:
-    """Every value None or a finite number (``_is_number``)."""
-    if set(map(type, values)) <= {float, int, type(None)}:  # the usual case, at C speed
-        try:
-            if math.isfinite(sum(a for a in values if a is not None)):
-                return True
-        except OverflowError:  # huge ints: the slow check decides
-            pass
-    return all(a is None or _is_number(a) for a in values)
+__all__ = ["gt_problems", "decode_rle_strings", "Tracks", "decode_entries", "parse"]
 
 
 # ----------------------------------------------------------------------------- the GT
-def _video_problems(i: int, v: Any, seen: set) -> List[str]:
-    where = "videos[{}]".format(i)
-    if not isinstance(v, dict):
-        return ["{}: must be an object, got {}".format(where, type(v).__name__)]
-    vid = v.get("id")
-    if "id" not in v:
-        return ["{}: missing 'id'".format(where)]
-    if not _is_int(vid):
-        return ["{}: 'id' must be an integer, got {!r}".format(where, vid)]
-    if vid in seen:
-        return ["{} (id={}): duplicate video id {}".format(where, vid, vid)]
-    seen.add(vid)
-    where = "{} (id={})".format(where, vid)
-    out = []
-    for k in ("height", "width"):
-        if k not in v:
-            out.append("{}: missing '{}'".format(where, k))
-        elif not (_is_int(v[k]) and 1 <= v[k] <= MAX_DIM):
-            out.append("{}: '{}' must be an integer in 1..{}, got {!r}".format(
-                where, k, MAX_DIM, v[k]))  # fmt: skip
-    fn = v.get("file_names")
-    if "file_names" in v and not (isinstance(fn, list) and _all_strings(fn)):
-        out.append("{}: 'file_names' must be a list of strings".format(where))
-        fn = None
-    if "length" in v:
-        n = v["length"]
-        if not (_is_int(n) and 1 <= n <= MAX_LENGTH):
-            out.append("{}: 'length' must be an integer in 1..{}, got {!r}".format(
-                where, MAX_LENGTH, n))  # fmt: skip
-        elif isinstance(fn, list) and len(fn) != n:
-            out.append("{}: 'length' {} != {} 'file_names'".format(where, n, len(fn)))
-    elif fn is None:
-        if "file_names" not in v:
-            out.append("{}: missing 'length' (and no 'file_names')".format(where))
-    elif not fn:
-        out.append("{}: no 'length' and an empty 'file_names'".format(where))
-    return out
+def _located(where: str, problems: List[str]) -> List[str]:
+    return ["{}: {}".format(where, p) for p in problems]
 
 
-def video_length(v: Dict[str, Any]) -> int:
-    """Frames of a (valid) GT video: its ``length``, else the number of its ``file_names``."""
-    return v["length"] if "length" in v else len(v["file_names"])
+def _id_problems(part: str, i: int, x: Any, seen: set, what: str) -> Tuple[List[str], str]:
+    """Object, id and uniqueness of ``gt[part][i]``: (its problems, where it is). An entry with
+    a problem here is not looked at further."""
+    where = "{}[{}]".format(part, i)
+    bad = object_problem(x) or id_problem(x)
+    if bad:
+        return [where + ": " + bad], where
+    where = "{} (id={})".format(where, x["id"])
+    if x["id"] in seen:
+        return ["{}: duplicate {} id {}".format(where, what, x["id"])], where
+    seen.add(x["id"])
+    return [], where
 
 
 def gt_problems(gt: Any, need_annotations: bool = True) -> List[str]:
@@ -130,89 +87,21 @@ def gt_problems(gt: Any, need_annotations: bool = True) -> List[str]:
         return out
     seen: set = set()
     for i, v in enumerate(gt["videos"]):
-        out += _video_problems(i, v, seen)
-    videos = {v["id"]: v for v in gt["videos"] if isinstance(v, dict) and _is_int(v.get("id"))}
+        bad, where = _id_problems("videos", i, v, seen, "video")
+        out += bad or _located(where, video_problems(v))
+    videos = {v["id"]: v for v in gt["videos"] if isinstance(v, dict) and is_int(v.get("id"))}
     cats: set = set()
     for i, c in enumerate(gt["categories"]):
-        where = "categories[{}]".format(i)
-        if not isinstance(c, dict):
-            out.append("{}: must be an object, got {}".format(where, type(c).__name__))
-        elif "id" not in c:
-            out.append("{}: missing 'id'".format(where))
-        elif not _is_int(c["id"]):
-            out.append("{}: 'id' must be an integer, got {!r}".format(where, c["id"]))
-        elif c["id"] in cats:
-            out.append("{} (id={}): duplicate category id {}".format(where, c["id"], c["id"]))
-        else:
-            cats.add(c["id"])
-            if "name" in c and not isinstance(c["name"], str):
-                out.append("{} (id={}): 'name' must be a string".format(where, c["id"]))
+        bad, where = _id_problems("categories", i, c, cats, "category")
+        out += bad or _located(where, category_problems(c))
     seen = set()
     for i, ann in enumerate(gt.get("annotations", [])):
-        where = "annotations[{}]".format(i)
-        if not isinstance(ann, dict):
-            out.append("{}: must be an object, got {}".format(where, type(ann).__name__))
-            continue
-        if "id" not in ann:
-            out.append("{}: missing 'id'".format(where))
-            continue
-        aid = ann["id"]
-        if not _is_int(aid):
-            out.append("{}: 'id' must be an integer, got {!r}".format(where, aid))
-            continue
-        if aid in seen:
-            out.append("{} (id={}): duplicate annotation id {}".format(where, aid, aid))
-            continue
-        seen.add(aid)
-        where = "{} (id={})".format(where, aid)
-        vid, cat = ann.get("video_id"), ann.get("category_id")
-        if "video_id" not in ann:
-            out.append("{}: missing 'video_id'".format(where))
-        elif not _is_int(vid) or vid not in videos:
-            out.append("{}: unknown video_id {!r}".format(where, vid))
-        if "category_id" not in ann:
-            out.append("{}: missing 'category_id'".format(where))
-        elif not _is_int(cat) or cat not in cats:
-            out.append("{}: unknown category_id {!r}".format(where, cat))
-        if "iscrowd" in ann and not (_is_int(ann["iscrowd"]) and ann["iscrowd"] in (0, 1)):
-            out.append("{}: 'iscrowd' must be 0 or 1, got {!r}".format(where, ann["iscrowd"]))
-        if "segmentations" not in ann:
-            out.append("{}: missing 'segmentations'".format(where))
-        elif not isinstance(ann["segmentations"], list):
-            out.append("{}: 'segmentations' must be a list, got {}".format(
-                where, type(ann["segmentations"]).__name__))  # fmt: skip
-        areas = ann.get("areas")
-        if areas is not None and not (isinstance(areas, list) and _numbers_or_nulls(areas)):
-            out.append("{}: 'areas' must be a list of numbers or nulls".format(where))
-        for k in ("height", "width"):  # optional on annotations; must agree with the video
-            if k in ann and _is_int(vid) and vid in videos and ann[k] != videos[vid].get(k):
-                out.append("{}: '{}' {!r} != the video's {!r}".format(
-                    where, k, ann[k], videos[vid].get(k)))  # fmt: skip
+        bad, where = _id_problems("annotations", i, ann, seen, "annotation")
+        out += bad or _located(where, annotation_problems(ann, videos, cats))
     return out
 
 
 # ----------------------------------------------------------------------------- the exact path
-def _polygon_problem(seg, h, w) -> Optional[str]:
-    if not seg or not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in seg):
-        return "malformed polygon (lists of >= 3 x, y pairs expected)"
-    if not all(_is_number(x) for p in seg for x in p):
-        return "malformed polygon (lists of >= 3 x, y pairs expected)"
-    if any(
-        min(p[0::2]) < -w or max(p[0::2]) > 2 * w or min(p[1::2]) < -h or max(p[1::2]) > 2 * h
-        for p in seg
-    ):
-        return "polygon coordinates far outside the frame"
-    return None
-
-
-def _size_problem(size, h: int, w: int) -> Optional[str]:
-    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(_is_int(s) for s in size):
-        return "'size' must be [height, width], got {!r}".format(size)
-    if (int(size[0]), int(size[1])) != (h, w):
-        return "mask size {}x{} != video size {}x{}".format(size[0], size[1], h, w)
-    return None
-
-
 def _uncompressed_values(lists: List[list]):
     """One int64 array of all count lists, or None when some list is not all non-negative ints."""
     if not lists:
@@ -226,18 +115,6 @@ def _uncompressed_values(lists: List[list]):
     if arr.size and (arr.min() < 0 or arr.max() >= 2**32):
         return None
     return arr.astype(np.int64)
-
-
-def _list_problem(c) -> Optional[str]:
-    try:
-        arr = np.asarray(c)
-    except (ValueError, TypeError, OverflowError):
-        return "RLE counts must be non-negative ints"
-    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu") or (
-        arr.size and (arr.min() < 0 or arr.max() >= 2**32)
-    ):
-        return "RLE counts must be non-negative ints"
-    return None
 
 
 def _sort_segmentations(entries, videos, allow_polygons: bool, problems: List[str],
@@ -261,42 +138,18 @@ def _sort_segmentations(entries, videos, allow_polygons: bool, problems: List[st
         for f, seg in enumerate(segs):
             if seg is None:
                 continue
-            if type(seg) is dict:
-                size = seg.get("size")
-                c = seg.get("counts")
-                if c is None or size is None:
-                    msg = "segmentation must be null or an RLE {'size', 'counts'}"
-                elif not (type(size) is list and len(size) == 2 and size[0] == h
-                          and size[1] == w and type(size[0]) is int
-                          and type(size[1]) is int) and _size_problem(size, h, w):  # fmt: skip
-                    msg = _size_problem(size, h, w)
-                elif type(c) is str or isinstance(c, (bytes, bytearray)):
-                    comp.append(c)
+            msg = segmentation_problem(seg, h, w, allow_polygons)
+            if msg is None:
+                if type(seg) is list:  # polygons: merged into one compressed RLE
+                    comp.append(mask_util.merge(mask_util.frPyObjects(seg, h, w))["counts"])
                     comp_meta.append((slot, f, hw))
-                    continue
-                elif type(c) is list:
-                    unc.append(c)
+                elif type(seg["counts"]) is list:
+                    unc.append(seg["counts"])
                     unc_meta.append((slot, f, hw))
-                    continue
                 else:
-                    msg = "RLE counts must be a string or a list of ints, got {}".format(
-                        type(c).__name__
-                    )
-            elif isinstance(seg, list):
-                if not allow_polygons:
-                    msg = "polygons are not allowed here (RLE expected)"
-                else:
-                    msg = _polygon_problem(seg, h, w)
-                    if msg is None:
-                        r = mask_util.merge(mask_util.frPyObjects(seg, h, w))
-                        comp.append(r["counts"])
-                        comp_meta.append((slot, f, hw))
-                        continue
-            elif isinstance(seg, dict):  # a dict subclass
-                seg = dict(seg)
-                msg = "segmentation must be a plain JSON object"
-            else:
-                msg = "segmentation must be null or an RLE {'size', 'counts'}"
+                    comp.append(seg["counts"])
+                    comp_meta.append((slot, f, hw))
+                continue
             problems.append("{} frame {}: {}".format(where, f, msg))
             bad_entry.add(slot)
             if full and len(problems) >= max_problems:
@@ -318,7 +171,7 @@ def _decode_counts(comp: list, unc: List[list]):
     vals = _uncompressed_values(unc)
     unc_ok = np.ones(len(unc), dtype=bool)
     if vals is None:  # find the lists at fault (rare)
-        msgs = [_list_problem(c) for c in unc]
+        msgs = [count_list_problem(c) for c in unc]
         unc_ok = np.array([m is None for m in msgs], dtype=bool)
         vals = _uncompressed_values([c for c, good in zip(unc, unc_ok, strict=True) if good])
         unc_lens = np.where(unc_ok, unc_lens, 0)
@@ -399,11 +252,9 @@ def decode_entries(
     for s in np.flatnonzero(~(seg_ok & size_ok)):
         slot, f, hw = (int(x) for x in meta[s])
         if not seg_ok[s]:
-            msg = "malformed compressed RLE counts" if s < n_c else _list_problem(unc[s - n_c])
-        elif s < n_c:
-            msg = "RLE covers {} pixels != {}x{}".format(int(total[s]), *videos[slots[slot][2]][:2])
+            msg = MALFORMED_COUNTS if s < n_c else count_list_problem(unc[s - n_c])
         else:
-            msg = "RLE counts sum to {} != {}x{}".format(int(total[s]), *videos[slots[slot][2]][:2])
+            msg = rle_total_problem(int(total[s]), *videos[slots[slot][2]][:2], s < n_c)
         problems.append("{} frame {}: {}".format(slots[slot][1], f, msg))
         bad_entry.add(slot)
     if bad_entry:
@@ -691,7 +542,7 @@ def _fast_tracks(entries, videos, ranks, allow_polygons: bool, src, is_gt: bool)
             return None
         for i in np.flatnonzero([type(s) is list for s in segs]).tolist():
             h, w = int(h_e[seg_entry[i]]), int(w_e[seg_entry[i]])
-            if _polygon_problem(segs[i], h, w) is not None:
+            if polygon_problem(segs[i], h, w) is not None:
                 return None
             rle = mask_util.merge(mask_util.frPyObjects(segs[i], h, w))
             segs[i] = {"size": [h, w], "counts": rle["counts"]}
@@ -777,16 +628,16 @@ def _result_entries(results, videos, cats, problems):
             continue
         vid = r["video_id"]
         where = "results[{}] (video_id={!r})".format(i, vid)
-        if type(vid) is not int and not _is_int(vid) or vid not in videos:
+        if type(vid) is not int and not is_int(vid) or vid not in videos:
             problems.append("{}: unknown video_id {!r}".format(where, vid))
             continue
         good = True
         cat = r["category_id"]
-        if type(cat) is not int and not _is_int(cat) or cat not in cats:
+        if type(cat) is not int and not is_int(cat) or cat not in cats:
             problems.append("{}: unknown category_id {!r}".format(where, cat))
             good = False
         s = r["score"]
-        if not (type(s) is float and math.isfinite(s)) and not _is_number(s):
+        if not (type(s) is float and math.isfinite(s)) and not is_number(s):
             problems.append("{}: score must be a finite number, got {!r}".format(where, s))
             good = False
         segs = r["segmentations"]
@@ -794,10 +645,9 @@ def _result_entries(results, videos, cats, problems):
             problems.append("{}: 'segmentations' must be a list, got {}".format(
                 where, type(segs).__name__))  # fmt: skip
             continue
-        length = videos[vid][2]
-        if len(segs) != length:
-            problems.append("{}: {} segmentations for a video of {} frames".format(
-                where, len(segs), length))  # fmt: skip
+        bad = frames_problem("segmentations", segs, videos[vid][2])
+        if bad:
+            problems.append("{}: {}".format(where, bad))
             continue
         if good:
             out.append((i, where, vid, segs))
@@ -845,10 +695,9 @@ def parse(gt: Any, results: Any = None, *, need_annotations: bool = True,
     for i, ann in enumerate(anns):
         where = "annotations[{}] (id={}, video_id={})".format(i, ann["id"], ann["video_id"])
         segs = ann["segmentations"]
-        length = videos[ann["video_id"]][2]
-        if len(segs) != length:
-            problems.append("{}: {} segmentations for a video of {} frames".format(
-                where, len(segs), length))  # fmt: skip
+        bad = frames_problem("segmentations", segs, videos[ann["video_id"]][2])
+        if bad:
+            problems.append("{}: {}".format(where, bad))
             continue
         gt_entries.append((i, where, ann["video_id"], segs))
     ranks = tuple({k: i for i, k in enumerate(sorted(d))} for d in (videos, cats))

@@ -10,15 +10,17 @@
 * ``"frame_linking"`` (:class:`FrameLinkingTracker`): the per-frame baseline, detections linked
   to the previous frame's by mask IoU (:class:`FrameLinker`).
 
-``build_video_tracker(cfg, model)`` builds the one named by ``MODEL.MASKPROP.INFERENCE.TRACKER``;
-the per-frame trackers share :class:`PerFrameTracker`, and what each tracker needs of the model is
-declared in :mod:`maskprop_d2.tracking.model_interface`.
+``build_video_tracker(cfg, model)`` builds the one named by ``MODEL.MASKPROP.INFERENCE.TRACKER``.
+All four take their detection settings and report their video instances through
+:class:`DetectionTracker`; the per-frame trackers share :class:`PerFrameTracker`, and what each
+tracker needs of the model is declared in :mod:`maskprop_d2.tracking.model_interface`.
 The model-free parts (:class:`ClipTrackMatcher`, :class:`ClipTrackAggregator`,
 :class:`FrameLinker`, :class:`CategoryVotes`) work on plain tensors.
 """
 
 from .base import (
     VIDEO_TRACKER_REGISTRY,
+    DetectionTracker,
     VideoTracker,
     build_video_tracker,
     detection_args,
@@ -49,6 +51,7 @@ __all__ = [
     "detection_args",
     "tracker_class",
     "tracker_names",
+    "DetectionTracker",
     "PerFrameTracker",
     "DetectionModel",
     "DetectionHeads",

@@ -37,11 +37,12 @@ from detectron2.config import configurable
 from detectron2.utils.registry import Registry
 
 from .model_interface import check_model
-from .outputs import FrameOutput, VideoInstance
+from .outputs import CategoryVotes, FrameOutput, VideoInstance
 
 __all__ = [
     "VIDEO_TRACKER_REGISTRY",
     "VideoTracker",
+    "DetectionTracker",
     "build_video_tracker",
     "detection_args",
     "tracker_class",
@@ -155,6 +156,64 @@ class VideoTracker:
         for frame in frames:
             yield from self.update(frame)
         yield from self.finish()
+
+
+class DetectionTracker(VideoTracker):
+    """Base of the trackers built on the model's per-frame detections (:class:`PerFrameTracker`,
+    :class:`MaskPropTracker`): the detection settings, and the video instances read from the
+    category votes of the IDs (:attr:`votes`, which the subclass provides).
+
+    Subclasses set their own attributes and call :meth:`reset` after ``super().__init__``.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        model,
+        *,
+        score_thresh: float = 0.3,
+        topk_per_frame: int = 10,
+        nms_thresh: float = 1.0,
+        mask_thresh: float = 0.5,
+        max_instances: int = 100,
+        categories_per_instance: int = 1,
+    ):
+        """
+        Args:
+            model: a :class:`maskprop_d2.modeling.MaskProp` or a model with the same detection
+                interface (:mod:`maskprop_d2.tracking.model_interface`).
+            score_thresh, topk_per_frame, nms_thresh: which detections of a frame are kept (see
+                :meth:`maskprop_d2.modeling.MaskProp.detect_frame`).
+            mask_thresh: threshold on the soft masks handed out.
+            max_instances: at most this many video instances are reported (by score).
+            categories_per_instance: each video instance is reported with up to this many
+                categories (see :class:`CategoryVotes`).
+        """
+        super().__init__(model)
+        self.score_thresh = score_thresh
+        self.topk = topk_per_frame
+        self.nms_thresh = nms_thresh
+        self.mask_thresh = mask_thresh
+        self.max_instances = max_instances
+        self.categories_per_instance = categories_per_instance
+
+    @classmethod
+    def from_config(cls, cfg, model):
+        return {"model": model, **detection_args(cfg)}
+
+    @property
+    def votes(self) -> CategoryVotes:
+        """The category votes of the current video's IDs."""
+        raise NotImplementedError
+
+    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
+        """Category and score of an ID from the detections seen so far (None if unknown)."""
+        return self.votes.get(instance_id)
+
+    def video_instances(self) -> List[VideoInstance]:
+        """All video instances of the last streamed video, by decreasing score (at most
+        ``max_instances``); see :class:`CategoryVotes`."""
+        return self.votes.ranked(self.max_instances)
 
 
 def detection_args(cfg) -> Dict:

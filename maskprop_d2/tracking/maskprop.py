@@ -23,7 +23,7 @@ from detectron2.structures import Boxes
 from ..modeling.mask_ops import paste_at_output_size, paste_soft_masks
 from ..modeling.meta_arch import FrameDetections
 from ..modeling.propagation import box_masks_in_windows
-from .base import VIDEO_TRACKER_REGISTRY, VideoTracker, detection_args
+from .base import VIDEO_TRACKER_REGISTRY, DetectionTracker, detection_args
 from .clip_tracks import ClipTrackAggregator, FrameGeometry
 from .model_interface import (
     BoxFeatureHeads,
@@ -32,7 +32,7 @@ from .model_interface import (
     PropagationHeads,
     check_model,
 )
-from .outputs import FrameOutput, VideoInstance
+from .outputs import CategoryVotes, FrameOutput
 from .reid_memory import ReIDFeatures, ReIDMemory
 
 __all__ = ["MaskPropTracker"]
@@ -67,7 +67,7 @@ def reid_memory_from_config(cfg) -> Optional[ReIDMemory]:
 
 
 @VIDEO_TRACKER_REGISTRY.register()
-class MaskPropTracker(VideoTracker):
+class MaskPropTracker(DetectionTracker):
     """MaskProp's clip-level tracking over a video, one frame at a time (see module docstring).
 
     Usage::
@@ -87,34 +87,23 @@ class MaskPropTracker(VideoTracker):
         model,
         *,
         half_length: int,
-        score_thresh: float = 0.3,
-        topk_per_frame: int = 10,
-        nms_thresh: float = 1.0,
         match_thresh: float = 0.3,
-        mask_thresh: float = 0.5,
-        max_instances: int = 100,
         center_mask: str = "detection",
-        categories_per_instance: int = 1,
         continue_score_thresh: float = 1.0,
         mask_combination: str = "mean",
         distance_decay: float = 0.25,
         reid: Optional[ReIDMemory] = None,
         reid_embedding: str = "box_features",
         suppress_covered: float = 1.0,
+        **kwargs,
     ):
         """
         Args:
             model: a :class:`maskprop_d2.modeling.MaskProp` (eval mode is set here).
             half_length: T, clips span t-T..t+T.
-            score_thresh, topk_per_frame, nms_thresh: which detections become clip tracks
-                (see :meth:`maskprop_d2.modeling.MaskProp.detect_frame`).
             match_thresh: the ID assignment threshold on q.
-            mask_thresh: threshold on the averaged soft masks.
-            max_instances: at most this many video instances are reported (by score).
             center_mask: "detection": a track's mask at its own centre frame is the Mask R-CNN
                 mask (full resolution); "propagated": the propagation head's output there too.
-            categories_per_instance: each video instance is reported with up to this many
-                categories (see :class:`CategoryVotes`).
             continue_score_thresh: detections scoring in [continue_score_thresh, score_thresh)
                 become clip tracks too, but may only continue an existing video ID (dropped
                 when they would start a new one): a track survives a few frames where its
@@ -125,21 +114,18 @@ class MaskPropTracker(VideoTracker):
                 clip matching alone.
             reid_embedding: "track_head", "box_features" or "auto" (see ``embed``).
             suppress_covered: see :class:`ClipTrackAggregator` (>= 1: off, the paper).
+            kwargs: the detection settings (:class:`DetectionTracker`): which detections become
+                clip tracks, the threshold on the averaged soft masks, ``max_instances``,
+                ``categories_per_instance``.
         """
         if center_mask not in ("detection", "propagated"):
             raise ValueError(
                 "center_mask must be 'detection' or 'propagated', got {!r}".format(center_mask)
             )
-        super().__init__(model)
+        super().__init__(model, **kwargs)
         self.T = int(half_length)
-        self.score_thresh = score_thresh
-        self.topk = topk_per_frame
-        self.nms_thresh = nms_thresh
         self.match_thresh = match_thresh
-        self.mask_thresh = mask_thresh
-        self.max_instances = max_instances
         self.center_mask = center_mask
-        self.categories_per_instance = categories_per_instance
         self.continue_score_thresh = continue_score_thresh
         self.mask_combination = mask_combination
         self.distance_decay = distance_decay
@@ -357,14 +343,10 @@ class MaskPropTracker(VideoTracker):
             yield self._tracks.emit(tau)
         self._features.clear()
 
-    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
-        """Category and score of an ID from the tracks seen so far (None if unknown)."""
-        return self._tracks.votes.get(instance_id)
-
-    def video_instances(self) -> List[VideoInstance]:
-        """All video instances of the last streamed video, by decreasing score (at most
-        ``max_instances``); see :class:`CategoryVotes`."""
-        return self._tracks.votes.ranked(self.max_instances)
+    @property
+    def votes(self) -> CategoryVotes:
+        """The votes of the clip tracks (:class:`ClipTrackAggregator`)."""
+        return self._tracks.votes
 
     def state_size(self) -> Dict[str, int]:
         """``features``: frames whose propagation feature is cached (<= 2T + 1);

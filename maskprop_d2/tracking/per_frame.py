@@ -8,21 +8,21 @@ only its association rule: :meth:`PerFrameTracker.reset_association` and
 :meth:`PerFrameTracker.associate`.
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from detectron2.config import configurable
 
 from ..modeling.meta_arch import FrameDetections
-from .base import VideoTracker, detection_args
+from .base import DetectionTracker
 from .frame_detections import PastedDetections, paste_detections
 from .model_interface import DetectionHeads
-from .outputs import CategoryVotes, FrameOutput, VideoInstance
+from .outputs import CategoryVotes, FrameOutput
 
 __all__ = ["PerFrameTracker"]
 
 
-class PerFrameTracker(VideoTracker):
+class PerFrameTracker(DetectionTracker):
     """Base of the trackers that detect every frame and hand it out as soon as it is processed.
 
     Each frame gets one backbone pass and its own detections (:meth:`MaskProp.detect_frame`:
@@ -39,39 +39,14 @@ class PerFrameTracker(VideoTracker):
     heads_interface = DetectionHeads
 
     @configurable
-    def __init__(
-        self,
-        model,
-        *,
-        score_thresh: float = 0.3,
-        topk_per_frame: int = 10,
-        nms_thresh: float = 1.0,
-        mask_thresh: float = 0.5,
-        max_instances: int = 100,
-        categories_per_instance: int = 1,
-    ):
+    def __init__(self, model, **kwargs):
         """
         Args:
             model: a :class:`maskprop_d2.modeling.MaskProp` (only its Mask R-CNN part is used).
-            score_thresh, topk_per_frame, nms_thresh: which detections of a frame are kept (see
-                :meth:`maskprop_d2.modeling.MaskProp.detect_frame`).
-            mask_thresh: threshold on the pasted soft masks.
-            max_instances: at most this many video instances are reported (by score).
-            categories_per_instance: each video instance is reported with up to this many
-                categories (see :class:`CategoryVotes`).
+            kwargs: the detection settings (:class:`DetectionTracker`).
         """
-        super().__init__(model)
-        self.score_thresh = score_thresh
-        self.topk = topk_per_frame
-        self.nms_thresh = nms_thresh
-        self.mask_thresh = mask_thresh
-        self.max_instances = max_instances
-        self.categories_per_instance = categories_per_instance
+        super().__init__(model, **kwargs)
         self.reset()
-
-    @classmethod
-    def from_config(cls, cfg, model):
-        return {"model": model, **detection_args(cfg)}
 
     # ------------------------------------------------------------------ the association rule
     def reset_association(self) -> None:
@@ -103,11 +78,7 @@ class PerFrameTracker(VideoTracker):
     def finish(self) -> List[FrameOutput]:
         return []
 
-    def current_instance(self, instance_id: int) -> Optional[VideoInstance]:
-        """Category and score of an ID from the detections seen so far (None if unknown)."""
-        return self._votes.get(instance_id)
-
-    def video_instances(self) -> List[VideoInstance]:
-        """All video instances of the last streamed video, by decreasing score (at most
-        ``max_instances``); see :class:`CategoryVotes` (one vote per detection)."""
-        return self._votes.ranked(self.max_instances)
+    @property
+    def votes(self) -> CategoryVotes:
+        """One vote per detection."""
+        return self._votes

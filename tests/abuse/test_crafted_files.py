@@ -18,7 +18,7 @@ from maskprop_d2.checkpoint import (
 from maskprop_d2.config import get_maskprop_cfg
 from maskprop_d2.utils.safe_load import ConfigFileError, WeightFileError, load_pickled_weights
 from tests.helpers import TINY_CONFIG, load_script, repo_path, save_random_checkpoint
-from tests.project.test_demo import write_video
+from tests.video_helpers import write_video
 
 MASKTRACK_CONFIG = repo_path("configs", "synthetic", "masktrack_tiny.yaml")
 

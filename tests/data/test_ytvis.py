@@ -5,7 +5,6 @@ import json
 import os
 import uuid
 
-import cv2
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
@@ -16,90 +15,7 @@ import maskprop_d2  # noqa: F401  (registers the built-in splits)
 from maskprop_d2.data import builtin
 from maskprop_d2.data.ytvis import load_ytvis_json, register_ytvis_instances
 
-H, W, T = 24, 32, 3
-
-
-def _rect(x0, y0, x1, y1):
-    m = np.zeros((H, W), np.uint8)
-    m[y0:y1, x0:x1] = 1
-    return m
-
-
-def _compressed(m):
-    rle = mask_util.encode(np.asfortranarray(m))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
-
-def _uncompressed(m):
-    """Column-major run lengths, starting with a (possibly empty) run of zeros."""
-    flat = m.flatten(order="F")
-    counts, cur, run = [], 0, 0
-    for v in flat:
-        if v != cur:
-            counts.append(run)
-            cur, run = v, 0
-        run += 1
-    counts.append(run)
-    return {"size": [H, W], "counts": [int(c) for c in counts]}
-
-
-def _box(m):
-    ys, xs = np.nonzero(m)
-    return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
-            float(ys.max() - ys.min() + 1)]
-
-
-# ground-truth masks per (annotation id, frame); None = absent
-MASKS = {
-    10: [_rect(2, 3, 10, 12), _rect(4, 3, 12, 12), _rect(6, 3, 14, 12)],   # compressed RLE
-    11: [_rect(20, 10, 30, 20), None, _rect(18, 8, 28, 18)],            # uncompressed RLE
-    20: [_rect(0, 0, 8, 8), _rect(1, 1, 9, 9), None],                   # polygons
-}
-POLYS = {  # polygons of MASKS[20] (pixel-corner outlines)
-    0: [[0, 0, 8, 0, 8, 8, 0, 8]],
-    1: [[1, 1, 9, 1, 9, 9, 1, 9]],
-}
-
-
-def _make(tmp_path, with_annotations=True):
-    """2 videos x 3 frames of 32x24; video ids 5, 2 (JSON order); categories 7, 3 (unsorted)."""
-    root = tmp_path / "JPEGImages"
-    videos = []
-    for vid, folder in ((5, "vid_a"), (2, "vid_b")):
-        (root / folder).mkdir(parents=True)
-        names = [f"{folder}/{f:05d}.jpg" for f in (0, 5, 10)]
-        for n in names:
-            cv2.imwrite(str(root / n), np.full((H, W, 3), 128, np.uint8))
-        videos.append({"id": vid, "width": W, "height": H, "length": T, "file_names": names})
-    annos = [
-        {"id": 10, "video_id": 5, "category_id": 3, "iscrowd": 0,
-         "segmentations": [_compressed(m) for m in MASKS[10]],
-         "areas": [float(m.sum()) for m in MASKS[10]],
-         "bboxes": [_box(m) for m in MASKS[10]]},
-        {"id": 11, "video_id": 5, "category_id": 7, "iscrowd": 1,
-         "segmentations": [None if m is None else _uncompressed(m) for m in MASKS[11]],
-         "areas": [None if m is None else float(m.sum()) for m in MASKS[11]],
-         "bboxes": [None if m is None else _box(m) for m in MASKS[11]]},
-        {"id": 20, "video_id": 2, "category_id": 7, "iscrowd": 0,
-         "segmentations": [POLYS[0], POLYS[1], None],
-         "areas": [64.0, 64.0, None],
-         "bboxes": [None, None, None]},  # computed from the polygons
-    ]
-    data = {
-        "videos": videos,
-        "categories": [{"id": 7, "name": "seven", "supercategory": "x"},
-                       {"id": 3, "name": "three", "supercategory": "x"}],
-    }
-    if with_annotations:
-        data["annotations"] = annos
-    return data, str(root)
-
-
-def _write(tmp_path, data, name="ann.json"):
-    p = tmp_path / name
-    p.write_text(json.dumps(data))
-    return str(p)
+from .ytvis_files import MASKS, POLYS, H, T, W, annotation, box, make_ytvis, video, write_json
 
 
 @pytest.fixture
@@ -119,9 +35,9 @@ def unique_name():
 
 
 def test_round_trip(tmp_path, unique_name):
-    data, root = _make(tmp_path)
+    data, root = make_ytvis(tmp_path)
     name = unique_name()
-    recs = load_ytvis_json(_write(tmp_path, data), root, name)
+    recs = load_ytvis_json(write_json(tmp_path, data), root, name)
 
     assert [r["video_id"] for r in recs] == [5, 2]  # JSON order
     for r, v in zip(recs, data["videos"], strict=True):
@@ -151,7 +67,7 @@ def test_round_trip(tmp_path, unique_name):
                 if o["id"] == 10:
                     assert isinstance(seg["counts"], str)
                     np.testing.assert_array_equal(mask_util.decode(seg), MASKS[10][f])
-                    assert o["bbox"] == _box(MASKS[10][f])
+                    assert o["bbox"] == box(MASKS[10][f])
                 elif o["id"] == 11:
                     assert isinstance(seg["counts"], list)
                     dec = mask_util.decode(mask_util.frPyObjects(seg, H, W))
@@ -162,11 +78,11 @@ def test_round_trip(tmp_path, unique_name):
 
 
 def test_metadata_json_wins_colors_kept(tmp_path, unique_name):
-    data, root = _make(tmp_path)
+    data, root = make_ytvis(tmp_path)
     name = unique_name()
     register_ytvis_instances(
         name, {"thing_classes": ["a", "b"], "thing_colors": [[1, 2, 3], [4, 5, 6]]},
-        _write(tmp_path, data), root,
+        write_json(tmp_path, data), root,
     )
     recs = DatasetCatalog.get(name)
     assert len(recs) == 2
@@ -177,27 +93,19 @@ def test_metadata_json_wins_colors_kept(tmp_path, unique_name):
 
 
 def test_split_without_annotations(tmp_path):
-    data, root = _make(tmp_path, with_annotations=False)
-    recs = load_ytvis_json(_write(tmp_path, data), root)
+    data, root = make_ytvis(tmp_path, with_annotations=False)
+    recs = load_ytvis_json(write_json(tmp_path, data), root)
     assert len(recs) == 2
     assert all("annotations" not in r for r in recs)
     assert all(len(r["file_names"]) == T for r in recs)
 
 
-def _anno(data, aid):
-    return next(a for a in data["annotations"] if a["id"] == aid)
-
-
-def _video(data, vid):
-    return next(v for v in data["videos"] if v["id"] == vid)
-
-
 def _dup_video(d):
-    d["videos"].append(copy.deepcopy(_video(d, 5)))
+    d["videos"].append(copy.deepcopy(video(d, 5)))
 
 
 def _dup_anno(d):
-    a = copy.deepcopy(_anno(d, 10))
+    a = copy.deepcopy(annotation(d, 10))
     d["annotations"].append(a)
 
 
@@ -205,30 +113,30 @@ def _dup_anno(d):
 INVALID = {
     "no_videos": (lambda d: d.pop("videos"), ["videos"]),
     "no_categories": (lambda d: d.pop("categories"), ["categories"]),
-    "video_missing_key": (lambda d: _video(d, 5).pop("height"), ["video id 5", "height"]),
-    "anno_missing_key": (lambda d: _anno(d, 11).pop("category_id"),
+    "video_missing_key": (lambda d: video(d, 5).pop("height"), ["video id 5", "height"]),
+    "anno_missing_key": (lambda d: annotation(d, 11).pop("category_id"),
                          ["annotation id 11", "category_id"]),
-    "segmentations_len": (lambda d: _anno(d, 11)["segmentations"].pop(),
+    "segmentations_len": (lambda d: annotation(d, 11)["segmentations"].pop(),
                           ["annotation id 11", "video id 5", "segmentations", "2", "3"]),
-    "areas_len": (lambda d: _anno(d, 20)["areas"].append(1.0),
+    "areas_len": (lambda d: annotation(d, 20)["areas"].append(1.0),
                   ["annotation id 20", "video id 2", "areas"]),
-    "bboxes_len": (lambda d: _anno(d, 10)["bboxes"].pop(0), ["annotation id 10", "bboxes"]),
-    "unknown_category": (lambda d: _anno(d, 11).update(category_id=99),
+    "bboxes_len": (lambda d: annotation(d, 10)["bboxes"].pop(0), ["annotation id 10", "bboxes"]),
+    "unknown_category": (lambda d: annotation(d, 11).update(category_id=99),
                          ["annotation id 11", "category_id 99"]),
-    "unknown_video": (lambda d: _anno(d, 20).update(video_id=77),
+    "unknown_video": (lambda d: annotation(d, 20).update(video_id=77),
                       ["annotation id 20", "video_id 77"]),
     "duplicate_video": (_dup_video, ["video id 5", "duplicate"]),
     "duplicate_annotation": (_dup_anno, ["annotation id 10", "duplicate"]),
     "duplicate_category": (lambda d: d["categories"].append({"id": 3, "name": "z"}),
                            ["category id 3", "duplicate"]),
-    "mask_size": (lambda d: _anno(d, 10)["segmentations"][1].update(size=[W, H]),
-                  ["annotation id 10", "frame 1", "size", "[32, 24]", "[24, 32]"]),
-    "uncompressed_sum": (lambda d: _anno(d, 11)["segmentations"][0]["counts"].append(5),
+    "mask_size": (lambda d: annotation(d, 10)["segmentations"][1].update(size=[W, H]),
+                  ["annotation id 10", "frame 1", "size", "32x24", "24x32"]),
+    "uncompressed_sum": (lambda d: annotation(d, 11)["segmentations"][0]["counts"].append(5),
                          ["annotation id 11", "frame 0", "counts"]),
-    "file_names_len": (lambda d: _video(d, 2)["file_names"].pop(), ["video id 2", "file_names"]),
-    "bbox_without_mask": (lambda d: _anno(d, 11)["bboxes"].__setitem__(1, [0, 0, 1, 1]),
+    "file_names_len": (lambda d: video(d, 2)["file_names"].pop(), ["video id 2", "file_names"]),
+    "bbox_without_mask": (lambda d: annotation(d, 11)["bboxes"].__setitem__(1, [0, 0, 1, 1]),
                           ["annotation id 11", "frame 1", "bbox"]),
-    "bad_polygon": (lambda d: _anno(d, 20)["segmentations"].__setitem__(0, [[1, 2, 3]]),
+    "bad_polygon": (lambda d: annotation(d, 20)["segmentations"].__setitem__(0, [[1, 2, 3]]),
                     ["annotation id 20", "frame 0", "polygon"]),
 }
 
@@ -236,9 +144,9 @@ INVALID = {
 @pytest.mark.parametrize("case", sorted(INVALID))
 def test_validation_errors(tmp_path, case):
     mutate, expected = INVALID[case]
-    data, root = _make(tmp_path)
+    data, root = make_ytvis(tmp_path)
     mutate(data)
-    json_file = _write(tmp_path, data)
+    json_file = write_json(tmp_path, data)
     with pytest.raises(ValueError) as e:
         load_ytvis_json(json_file, root)
     msg = str(e.value)
@@ -248,15 +156,15 @@ def test_validation_errors(tmp_path, case):
 
 
 def test_missing_json(tmp_path):
-    _, root = _make(tmp_path)
+    _, root = make_ytvis(tmp_path)
     missing = str(tmp_path / "nope.json")
     with pytest.raises(FileNotFoundError, match="nope.json"):
         load_ytvis_json(missing, root)
 
 
 def test_missing_image_root(tmp_path):
-    data, _ = _make(tmp_path)
-    json_file = _write(tmp_path, data)
+    data, _ = make_ytvis(tmp_path)
+    json_file = write_json(tmp_path, data)
     with pytest.raises(FileNotFoundError) as e:
         load_ytvis_json(json_file, str(tmp_path / "no_images"))
     assert "no_images" in str(e.value) and json_file in str(e.value)

@@ -1,12 +1,16 @@
-"""The evaluator's fast path (``parse._fast_strings`` / ``_fast_tracks``): compressed RLE strings of
-many masks decoded in one numpy pass must give pycocotools' run lengths exactly, and the tracks it
-builds must equal those of the exact (per-problem) path."""
+"""The evaluator's two decoders, through ``parse.parse``, ``decode_rle_strings`` and ``check_gt``:
+compressed RLE strings of many masks must give pycocotools' run lengths exactly, and the tracks
+that the fast path builds (valid files) must equal those of the exact path (files it declines).
+
+Which path decoded a file shows in its tracks: the fast path keeps the present frames without
+pixels (``seg_area`` 0), the exact path drops them."""
 
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
 from maskprop_d2.evaluation import parse as P
+from maskprop_d2.evaluation.results_io import check_gt
 
 
 def _runs(mask):
@@ -21,7 +25,7 @@ def _masks(rng):
     """Random masks of mixed sizes: empty, full, 1-pixel frames, single pixels in large frames
     (runs needing 4-5 characters), noise (many 1-character numbers), blocks and stripes."""
     out = [np.zeros((1, 1), np.uint8), np.ones((1, 1), np.uint8)]
-    for h, w in ((1, 7), (7, 1), (3, 5), (40, 60), (300, 400), (1000, 1200), (2, 70000)):
+    for h, w in ((1, 7), (7, 1), (3, 5), (40, 60), (300, 400), (1000, 1200), (2, 16384)):
         out.append(np.zeros((h, w), np.uint8))
         out.append(np.ones((h, w), np.uint8))
         one = np.zeros((h, w), np.uint8)
@@ -39,39 +43,65 @@ def _masks(rng):
     return out
 
 
-def _unpad(even, odd, pairs, padded):
-    """The run lengths of every string (the two columns interleaved, padding 0s dropped) and the
-    index of each string's first one."""
-    cnt = np.empty(2 * len(even), dtype=np.int64)
-    cnt[0::2], cnt[1::2] = even, odd
-    end = 2 * np.cumsum(pairs)
-    keep = np.ones(len(cnt), dtype=bool)
-    keep[end[padded] - 1] = False
-    nums = 2 * pairs - padded
-    return cnt[keep], np.cumsum(nums) - nums
+# A valid compressed RLE of a 1x1 frame (one background run of 1) spelt in 9 characters: the
+# fast path does not take numbers that long, so a file holding it is decoded by the exact path
+# (the "exact path" below), which describes problems; everything else in the file is the same.
+OVERLONG_1X1 = "QPPPPPPP0"
 
 
-def test_bulk_decoder_matches_pycocotools():
+def _with_overlong(gt):
+    """``gt`` plus a 1x1 video (the largest id) and a crowd annotation (last) spelt
+    ``OVERLONG_1X1``: the tracks of ``gt``'s annotations keep their keys and ranks."""
+    gt = dict(gt)
+    vid = max(v["id"] for v in gt["videos"]) + 1
+    gt["videos"] = gt["videos"] + [{"id": vid, "height": 1, "width": 1, "length": 1}]
+    gt["annotations"] = gt["annotations"] + [
+        {"id": 10**6, "video_id": vid, "category_id": gt["categories"][0]["id"], "iscrowd": 1,
+         "segmentations": [{"size": [1, 1], "counts": OVERLONG_1X1}]}]  # fmt: skip
+    return gt
+
+
+def _fg_runs(m, offset=0):
+    """Foreground runs (start, end) of an (h, w) mask, column-major, shifted by ``offset``."""
+    counts = _runs(m)
+    ends = np.cumsum(counts)
+    return [(offset + int(e - c), offset + int(e)) for c, e in
+            zip(counts[1::2], ends[1::2], strict=True) if c]  # fmt: skip
+
+
+def test_overlong_strings_are_valid():
+    ok, cnt, _sid = P.decode_rle_strings([OVERLONG_1X1])
+    assert ok.tolist() == [True] and cnt.tolist() == [1]
+
+
+@pytest.mark.parametrize("overlong", [False, True], ids=["fast", "exact"])
+def test_bulk_decoder_matches_pycocotools(overlong):
     rng = np.random.default_rng(0)
     masks = _masks(rng)
     rng.shuffle(masks)
     strings = [mask_util.encode(np.asfortranarray(m))["counts"] for m in masks]
     assert max(map(len, strings)) > 1000 and min(map(len, strings)) <= 2
-    lens = np.fromiter(map(len, strings), dtype=np.int64)
-    dec = P._fast_strings(b"".join(strings), lens)
-    assert dec is not None
-    cnt, first = _unpad(*dec)
-    bounds = np.r_[first, len(cnt)]
-    for k, (m, s) in enumerate(zip(masks, strings, strict=True)):
-        got = cnt[bounds[k] : bounds[k + 1]].tolist()
-        assert got == _runs(m), k
-        # pycocotools decodes the same string to the same pixels
-        back = mask_util.decode({"size": list(m.shape), "counts": s})
-        assert np.array_equal(back, m)
-    # the exact path agrees
-    ok, cnt2, sid = P.decode_rle_strings([s.decode() for s in strings])
-    assert ok.all() and np.array_equal(cnt, cnt2)
-    assert np.array_equal(first, np.searchsorted(sid, np.arange(len(strings))))
+    for m, s in zip(masks, strings, strict=True):  # pycocotools decodes them to the same pixels
+        assert np.array_equal(mask_util.decode({"size": list(m.shape), "counts": s}), m)
+    # the run lengths, all strings at once
+    ok, cnt, sid = P.decode_rle_strings([s.decode() for s in strings])
+    assert ok.all()
+    first = np.r_[np.searchsorted(sid, np.arange(len(strings))), len(cnt)]
+    for k, m in enumerate(masks):
+        assert cnt[first[k] : first[k + 1]].tolist() == _runs(m), k
+    # a file of one-frame videos (bytes counts): each track's runs are the mask's
+    pairs = list(enumerate(zip(masks, strings, strict=True), 1))
+    gt = {"videos": [{"id": k, "height": m.shape[0], "width": m.shape[1], "length": 1}
+                     for k, (m, _) in pairs],
+          "categories": [{"id": 1}],
+          "annotations": [{"id": k, "video_id": k, "category_id": 1,
+                           "segmentations": [{"size": list(m.shape), "counts": s}]}
+                          for k, (m, s) in pairs]}  # fmt: skip
+    gt_probs, _, parsed = P.parse(_with_overlong(gt) if overlong else gt, None)
+    assert gt_probs == []
+    assert (parsed.gt.seg_area == 0).any() != overlong  # the path meant (see the docstring)
+    for k, m in enumerate(masks):
+        assert _pixels(parsed.gt, k) == _fg_runs(m), k
 
 
 @pytest.mark.parametrize(
@@ -83,13 +113,16 @@ def test_bulk_decoder_matches_pycocotools():
         (b"PPPPPPPP0", True),  # 0 in 9 characters: the exact path takes it, the fast one not
     ],
 )
-def test_bulk_decoder_gives_up_on_unusual_strings(bad, exact_ok):
+def test_bulk_decoder_refuses_unusual_strings(bad, exact_ok):
     good = mask_util.encode(np.asfortranarray(np.eye(5, dtype=np.uint8)))["counts"]
-    strings = [good, bad, good]
-    lens = np.fromiter(map(len, strings), dtype=np.int64)
-    assert P._fast_strings(b"".join(strings), lens) is None  # the exact path decides, describes
-    ok, _cnt, _sid = P.decode_rle_strings(strings)
+    ok, _cnt, _sid = P.decode_rle_strings([good, bad, good])
     assert ok.tolist() == [True, exact_ok, True]
+    # in a file: the frame at fault, and why (malformed, or its 0 pixels)
+    segs = [{"size": [5, 5], "counts": c.decode("latin-1")} for c in (good, bad, good)]
+    gt = {"videos": [{"id": 1, "height": 5, "width": 5, "length": 3}], "categories": [{"id": 1}],
+          "annotations": [{"id": 1, "video_id": 1, "category_id": 1, "segmentations": segs}]}
+    why = "RLE covers 0 pixels != 5x5" if exact_ok else "malformed compressed RLE counts"
+    assert check_gt(gt) == ["ground truth: annotations[0] (id=1, video_id=1) frame 1: " + why]
 
 
 def test_bulk_decoder_negative_and_overflowing_counts():
@@ -97,10 +130,14 @@ def test_bulk_decoder_negative_and_overflowing_counts():
     neg = b"001" + b"O"  # 'O' = 48 + 31: -1 -> counts[3] = counts[1] - 1 = -1
     big = b"0" + b"_____" + b"O" + b"0"  # 6 continuation characters: > 2**32 or negative
     for s in (neg, big):
-        lens = np.array([len(s)], dtype=np.int64)
-        assert P._fast_strings(s, lens) is None
         ok, _cnt, _sid = P.decode_rle_strings([s])
         assert not ok[0]
+        gt = {"videos": [{"id": 1, "height": 2, "width": 2, "length": 1}],
+              "categories": [{"id": 1}],
+              "annotations": [{"id": 1, "video_id": 1, "category_id": 1,
+                               "segmentations": [{"size": [2, 2], "counts": s.decode()}]}]}
+        assert check_gt(gt) == ["ground truth: annotations[0] (id=1, video_id=1) frame 0: "
+                                "malformed compressed RLE counts"]  # fmt: skip
 
 
 def _gt(rng, num_videos=6):
@@ -133,18 +170,15 @@ def _gt(rng, num_videos=6):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_fast_tracks_equal_exact_path(seed, monkeypatch):
-    rng = np.random.default_rng(seed)
-    gt = _gt(rng)
-    orig, seen = P._fast_tracks, []
-    monkeypatch.setattr(P, "_fast_tracks", lambda *a, **k: seen.append(orig(*a, **k)) or seen[-1])
+def test_fast_tracks_equal_exact_path(seed):
+    gt = _gt(np.random.default_rng(seed))
     _, _, fast = P.parse(gt, None)
-    assert seen[0] is not None  # the fast path took it
-    monkeypatch.setattr(P, "_fast_tracks", lambda *a, **k: None)  # the exact path
-    _, _, exact = P.parse(gt, None)
+    _, _, exact = P.parse(_with_overlong(gt), None)  # the same file, by the exact path
     a, b = fast.gt, exact.gt
+    assert (a.seg_area == 0).any() and (b.seg_area > 0).all()  # each took its path
+    assert len(b) == len(a) + 1  # the overlong annotation, last and without pixels
     for name in ("key", "video", "category", "extra", "area", "pix", "length", "hw"):
-        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        assert np.array_equal(getattr(a, name), getattr(b, name)[:-1]), name
     for i in range(len(a)):  # the same pixels: non-empty runs, touching ones merged
         assert _pixels(a, i) == _pixels(b, i)
     # per frame: the same areas (the exact path keeps only frames with pixels) and extents that

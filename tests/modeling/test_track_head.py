@@ -6,7 +6,6 @@ import pytest
 import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
-from detectron2.structures import BitMasks, Instances
 from detectron2.utils.events import EventStorage
 
 from maskprop_d2 import add_maskprop_config
@@ -19,6 +18,7 @@ from maskprop_d2.tracking import (
     build_video_tracker,
     tracker_class,
 )
+from tests.helpers import make_clip
 from tests.video_helpers import forward_calls
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,28 +38,7 @@ def masktrack_cfg(*opts):
 def _clip(n_frames=3, h=64, w=96, center=1, absent=(2, 1), shift=0):
     """Two textured squares moving right; object slot ``absent[1]`` is missing in frame
     ``absent[0]``."""
-    g = torch.Generator().manual_seed(shift)
-    images, insts = [], []
-    for f in range(n_frames):
-        img = torch.randint(40, 80, (3, h, w), generator=g, dtype=torch.uint8)
-        masks = torch.zeros(2, h, w, dtype=torch.bool)
-        masks[0, 10:30, 5 + 3 * f + shift : 25 + 3 * f + shift] = True
-        masks[1, 35:55, 50 + 2 * f : 66 + 2 * f] = True
-        ids = torch.tensor([3, 7])
-        if f == absent[0]:
-            masks[absent[1]] = False
-            ids[absent[1]] = -1
-        img[:, masks[0]] = 200
-        img[0, masks[1]] = 250
-        inst = Instances((h, w))
-        inst.gt_ids = ids
-        inst.gt_classes = torch.tensor([0, 2])
-        inst.gt_masks = BitMasks(masks)
-        inst.gt_boxes = inst.gt_masks.get_bounding_boxes()
-        images.append(img)
-        insts.append(inst)
-    return {"video_id": 1, "height": h, "width": w, "frame_ids": list(range(n_frames)),
-            "center": center, "image": images, "instances": insts}
+    return make_clip(n_frames, h, w, center, absent, shift=shift, textured=True)
 
 
 # ----------------------------------------------------------------------------- the loss

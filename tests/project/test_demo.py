@@ -11,18 +11,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO_ROOT, TINY_CONFIG, load_script, repo_path, save_random_checkpoint
-
-
-def write_video(path, n=14, w=120, h=80, fps=7.0, fourcc="mp4v"):
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-    assert vw.isOpened()
-    rng = np.random.RandomState(0)
-    bg = rng.randint(0, 255, (h, w, 3)).astype(np.uint8)
-    for i in range(n):
-        f = bg.copy()
-        cv2.circle(f, (20 + 5 * i, 40), 12, (0, 200, 255), -1)
-        vw.write(f)
-    vw.release()
+from tests.video_helpers import write_video
 
 
 def run_demo_inprocess(capsys, *args):

@@ -23,7 +23,7 @@ from maskprop_d2.data.ytvis import load_ytvis_json
 from maskprop_d2.evaluation.results_io import check_results, load_results
 from maskprop_d2.evaluation.ytvis_eval import evaluate
 from maskprop_d2.utils.rle import decode_segmentation
-from tests.data.test_ytvis import _make
+from tests.data.ytvis_files import make_ytvis
 
 EXAMPLES = int(os.environ.get("MASKPROP_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
@@ -112,8 +112,8 @@ def _rle_total(counts: str):
 @pytest.fixture(scope="module")
 def train_gt(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz_train")
-    data, root = _make(folder)
-    return copy.deepcopy(data), root, str(folder / "fuzzed.json")
+    data, root = make_ytvis(folder)
+    return data, root, str(folder / "fuzzed.json")
 
 
 def _check_loaded(records):

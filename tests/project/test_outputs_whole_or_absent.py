@@ -9,8 +9,7 @@ import pytest
 
 from maskprop_d2.evaluation.__main__ import main as eval_main
 from tests.helpers import TINY_CONFIG, load_script
-
-from .test_demo import write_video
+from tests.video_helpers import write_video
 
 
 def _demo_module():

@@ -1,7 +1,8 @@
-"""The evaluator's vectorised internals against direct references: video IoUs from the decoded
-runs (``np.interp`` over the GT coverage) against pixel counts, the IoU bound that skips pairs
-below 0.5, the all-groups-at-once greedy matching against the official per-detection loop, and the
-recall steps against ``np.searchsorted``."""
+"""The evaluator's vectorised steps against direct references, through ``video_iou``,
+``evaluate`` and ``check_gt``: video IoUs from the decoded runs against pixel counts, and the IoU
+bound that skips pairs below 0.5. Three tests call internals, each saying why the public path
+cannot reach its cases: IoUs in several coordinate chunks, the all-groups-at-once greedy matching
+against the official per-detection loop, and the recall steps against ``np.searchsorted``."""
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -9,6 +10,7 @@ import pytest
 
 from maskprop_d2.evaluation import parse as P
 from maskprop_d2.evaluation import ytvis_eval as E
+from maskprop_d2.evaluation.results_io import check_gt
 
 
 def _runs(mask):
@@ -48,7 +50,7 @@ def _encode(rng, m):
     return {"size": [h, w], "counts": s if r < 0.4 else s.decode()}
 
 
-def _tracks(seed, exact=False, monkeypatch=None):
+def _tracks(seed):
     """Random tracks (GT annotations, mixed formats) of a few videos and their pixel masks."""
     rng = np.random.default_rng(seed)
     videos, anns, masks = [], [], []
@@ -73,15 +75,12 @@ def _tracks(seed, exact=False, monkeypatch=None):
             masks.append(np.stack([np.zeros((h, w), np.uint8) if m is None else m
                                    for m in frames]))  # fmt: skip
     gt = {"videos": videos, "categories": [{"id": 1}], "annotations": anns}
-    if exact:
-        monkeypatch.setattr(P, "_fast_tracks", lambda *a, **k: None)
-    _, _, parsed = P.parse(gt, None)
-    return parsed.gt, masks
+    return gt, masks
 
 
-def _all_pairs(tracks):
-    """Every (i, j) of tracks of the same video."""
-    vid = tracks.video
+def _same_video_pairs(gt):
+    """Every (i, j) of annotations of the same video."""
+    vid = np.array([a["video_id"] for a in gt["annotations"]])
     i, j = np.nonzero(vid[:, None] == vid[None, :])
     return i, j
 
@@ -99,30 +98,65 @@ SEEDS = (0, 1, 2, 7)  # sets with IoUs of every size (0, below 0.5, between 0.5 
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("exact", [False, True])
-def test_video_ious_equal_pixel_counts(seed, exact, monkeypatch):
-    tracks, masks = _tracks(seed, exact, monkeypatch)
-    i, j = _all_pairs(tracks)
-    ious = E._pair_ious(tracks, tracks, i, j)
+def test_video_ious_equal_pixel_counts(seed):
+    gt, masks = _tracks(seed)
+    i, j = _same_video_pairs(gt)
+    anns, size = gt["annotations"], {v["id"]: (v["height"], v["width"]) for v in gt["videos"]}
+    ious = [E.video_iou(anns[a]["segmentations"], anns[b]["segmentations"],
+                        *size[anns[a]["video_id"]]) for a, b in zip(i, j, strict=True)]  # fmt: skip
     ref = _reference(masks, i, j)
     assert np.array_equal(ious, ref)  # exact: integer counts, one division
     assert ref.min() == 0 and ((ref > 0.5) & (ref < 1)).any()
-    # the GT tracks split into several chunks of coordinates: the same values
-    monkeypatch.setattr(E, "_EXACT_SPAN", 40)
-    assert np.array_equal(E._pair_ious(tracks, tracks, i, j), ref)
+
+
+# A valid compressed RLE of a 1x1 frame spelt in 9 characters: the fast decoder declines the file
+# that holds it, the exact one decodes it (see test_rle_bulk_decode.py).
+OVERLONG_1X1 = {"size": [1, 1], "counts": "QPPPPPPP0"}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_skipped_pairs_are_below_the_lowest_threshold(seed):
-    tracks, masks = _tracks(seed)
-    i, j = _all_pairs(tracks)
+@pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
+def test_one_pair_scores_the_thresholds_its_iou_reaches(seed, exact):
+    """One GT track and one detection: AP is the fraction of the IoU thresholds that their video
+    IoU reaches. Scoring skips the pairs whose IoU bounds stay below 0.5; a pair skipped wrongly
+    would score 0. With ``exact``, a 1x1 video whose GT (a crowd) and detection are of a second
+    category, spelt ``OVERLONG_1X1``, sends both files through the exact decoder."""
+    gt, masks = _tracks(seed)
+    i, j = _same_video_pairs(gt)
     ref = _reference(masks, i, j)
-    got = E._pair_ious(tracks, tracks, i, j, skip_below=0.5)
-    computed = got > 0
-    assert np.array_equal(got[computed], ref[computed])
-    assert (ref[~computed] < 0.5).all()
-    assert (ref >= 0.5).sum() == (got >= 0.5).sum()
-    assert (~computed & (ref > 0)).any()  # some pairs were skipped
+    anns, videos = gt["annotations"], {v["id"]: v for v in gt["videos"]}
+    for a, b, iou in zip(i.tolist(), j.tolist(), ref.tolist(), strict=True):
+        vid = anns[a]["video_id"]
+        one = {"videos": [videos[vid]], "categories": [{"id": 1}, {"id": 2}],
+               "annotations": [anns[a]]}  # fmt: skip
+        res = [{"video_id": vid, "category_id": 1, "score": 1.0,
+                "segmentations": anns[b]["segmentations"]}]  # fmt: skip
+        if exact:
+            one["videos"] = one["videos"] + [{"id": 99, "height": 1, "width": 1, "length": 1}]
+            one["annotations"] = one["annotations"] + [
+                {"id": 99, "video_id": 99, "category_id": 2, "iscrowd": 1,
+                 "segmentations": [OVERLONG_1X1]}]  # fmt: skip
+            res.append({"video_id": 99, "category_id": 2, "score": 0.5,
+                        "segmentations": [OVERLONG_1X1]})  # fmt: skip
+        ap = E.evaluate(one, res).stats[0]
+        expected = np.mean(np.minimum(E.IOU_THRESHOLDS, 1 - 1e-10) <= iou)
+        assert ap == pytest.approx(expected, abs=1e-12), (a, b, iou)
+    assert (ref > 0).any() and (ref < 0.5).any() and (ref >= 0.5).any()
+
+
+def test_intersections_in_several_chunks_of_coordinates(monkeypatch):
+    """Internal (``_pair_ious``, ``_EXACT_SPAN``): the GT tracks are intersected in chunks of less
+    than 2**52 pixels (exact in float64); the public path reaches a second chunk only with more
+    than 2**52 pixels of GT tracks (16 videos of 2**20 frames of 2**14 x 2**14), so the chunk
+    size is lowered here."""
+    gt, masks = _tracks(SEEDS[0])
+    _, _, parsed = P.parse(gt, None)
+    tracks = parsed.gt
+    i, j = _same_video_pairs(gt)
+    ref = _reference(masks, i, j)
+    assert np.array_equal(E._pair_ious(tracks, tracks, i, j), ref)
+    monkeypatch.setattr(E, "_EXACT_SPAN", 40)
+    assert np.array_equal(E._pair_ious(tracks, tracks, i, j), ref)
 
 
 def _official_match(ious, ignore, crowd):
@@ -154,6 +188,10 @@ def _official_match(ious, ignore, crowd):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_matching_of_all_groups_equals_the_official_loop(seed):
+    """Internal (``_match``): any IoU matrix, with ties at and between the thresholds, in 30
+    groups at once. Masks cannot give an arbitrary IoU matrix (the IoUs of one detection with
+    several GTs constrain each other), so the public path cannot reach these cases;
+    test_ytvis_eval.py's brute-force comparison covers the path from masks."""
     rng = np.random.default_rng(seed)
     levels = np.array([0.0, 0.3, 0.5, 0.55, 0.6, 0.75, 0.75, 0.9, 0.95, 1.0])  # ties on purpose
     n_gt = rng.integers(1, 40, size=30)  # several widths (powers of two)
@@ -178,6 +216,8 @@ def test_matching_of_all_groups_equals_the_official_loop(seed):
 
 
 def test_recall_steps_equal_searchsorted():
+    """Internal (``_recall_steps``): every GT count up to 3,000 and a few up to 100,003; through
+    the public path each count would be a file of as many GT tracks."""
     npig = np.r_[np.arange(1, 3001), [9999, 65536, 100003]]
     steps = E._recall_steps(npig)
     for n, row in zip(npig.tolist(), steps, strict=True):
@@ -196,9 +236,8 @@ def test_bool_count_lists_take_the_exact_path():
         "annotations": [{"id": 1, "video_id": 1, "category_id": 1,
                          "segmentations": [{"size": [1, 2], "counts": [True, True]}]}],
     }  # fmt: skip
-    probs, _, _ = P.parse(gt, None)
-    assert probs == ["annotations[0] (id=1, video_id=1) frame 0: RLE counts must be non-negative "
-                     "ints"]  # fmt: skip
+    assert check_gt(gt) == ["ground truth: annotations[0] (id=1, video_id=1) frame 0: RLE counts "
+                            "must be non-negative ints"]  # fmt: skip
 
 
 def test_ids_beyond_int64():
