@@ -1,18 +1,19 @@
 #!/usr/bin/env python
 """The paper's comparison on the synthetic benchmark: every tracker on the same detections.
 
-Rows: MaskProp at each ``--half-lengths`` T, MaskProp with its re-identification memory
-(``REID.ENABLED``; embeddings of the tracking head, then of the box head) at the config's T, flow
-propagation and the tracking head at the config's T, frame linking; one ``MaskTrackRCNN``
-checkpoint for all. Columns: AP/AR and
+Rows: MaskProp with the paper's clip matching (no re-identification memory, no covered-mask
+suppression) at each ``--half-lengths`` T; MaskProp as configured (the default: re-identification
+memory, covered-mask suppression) at the config's T, and the same with the tracking head's
+embedding for re-identification; flow propagation and the tracking head at the config's T, frame
+linking; one ``MaskTrackRCNN`` checkpoint for all. Columns: AP/AR and
 TrackEval's HOTA, DetA, AssA, IDF1, IDSW (``YTVISEvaluator``), and each tracker's CPU ms per
 frame on top of the detector, which runs once per frame: its detections are cached and served
 to every row. Oracle rows (off with ``--no-oracle``): ground-truth detections (score 1, their
 class, GT masks) on the real features through each tracker. Splits: ``--standard-root`` and
 ``--hard-root`` (``python -m maskprop_d2.data.synthetic --difficulty hard --num-train 1 --out
 ROOT`` makes the latter) and ``--occlusion-root`` (``--difficulty occlusion``: long
-occlusions); ``--max-videos N`` for development. Spread: MaskProp at the config's T
-against the best baseline by AP, paired bootstrap over videos (``tools/bootstrap_compare.py``;
+occlusions); ``--max-videos N`` for development. Spread: the default MaskProp row against the
+best baseline by AP (AP) and by HOTA (HOTA), paired bootstrap over videos (``tools/bootstrap_compare.py``;
 ``--bootstrap`` resamples for AP, ``--bootstrap-hota`` for HOTA, 0 turns either off).
 
     python tools/bench_trackers.py --weights output/synthetic/masktrack_tiny/model_final.pth
@@ -132,18 +133,19 @@ class SharedDetector:
 
 
 # ----------------------------------------------------------------------------- rows
-TRACKERS = ("maskprop", "maskprop_reid", "maskprop_reid_box", "flow_propagation",
+TRACKERS = ("maskprop", "maskprop_default", "maskprop_default_th", "flow_propagation",
             "tracking_head", "frame_linking")  # fmt: skip
-# rows that run the maskprop tracker with its re-identification memory: embedding source
-REID_ROWS = {"maskprop_reid": "track_head", "maskprop_reid_box": "box_features"}
+# rows that run the maskprop tracker as configured: the re-identification embedding (None: the
+# config's)
+DEFAULT_ROWS = {"maskprop_default": None, "maskprop_default_th": "track_head"}
 
 
 def rows_for(cfg, half_lengths, trackers=TRACKERS):
     t0 = cfg.INPUT.CLIP.HALF_LENGTH
-    rows = [(f"MaskProp, T = {t}", "maskprop", t) for t in half_lengths]
+    rows = [(f"MaskProp (paper's matching), T = {t}", "maskprop", t) for t in half_lengths]
     rows += [
-        (f"MaskProp + re-identification (tracking-head embedding), T = {t0}", "maskprop_reid", t0),
-        (f"MaskProp + re-identification (box features), T = {t0}", "maskprop_reid_box", t0),
+        (f"MaskProp default, T = {t0}", "maskprop_default", t0),
+        (f"MaskProp default, tracking-head embedding, T = {t0}", "maskprop_default_th", t0),
     ]
     rows += [
         (f"flow propagation (OpenCV {cfg.MODEL.MASKPROP.INFERENCE.FLOW_METHOD}), T = {t0}",
@@ -166,13 +168,13 @@ def run_row(cfg0, model, dataset, tracker, t, out_dir):
     cfg.defrost()
     cfg.INPUT.CLIP.HALF_LENGTH = t
     cfg.MODEL.MASKPROP.INFERENCE.TRACKER = tracker
-    # the plain MaskProp / flow rows: the paper's clip matching, whatever the config's default
-    # (the covered-mask suppression is left as configured: --opts sets it for every row)
-    cfg.MODEL.MASKPROP.INFERENCE.REID.ENABLED = False
-    if tracker in REID_ROWS:
+    if tracker in DEFAULT_ROWS:  # MaskProp as configured
         cfg.MODEL.MASKPROP.INFERENCE.TRACKER = "maskprop"
-        cfg.MODEL.MASKPROP.INFERENCE.REID.ENABLED = True
-        cfg.MODEL.MASKPROP.INFERENCE.REID.EMBEDDING = REID_ROWS[tracker]
+        if DEFAULT_ROWS[tracker]:
+            cfg.MODEL.MASKPROP.INFERENCE.REID.EMBEDDING = DEFAULT_ROWS[tracker]
+    else:  # the paper's clip matching (the flow tracker's too), whatever the config's default
+        cfg.MODEL.MASKPROP.INFERENCE.REID.ENABLED = False
+        cfg.MODEL.MASKPROP.INFERENCE.SUPPRESS_COVERED = 1.0
     adapter = VideoInferenceAdapter.from_config(cfg, model)
     spent = {"cpu": 0.0, "frames": 0}
 
@@ -208,11 +210,11 @@ def split_line(gt):
 
 
 def short_label(label):
-    for long, short in (("MaskProp + re-identification", "MP+reid"), ("MaskProp, ", "MP "),
-                        ("tracking-head embedding", "th"), ("box features", "box"),
-                        ("flow propagation", "flow"), (" (MaskTrack R-CNN)", "")):  # fmt: skip
+    for long, short in (("MaskProp default", "MP default"), ("MaskProp (paper's matching)", "MP"),
+                        (", tracking-head embedding", " th"), ("flow propagation", "flow"),
+                        (" (MaskTrack R-CNN)", "")):  # fmt: skip
         label = label.replace(long, short)
-    return label.split(", T")[0] if "reid" in label else label.split(" (")[0]
+    return label.split(" (")[0]
 
 
 def plot(path, results):
@@ -232,34 +234,37 @@ def plot(path, results):
 
 
 def bootstrap_line(gt, real, outs, t0, args):
-    """One sentence: MaskProp at T = t0 (else its first row) minus the best baseline by AP, AP and
-    HOTA, with 95 %
-    paired-bootstrap intervals over videos ("" when either row is missing or it is off)."""
+    """One sentence: the default MaskProp row (else MaskProp at T = t0, else its first row) minus
+    the best baseline by AP (AP) and by HOTA (HOTA), with 95 % paired-bootstrap intervals over
+    videos ("" when either row is missing or both are off)."""
     from bootstrap_compare import compare
 
-    mp = [r for r in real if outs[r["label"]][0] == "maskprop"]
-    mp = [r for r in mp if outs[r["label"]][1] == t0] or mp  # the config's T if it was run
+    mp = [r for r in real if outs[r["label"]][0] == "maskprop_default"]
+    mp = mp or [r for r in real if outs[r["label"]][0] == "maskprop" and outs[r["label"]][1] == t0]
+    mp = mp or [r for r in real if outs[r["label"]][0] == "maskprop"]
     base = [r for r in real if not outs[r["label"]][0].startswith("maskprop")]
     if not mp or not base or not (args.bootstrap or args.bootstrap_hota):
         return ""
-    best = max(base, key=lambda r: r["values"][0])
 
     def load(label):
         with open(os.path.join(outs[label][2], "results.json")) as f:
             return json.load(f)
 
-    a, b = load(best["label"]), load(mp[0]["label"])
+    mine = load(mp[0]["label"])
     parts = []
     if args.bootstrap:
-        d, lo, hi = compare(gt, a, b, args.bootstrap)["AP"]
+        best = max(base, key=lambda r: r["values"][0])
+        d, lo, hi = compare(gt, load(best["label"]), mine, args.bootstrap)["AP"]
         parts.append(f"AP {d:+.1f} (95 % interval {lo:+.1f} .. {hi:+.1f}, {args.bootstrap} "
-                     "resamples)")  # fmt: skip
+                     f"resamples) against the best by AP, {best['label']}")  # fmt: skip
     if args.bootstrap_hota:
-        d, lo, hi = compare(gt, a, b, args.bootstrap_hota, hota=True)["HOTA"]
+        best = max(base, key=lambda r: r["values"][len(SEGM)])
+        d, lo, hi = compare(gt, load(best["label"]), mine, args.bootstrap_hota, hota=True)["HOTA"]
         parts.append(f"HOTA {d:+.1f} (95 % interval {lo:+.1f} .. {hi:+.1f}, "
-                     f"{args.bootstrap_hota} resamples)")  # fmt: skip
-    return (f"{mp[0]['label']} minus the best baseline by AP ({best['label']}), paired bootstrap "
-            "over videos: " + "; ".join(parts) + ".")
+                     f"{args.bootstrap_hota} resamples) against the best by HOTA, "
+                     f"{best['label']}")  # fmt: skip
+    return (f"{mp[0]['label']} minus the best baseline, paired bootstrap over videos: "
+            + "; ".join(parts) + ".")
 
 
 def main(argv=None):

@@ -151,7 +151,10 @@ class ClipTrackAggregator:
             def fallback(rows, exclude):
                 return self.reid.match(t, reid_features, rows, exclude)
 
-        ids_list = self._matcher.assign(t, frames, tracks, classes, may_start, fallback)
+        ids_list = self._matcher.assign(
+            t, frames, tracks, classes, may_start, fallback,
+            fallback_window_ids=self.reid is not None and self.reid.window_ids,
+        )  # fmt: skip
         if self.reid is not None and reid_features is not None:
             self.reid.update(ids_list, t, reid_features)
         ids = torch.as_tensor(ids_list, dtype=torch.long)

@@ -232,6 +232,7 @@ class ClipTrackMatcher:
         classes: Optional[torch.Tensor] = None,
         may_start: Optional[torch.Tensor] = None,
         fallback: Optional[Callable[[List[int], Set[int]], List[Optional[int]]]] = None,
+        fallback_window_ids: bool = False,
     ) -> List[int]:
         """Assign IDs to the tracks of the clip centred at ``t`` and remember them.
 
@@ -246,6 +247,8 @@ class ClipTrackMatcher:
                 get a new ID and the IDs they may not take (those of the window and those this
                 clip already took); returns an earlier ID or None per row (re-identification,
                 :class:`~maskprop_d2.tracking.reid_memory.ReIDMemory`).
+            fallback_window_ids: the fallback may also return IDs of the window that no track
+                of this clip took (by default only IDs outside the window).
         Returns:
             N ints: pairwise distinct IDs, and -1 for dropped tracks.
         """
@@ -265,7 +268,9 @@ class ClipTrackMatcher:
         )
         if fallback is not None and any(c is None for c in chosen):
             rows = [k for k, c in enumerate(chosen) if c is None]
-            exclude = set(ids) | {c for c in chosen if c is not None}
+            exclude = {c for c in chosen if c is not None}
+            if not fallback_window_ids:
+                exclude |= set(ids)
             for k, c in zip(rows, fallback(rows, exclude), strict=True):
                 chosen[k] = c
         out = []

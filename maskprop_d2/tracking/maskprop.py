@@ -63,6 +63,7 @@ def reid_memory_from_config(cfg) -> Optional[ReIDMemory]:
         class_weight=c.CLASS_WEIGHT,
         position_weight=c.POSITION_WEIGHT,
         position_sigma=c.POSITION_SIGMA,
+        window_ids=c.WINDOW_IDS,
     )
 
 

@@ -69,6 +69,8 @@ class ReIDMemory:
         thresh: a track takes a remembered ID only if its score is above this.
         class_weight, position_weight, position_sigma: the score's class and position terms.
         momentum: an ID's embedding is ``momentum * old + (1 - momentum) * new`` on each update.
+        window_ids: also offer the IDs of the clip matching's window that no track of the clip
+            took (their masks did not overlap enough), not only IDs the masks cannot reach.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class ReIDMemory:
         position_weight: float = 0.3,
         position_sigma: float = 0.25,
         momentum: float = 0.5,
+        window_ids: bool = False,
     ):
         if max_gap < 1 or capacity < 1:
             raise ValueError(
@@ -92,6 +95,7 @@ class ReIDMemory:
         self.position_weight = float(position_weight)
         self.position_sigma = float(position_sigma)
         self.momentum = float(momentum)
+        self.window_ids = bool(window_ids)
         self.reset()
 
     def reset(self) -> None:

@@ -46,16 +46,16 @@ def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, t
     summary = json.loads(out.with_suffix(".json").read_text())["standard"]
     labels = [r["label"] for r in summary["real"]]
     assert labels == [
-        "MaskProp, T = 1",
-        "MaskProp + re-identification (tracking-head embedding), T = 3",
-        "MaskProp + re-identification (box features), T = 3",
+        "MaskProp (paper's matching), T = 1",
+        "MaskProp default, T = 3",
+        "MaskProp default, tracking-head embedding, T = 3",
         "flow propagation (OpenCV dis), T = 3",
         "tracking head (MaskTrack R-CNN)",
         "frame linking",
     ]
     assert [r["label"] for r in summary["oracle"]] == [
-        "MaskProp, T = 3", "MaskProp + re-identification (tracking-head embedding), T = 3",
-        "MaskProp + re-identification (box features), T = 3",
+        "MaskProp (paper's matching), T = 3", "MaskProp default, T = 3",
+        "MaskProp default, tracking-head embedding, T = 3",
         "flow propagation (OpenCV dis), T = 3",
         "tracking head (MaskTrack R-CNN)", "frame linking",
     ]  # fmt: skip
@@ -68,8 +68,10 @@ def test_one_report_with_every_tracker_on_shared_detections(synthetic_dataset, t
     # ground-truth detections linked frame to frame: every object found in every frame (AP50
     # and DetA high: GT masks, only resampled through the 28x28 mask grid) and AP far above the
     # random-weight detector's
-    # the spread of MaskProp (its only row here, T = 1) against the best baseline by AP
-    assert summary["spread"].startswith("MaskProp, T = 1 minus the best baseline by AP (")
+    # the spread of the default MaskProp row against the best baselines by AP and by HOTA
+    assert summary["spread"].startswith("MaskProp default, T = 3 minus the best baseline, ")
+    assert "against the best by AP, " in summary["spread"]
+    assert "against the best by HOTA, " in summary["spread"]
     assert "AP " in summary["spread"] and "HOTA " in summary["spread"]
     assert summary["spread"] in text
     fl_real, fl_oracle = summary["real"][5]["values"], summary["oracle"][5]["values"]

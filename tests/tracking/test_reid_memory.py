@@ -16,10 +16,11 @@ def _mask(col):
     return m
 
 
-def _run(objects, length, reid, T=T):
+def _run(objects, length, reid, T=T, still=False):
     """Stream clip tracks of ``objects``: {name: (embedding (D,), class, {frame: column})}; an
     object is detected at the frames of its dict and hidden (no detection, empty mask) elsewhere.
-    Returns {name: [ID at each detected frame]}."""
+    ``still``: every clip track keeps its centre frame's column (a propagation that missed the
+    motion). Returns {name: [ID at each detected frame]}."""
     agg = ClipTrackAggregator(T, 0.3, 0.5, 3, reid=reid)
     for f in range(length):
         agg.set_geometry(f, FrameGeometry((H, W), (H, W)))
@@ -28,8 +29,8 @@ def _run(objects, length, reid, T=T):
         frames = range(max(0, t - T), min(length, t + T + 1))
         present = [n for n, (_, _, cols) in objects.items() if t in cols]
         tracks = torch.stack([
-            torch.stack([_mask(objects[n][2][f]) if f in objects[n][2] else torch.zeros(H, W)
-                         for f in frames]) for n in present
+            torch.stack([_mask(objects[n][2][t if still else f]) if f in objects[n][2]
+                         else torch.zeros(H, W) for f in frames]) for n in present
         ]) if present else torch.zeros((0, len(frames), H, W))  # fmt: skip
         classes = torch.tensor([objects[n][1] for n in present], dtype=torch.long)
         emb = torch.stack([objects[n][0] for n in present]) if present else torch.zeros(0, 4)
@@ -68,6 +69,22 @@ def test_similar_objects_swapping_places_while_hidden_keep_their_own_ids():
     }
     seen, _ = _run(objs, 14, ReIDMemory(max_gap=30))
     assert len(set(seen["a"])) == 1 and len(set(seen["b"])) == 1
+    assert seen["a"][0] != seen["b"][0]
+
+
+def test_window_ids_let_an_object_whose_masks_jumped_keep_its_id():
+    """The object jumps 8 px between frames 4 and 5 (no mask overlap with its own ID, which is
+    still in the clip matching's window): only REID.WINDOW_IDS lets the memory give it back; an
+    unlike object appearing there still gets a new ID."""
+    cols = {f: 2 if f < 5 else 10 for f in range(10)}
+    obj = {"a": (torch.tensor([1.0, 0, 0, 0]), 0, cols)}
+    default, _ = _run(obj, 10, ReIDMemory(max_gap=30), still=True)
+    assert len(set(default["a"])) == 2
+    window, _ = _run(obj, 10, ReIDMemory(max_gap=30, window_ids=True), still=True)
+    assert set(window["a"]) == {0}
+    objs = {"a": (torch.tensor([1.0, 0, 0, 0]), 0, {f: 2 for f in range(5)}),
+            "b": (torch.tensor([0, 1.0, 0, 0]), 2, {f: 10 for f in range(5, 10)})}  # fmt: skip
+    seen, _ = _run(objs, 10, ReIDMemory(max_gap=30, window_ids=True), still=True)
     assert seen["a"][0] != seen["b"][0]
 
 

@@ -1,0 +1,28 @@
+"""tools/prop_stage_ablation.py: its arms are valid configs and it reads prop_head_accuracy's rows."""
+
+from tests.helpers import load_script, tiny_cfg
+
+abl = load_script("prop_stage_ablation", "tools", "prop_stage_ablation.py")
+
+
+def test_every_arm_is_a_valid_override_of_the_stage_config():
+    from detectron2.modeling import build_model
+
+    for name, opts in abl.ARMS.items():
+        cfg = tiny_cfg()
+        cfg.merge_from_file(abl.bc.REPO + "/" + abl.STAGE_CONFIG)
+        cfg.merge_from_list(opts)
+        cfg.MODEL.WEIGHTS = ""
+        model = build_model(cfg)
+        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        assert trainable and all(n.startswith("roi_heads.mask_prop_head.") for n in trainable), name
+    slugs = [abl.slug(n) for n in abl.ARMS]
+    assert len(set(slugs)) == len(slugs) and all(s and s[-1] != "_" for s in slugs)
+
+
+def test_reads_the_head_and_flow_rows_of_the_accuracy_table():
+    head = "| MaskProp head (crops 24×24) | 0.705 | 0.740 | 0.756 / 0.706 / 0.644 | 0.799 / 0.741 / 0.670 |"
+    flow = "| OpenCV DIS flow warp (image resolution) | 0.742 | 0.768 | 0.8 / 0.7 / 0.6 | 0.9 / 0.8 / 0.7 |"
+    m = abl.HEAD_ROW.match(head)
+    assert [c.strip() for c in m.group(1).split("|")][-1] == "0.799 / 0.741 / 0.670"
+    assert abl.FLOW_ROW.match(flow) and not abl.HEAD_ROW.match(flow)
