@@ -13,8 +13,9 @@ class, GT masks) on the real features through each tracker. Splits: ``--standard
 ``--hard-root`` (``python -m maskprop_d2.data.synthetic --difficulty hard --num-train 1 --out
 ROOT`` makes the latter) and ``--occlusion-root`` (``--difficulty occlusion``: long
 occlusions); ``--max-videos N`` for development. Spread: the default MaskProp row against the
-best baseline by AP (AP) and by HOTA (HOTA), paired bootstrap over videos (``tools/bootstrap_compare.py``;
-``--bootstrap`` resamples for AP, ``--bootstrap-hota`` for HOTA, 0 turns either off).
+best baseline by AP (AP) and by HOTA (HOTA), paired bootstrap over videos
+(``tools/bootstrap_compare.py``; ``--bootstrap`` resamples for AP, ``--bootstrap-hota`` for
+HOTA, 0 turns either off).
 
     python tools/bench_trackers.py --weights output/synthetic/masktrack_tiny/model_final.pth
 """

@@ -1,4 +1,4 @@
-"""tools/prop_stage_ablation.py: its arms are valid configs and it reads prop_head_accuracy's rows."""
+"""tools/prop_stage_ablation.py: valid arms, and it reads prop_head_accuracy's table rows."""
 
 from tests.helpers import load_script, tiny_cfg
 
@@ -21,8 +21,10 @@ def test_every_arm_is_a_valid_override_of_the_stage_config():
 
 
 def test_reads_the_head_and_flow_rows_of_the_accuracy_table():
-    head = "| MaskProp head (crops 24×24) | 0.705 | 0.740 | 0.756 / 0.706 / 0.644 | 0.799 / 0.741 / 0.670 |"
-    flow = "| OpenCV DIS flow warp (image resolution) | 0.742 | 0.768 | 0.8 / 0.7 / 0.6 | 0.9 / 0.8 / 0.7 |"
+    head = ("| MaskProp head (crops 24×24) | 0.705 | 0.740 | 0.756 / 0.706 / 0.644 "
+            "| 0.799 / 0.741 / 0.670 |")
+    flow = ("| OpenCV DIS flow warp (image resolution) | 0.742 | 0.768 | 0.8 / 0.7 / 0.6 "
+            "| 0.9 / 0.8 / 0.7 |")
     m = abl.HEAD_ROW.match(head)
     assert [c.strip() for c in m.group(1).split("|")][-1] == "0.799 / 0.741 / 0.670"
     assert abl.FLOW_ROW.match(flow) and not abl.HEAD_ROW.match(flow)
