@@ -169,8 +169,9 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.REID.POSITION_SIGMA = 0.25
     # Also offer the IDs of the clip matching's window that no track of the clip took (a track
     # whose masks overlapped its own ID's too little), not only IDs the masks cannot reach.
-    # False: re-identification only across gaps longer than the window.
-    cfg.MODEL.MASKPROP.INFERENCE.REID.WINDOW_IDS = True
+    # Off: the ID's older tracks stay in the mask combination, and with uninformative embeddings
+    # (an untrained or weak model) unlike tracks merge and their averaged masks vanish.
+    cfg.MODEL.MASKPROP.INFERENCE.REID.WINDOW_IDS = False
     # The video tracker, a name of maskprop_d2.tracking.tracker_names(): "maskprop" (clip
     # tracks + ID assignment), "flow_propagation" (the same with optical-flow warping),
     # "tracking_head" (MaskTrack R-CNN's association; needs a model with a tracking head) or
