@@ -84,6 +84,14 @@ def test_overwrite_replaces_its_own_dataset(tmp_path, capsys):
     assert (tmp_path / "empty" / "train.json").is_file()
 
 
+def _default_signals():
+    """In the child, before exec: SIGINT/SIGTERM handled by default and not blocked. A shell
+    running the suite in the background starts it with SIGINT ignored, and a signal mask left
+    by an earlier in-process call would be inherited too; either would make the child deaf."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_leaves_nothing(tmp_path, sig):
     out = tmp_path / "ds"
@@ -91,7 +99,8 @@ def test_interrupted_run_leaves_nothing(tmp_path, sig):
     proc = subprocess.Popen(
         [sys.executable, "-m", "maskprop_d2.data.synthetic", "--out", str(out),
          "--num-train", "2000", "--num-val", "1", "--length", "4"],
-        cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_signals)
     deadline = time.time() + 60
     while time.time() < deadline and not any(p.name.startswith(".ds.tmp-")
                                               for p in tmp_path.iterdir()):
