@@ -58,6 +58,44 @@ def paste_soft_masks(masks: torch.Tensor, boxes: torch.Tensor, out_hw) -> torch.
     return out[:, 0]
 
 
+def add_soft_masks_in_boxes(
+    total: torch.Tensor, index: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
+    weights: torch.Tensor,
+) -> None:
+    """``total[index[i]] += weights[i] * paste_soft_masks(masks, boxes)[i]``, in place, sampling
+    only each box's pixels (plus one pixel of bilinear fringe) instead of the whole canvas.
+
+    Args:
+        total: (U, H, W) float canvas stack, modified in place.
+        index: (N,) long, the canvas of each mask.
+        masks: (N, M, M) soft masks; boxes: (N, 4) XYXY canvas pixels; weights: (N,).
+    """
+    n = masks.shape[0]
+    if n == 0:
+        return
+    h, w = total.shape[-2:]
+    b = boxes.float()
+    lo = torch.stack([b[:, 0], b[:, 1]], 1).floor().long() - 1  # (N, 2) x, y
+    hi = torch.stack([b[:, 2], b[:, 3]], 1).ceil().long() + 1
+    lo = torch.maximum(lo, lo.new_zeros(())).minimum(lo.new_tensor([w, h]))
+    hi = torch.minimum(hi, hi.new_tensor([w, h]))
+    size = (hi - lo).clamp(min=0)
+    wb, hb = int(size[:, 0].max()), int(size[:, 1].max())
+    if wb == 0 or hb == 0:
+        return
+    xs = lo[:, 0:1] + torch.arange(wb)[None]  # (N, wb) canvas columns
+    ys = lo[:, 1:2] + torch.arange(hb)[None]  # (N, hb)
+    x0, y0, x1, y1 = b.unbind(1)
+    gx = (xs.float() + 0.5 - x0[:, None]) / (x1 - x0).clamp(min=1e-6)[:, None] * 2 - 1
+    gy = (ys.float() + 0.5 - y0[:, None]) / (y1 - y0).clamp(min=1e-6)[:, None] * 2 - 1
+    grid = torch.stack([gx[:, None, :].expand(n, hb, wb), gy[:, :, None].expand(n, hb, wb)], 3)
+    vals = F.grid_sample(masks[:, None].float(), grid, mode="bilinear", align_corners=False)
+    vals = vals[:, 0] * weights.float()[:, None, None]
+    valid = (xs < hi[:, 0:1])[:, None, :] & (ys < hi[:, 1:2])[:, :, None]  # (N, hb, wb)
+    flat = (index[:, None, None] * h + ys[:, :, None]) * w + xs[:, None, :]
+    total.view(-1).index_add_(0, flat[valid], vals[valid])
+
+
 def paste_at_output_size(mask_probs, boxes, image_size, out_size) -> torch.Tensor:
     """Paste box-relative soft masks of detections made on an (h, w) network input into an
     output canvas of ``out_size`` = (height, width). Returns (N, height, width) float on CPU."""

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..modeling.mask_ops import paste_soft_masks
+from ..modeling.mask_ops import add_soft_masks_in_boxes, paste_soft_masks
 from .id_assignment import ClipTrackMatcher
 from .outputs import CategoryVotes, FrameOutput, VideoInstance
 from .reid_memory import ReIDFeatures, ReIDMemory
@@ -217,8 +217,7 @@ class ClipTrackAggregator:
             win = torch.cat([e[2] for e in crop_entries]).float().cpu()  # (M, 4) grid cells
             w = torch.cat([torch.full((len(e[0]),), e[3]) for e in crop_entries])
             k = len(c)
-            pasted = _crops_to_output(c, win, geo) * w[:, None, None]
-            total.index_add_(0, inverse[pos : pos + k], pasted)
+            _add_crops_to_output(total, inverse[pos : pos + k], c, win, geo, w)
             count.index_add_(0, inverse[pos : pos + k], w)
             pos += k
         for ids, fn in full:
@@ -276,6 +275,15 @@ def _grid_to_output(grid: torch.Tensor, geo: FrameGeometry) -> torch.Tensor:
     if (h, w) != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
     return x[0]
+
+
+def _add_crops_to_output(total, index, crops, windows, geo: FrameGeometry, weights) -> None:
+    """``total[index] += weights * _crops_to_output(crops, windows, geo)``, sampling only the
+    windows' pixels ((U, H, W) ``total``, in place)."""
+    h, w = geo.image_size
+    height, width = geo.out_size
+    scale = windows.new_tensor([width / w, height / h, width / w, height / h]) * geo.stride
+    add_soft_masks_in_boxes(total, index, crops, windows * scale, weights)
 
 
 def _crops_to_output(crops: torch.Tensor, windows: torch.Tensor, geo: FrameGeometry):
