@@ -81,6 +81,8 @@ def run_setting(cfg, model, inputs, n):
         timer.wrap(heads, attr, "detection")
     timer.wrap(heads, "reduce_prop_features", "propagation")
     timer.wrap(heads, "propagate", "propagation")
+    if hasattr(heads, "propagate_crops"):  # the crop-resolution head (FINE_CROPS)
+        timer.wrap(heads, "propagate_crops", "propagation")
     timer.wrap(ClipTrackMatcher, "assign", "ID assignment")
     timer.wrap(ClipTrackAggregator, "emit", "mask combination")
     encode = timer.timed(encode_frame_masks, "RLE")
