@@ -151,4 +151,6 @@ if __name__ == "__main__":
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
+        # CPU processes join with gloo also on a machine with (fewer) GPUs
+        device=get_maskprop_cfg(args.config_file, args.opts).MODEL.DEVICE,
     )

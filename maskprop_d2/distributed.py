@@ -9,9 +9,10 @@ process group) and in one ``main(args)`` call per process:
 * ``torchrun --nproc_per_node N [--nnodes M ...] train_net.py ...`` (or any launcher that sets
   ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``,
   ``MASTER_PORT``): the process joins the launcher's process group (``env://``): NCCL when CUDA
-  is available, else gloo. A launcher's ``WORLD_SIZE`` > 1 that cannot be joined (a variable
-  missing or out of range, ``--num-gpus`` > 1 as well) stops the process with an error naming
-  it, so that N copies never each run as rank 0 of a job of one.
+  is available and the config's ``MODEL.DEVICE`` is not "cpu", else gloo. A launcher's
+  ``WORLD_SIZE`` > 1 that cannot be joined (a variable missing or out of range, ``--num-gpus`` > 1
+  as well) stops the process with an error naming it, so that N copies never each run as rank 0
+  of a job of one.
 
 What detectron2 v0.6 lacks for the second way, and what this module adds (each skipped where the
 installed detectron2 has it): the local (per-machine) process group that ``comm.get_local_rank``
@@ -161,8 +162,9 @@ def _forget_local_process_group() -> None:
         comm._LOCAL_PROCESS_GROUP = None
 
 
-def _join(job: LauncherEnv, timeout: timedelta) -> None:
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+def _join(job: LauncherEnv, timeout: timedelta, device: Optional[str] = None) -> None:
+    on_cuda = torch.cuda.is_available() and not str(device or "cuda").startswith("cpu")
+    backend = "nccl" if on_cuda else "gloo"
     if backend == "nccl":
         if job.local_rank >= torch.cuda.device_count():
             raise DistributedSetupError(
@@ -196,6 +198,7 @@ def launch(
     dist_url: Optional[str] = None,
     args=(),
     timeout: timedelta = DEFAULT_TIMEOUT,
+    device: Optional[str] = None,
 ):
     """detectron2's ``launch`` (same arguments) that also serves launcher-started processes.
 
@@ -204,7 +207,9 @@ def launch(
     ``--num-machines`` > 1 as well is an error (the launcher already started the processes).
     Otherwise detectron2's ``launch`` runs (spawning ``num_gpus_per_machine`` workers when the
     world is larger than 1); on a machine without CUDA, with a detectron2 that needs it, a
-    world > 1 is refused with the torchrun command to use instead.
+    world > 1 is refused with the torchrun command to use instead. ``device``: the
+    ``MODEL.DEVICE`` the processes compute on; "cpu" joins with gloo also where CUDA is
+    available (several CPU processes on a machine with fewer GPUs than processes).
     """
     job = launcher_env()
     if job is None:
@@ -228,7 +233,7 @@ def launch(
         )
     if dist.is_initialized():
         raise DistributedSetupError("a process group already exists in this process")
-    _join(job, timeout)
+    _join(job, timeout, device)
     try:
         return main_func(*args)
     finally:

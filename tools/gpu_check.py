@@ -102,17 +102,20 @@ def failed_stage(what, **fields):
 # ----------------------------------------------------------------------------- 1. test suite
 def run_test_suite(extra_args=()):
     """``python -m pytest tests -q`` in a subprocess (CUDA visible): counts, time, output tail."""
-    cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"]
+    # -rfE: pytest's short summary names every failed test and every error
+    cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-rfE", "-p", "no:cacheprovider"]
     cmd += list(extra_args)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     counts = parse_pytest_summary(proc.stdout)
+    failures = [ln for ln in proc.stdout.splitlines() if ln.startswith(("FAILED ", "ERROR "))]
     return {
         "command": " ".join(cmd[1:]),
         "returncode": proc.returncode,
         "seconds": seconds,
         "counts": counts,
+        "failures": failures,
         "tail": (proc.stdout + proc.stderr)[-3000:],
         "ok": proc.returncode == 0,
     }
@@ -339,16 +342,18 @@ def train_amp(cfg, dtype, iters, warmup, seed=0):
     CUDA): iterations/s over the iterations after ``warmup``, loss finiteness, peak memory."""
     import torch
     from detectron2.modeling import build_model
-    from detectron2.solver import build_optimizer
+    from detectron2.solver import build_lr_scheduler
     from detectron2.utils.events import EventStorage
 
     from maskprop_d2.data import build_clip_train_loader
+    from maskprop_d2.solver import build_optimizer
 
     device = torch.device(cfg.MODEL.DEVICE)
     torch.manual_seed(seed)
     model = build_model(cfg)
     model.train()
     opt = build_optimizer(cfg, model)
+    sched = build_lr_scheduler(cfg, opt)  # the config's warm-up, as train_net.py trains
     use_scaler = dtype == torch.float16 and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     data = iter(build_clip_train_loader(cfg))
@@ -375,6 +380,7 @@ def train_amp(cfg, dtype, iters, warmup, seed=0):
             scaler.scale(total).backward()
             scaler.step(opt)
             scaler.update()
+            sched.step()
         sync(device)
     timed = iters - warmup
     seconds = time.perf_counter() - t_start if t_start is not None else float("nan")
@@ -683,6 +689,7 @@ def render_report(r):
             "{}: `{}` — {} in {:.0f} s".format(ok(t["ok"]), t["command"], counts, t["seconds"])
         )
         if not t["ok"]:
+            lines += [""] + ["* `{}`".format(ln) for ln in t.get("failures", [])]
             lines += ["", "```", t["tail"], "```"]
     lines.append("")
     p = r["parity"]
@@ -777,6 +784,9 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=None, help="frames streamed (200)")
     p.add_argument("--detections", type=int, default=5, help="detections per frame (5)")
     p.add_argument("--batch", type=int, default=None, help="clips per training batch (4)")
+    p.add_argument(
+        "--lr", type=float, default=2e-4, help="AdamW learning rate after warm-up (2e-4)"
+    )
     p.add_argument("--workers", type=int, default=None, help="data loader workers (6)")
     p.add_argument("--video", default=None, help="vtest.avi (default: OpenCV's sample if found)")
     p.add_argument("--data", default=None, help="synthetic dataset folder (default: a temp dir)")
@@ -815,6 +825,20 @@ def main(argv=None):
         parity_sizes = [(3, 5, 23, 40), (12, 20, 90, 160)]
         # random init: BatchNorm trains (FrozenBN would keep the random stem's statistics fixed)
         model_extra = ["MODEL.RESNETS.NORM", "BN"]
+    # The configs' SGD at BASE_LR 0.02 is meant for a pretrained backbone and 16 clips a batch;
+    # from random init it diverges within a few dozen iterations. Train as the from-scratch
+    # synthetic config does: AdamW with a linear warm-up, gradients clipped per parameter.
+    train_extra = model_extra + [
+        "SOLVER.OPTIMIZER", "ADAMW",
+        "SOLVER.BASE_LR", args.lr,
+        "SOLVER.WEIGHT_DECAY", 0.05,
+        "SOLVER.WARMUP_ITERS", max(1, min(100, iters // 3)),
+        "SOLVER.MAX_ITER", iters,
+        "SOLVER.STEPS", (),
+        "SOLVER.CLIP_GRADIENTS.ENABLED", True,
+        "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
+        "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", 1.0,
+    ]  # fmt: skip
     t_all = time.perf_counter()
     report = {
         "command": "python tools/gpu_check.py "
@@ -829,6 +853,8 @@ def main(argv=None):
         log("running the test suite")
         report["tests"] = run_test_suite(args.pytest_args.split())
         log("tests: {} ({:.0f} s)".format(report["tests"]["counts"], report["tests"]["seconds"]))
+        for line in report["tests"]["failures"]:  # in the log too, should a later stage hang
+            log("  " + line)
 
     log("propagation head parity")
     report["parity"] = prop_head_parity(device, parity_sizes)
@@ -841,7 +867,7 @@ def main(argv=None):
         dataset = make_synthetic(data_root, n_videos, 8 if quick else 24, height, width)
         report["train"] = []
         for dtype in dtypes:
-            cfg = train_cfg(config, device, dataset, height, width, batch, workers, model_extra)
+            cfg = train_cfg(config, device, dataset, height, width, batch, workers, train_extra)
             log("training {} iterations under autocast({})".format(iters, dtype))
             try:
                 res = train_amp(cfg, dtype, iters, warmup)
@@ -857,12 +883,19 @@ def main(argv=None):
                     )
                 )
             report["train"].append(res)
-        report["train_desc"] = "{} on synthetic {}x{}, {} clips of {} frames per batch".format(
-            os.path.relpath(config, REPO),
-            width,
-            height,
-            batch,
-            cfg.INPUT.CLIP.NUM_SAMPLED_FRAMES + 1,
+        report["train_desc"] = (
+            "{} on synthetic {}x{}, {} clips of {} frames per batch; {} lr {:g}, "
+            "{}-iteration warm-up, gradient norm clipped at {:g} per parameter".format(
+                os.path.relpath(config, REPO),
+                width,
+                height,
+                batch,
+                cfg.INPUT.CLIP.NUM_SAMPLED_FRAMES + 1,
+                cfg.SOLVER.OPTIMIZER,
+                cfg.SOLVER.BASE_LR,
+                cfg.SOLVER.WARMUP_ITERS,
+                cfg.SOLVER.CLIP_GRADIENTS.CLIP_VALUE,
+            )
         )
 
         vh, vw = (height, height * 4 // 3)

@@ -57,6 +57,9 @@ class ClipTrackAggregator:
             unchanged wherever the ID was detected.
         reid: optional re-identification memory: a track that would start a new ID may take a
             remembered one (:class:`ReIDMemory`; needs ``reid_features`` in :meth:`add_clip`).
+            Such a track replaces the ID's masks from earlier tracks from its centre frame on
+            (they and the track disagree, or the clip matching would have given it the ID);
+            before its centre it adds its masks only at frames where the ID has none.
         suppress_covered: an ID not detected at a frame (its mask there is propagated only) is
             left out of that frame when more than this fraction of its mask lies on the masks of
             IDs detected there (a fragment's copy of a detected object, or an object hidden
@@ -146,10 +149,13 @@ class ClipTrackAggregator:
             the N video IDs (-1 for a dropped track).
         """
         fallback = None
+        reidentified: set = set()  # IDs the re-identification memory gave to this clip's tracks
         if self.reid is not None and reid_features is not None:
 
             def fallback(rows, exclude):
-                return self.reid.match(t, reid_features, rows, exclude)
+                found = self.reid.match(t, reid_features, rows, exclude)
+                reidentified.update(y for y in found if y is not None)
+                return found
 
         ids_list = self._matcher.assign(
             t, frames, tracks, classes, may_start, fallback,
@@ -174,18 +180,46 @@ class ClipTrackAggregator:
 
         if len(ids) == 0:
             return ids_list
+        resumed = None
+        if reidentified:
+            resumed = torch.as_tensor(sorted(reidentified), dtype=torch.long)
+            for f in frames:
+                if f >= t:  # the re-identified track replaces the ID's earlier masks from t on
+                    self._drop_ids(f, resumed)
         for k, f in enumerate(frames):
             if f == t and center_masks is not None:
                 continue
+            rows = None
+            if resumed is not None and f < t:  # ... and before t keeps them where there are any
+                rows = ~torch.isin(ids, resumed[torch.isin(resumed, self._ids_at(f))])
+                if bool(rows.all()):
+                    rows = None
+                elif not bool(rows.any()):
+                    continue
             if crops is not None:
-                self._crops[f].append((ids, crops[0][:, k], crops[1], self.weight(f - t)))
+                entry = (ids, crops[0][:, k], crops[1], self.weight(f - t))
+                self._crops[f].append(_select_rows(entry, rows))
             else:
-                self._pending[f].append((ids, tracks[:, k], self.weight(f - t)))
+                entry = (ids, tracks[:, k], self.weight(f - t))
+                self._pending[f].append(_select_rows(entry, rows))
         if center_masks is not None:
             self._full_res[t].append((ids, center_masks))
         self._detected[t].append(ids)
         self.votes.add(ids.tolist(), classes, scores, class_probs)
         return ids_list
+
+    def _ids_at(self, f: int) -> torch.Tensor:
+        """IDs with masks recorded at frame ``f``."""
+        groups = [e[0] for d in (self._pending, self._crops, self._full_res) for e in d.get(f, [])]
+        return torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long)
+
+    def _drop_ids(self, f: int, drop: torch.Tensor) -> None:
+        """Forget the masks recorded at frame ``f`` for the IDs in ``drop`` (clip tracks and
+        centre-frame detections alike)."""
+        for store in (self._pending, self._crops, self._full_res):
+            if f in store:
+                kept = [_select_rows(e, ~torch.isin(e[0], drop)) for e in store[f]]
+                store[f] = [e for e in kept if len(e[0])]
 
     def emit(self, tau: int) -> FrameOutput:
         """Final masks of frame tau (all clips covering it must have been added); forgets it."""
@@ -259,6 +293,32 @@ class ClipTrackAggregator:
         """Frames with recorded track masks not yet emitted (bounded by the clip window)."""
         frames = set(self._pending) | set(self._crops) | set(self._full_res)
         return len(frames | set(self._detected))
+
+
+def _select_rows(entry: tuple, rows: Optional[torch.Tensor]) -> tuple:
+    """An entry of ``_pending``/``_crops``/``_full_res`` (ids (n,) first, then per-row tensors, a
+    callable giving per-row masks, or a scalar weight) restricted to ``rows`` ((n,) bool)."""
+    if rows is None or bool(rows.all()):
+        return entry
+    out = []
+    for x in entry:
+        if isinstance(x, torch.Tensor) and x.dim() > 0:
+            x = x[rows.to(x.device)]
+        elif callable(x):
+            x = _RowSubset(x, rows)
+        out.append(x)
+    return tuple(out)
+
+
+class _RowSubset:
+    """``fn()[rows]``, evaluated when called (centre-frame masks are made at emission)."""
+
+    def __init__(self, fn: Callable[[], torch.Tensor], rows: torch.Tensor):
+        self.fn, self.rows = fn, rows
+
+    def __call__(self) -> torch.Tensor:
+        masks = self.fn()
+        return masks[self.rows.to(masks.device)]
 
 
 def _grid_to_output(grid: torch.Tensor, geo: FrameGeometry) -> torch.Tensor:

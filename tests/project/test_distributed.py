@@ -374,3 +374,27 @@ def test_launch_under_a_launcher_makes_the_local_group(monkeypatch, public):
     else:
         assert calls == ["init", ("main", ("group", (0, 1))), "destroy"]
     assert comm._LOCAL_PROCESS_GROUP is None
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_cpu_processes_join_with_gloo_on_a_machine_with_fewer_gpus(monkeypatch, device):
+    """Rank 1 of 2 on a machine with one GPU (CUDA faked): a CPU config joins with gloo; a CUDA
+    one is refused before joining (no second GPU for LOCAL_RANK 1)."""
+    env = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    backends = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(mdist.dist, "init_process_group", lambda b, **k: backends.append(b))
+    monkeypatch.setattr(mdist.dist, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(mdist, "_create_local_process_group", lambda job: None)
+    monkeypatch.setattr(mdist.comm, "synchronize", lambda: None)
+    if device == "cpu":
+        assert mdist.launch(lambda: 7, 1, device="cpu") == 7
+        assert backends == ["gloo"]
+    else:
+        with pytest.raises(mdist.DistributedSetupError, match="LOCAL_RANK=1 but this machine"):
+            mdist.launch(lambda: 7, 1, device=device)
+        assert backends == []

@@ -16,11 +16,12 @@ def _mask(col):
     return m
 
 
-def _run(objects, length, reid, T=T, still=False):
+def _run(objects, length, reid, T=T, still=False, outputs=None):
     """Stream clip tracks of ``objects``: {name: (embedding (D,), class, {frame: column})}; an
     object is detected at the frames of its dict and hidden (no detection, empty mask) elsewhere.
     ``still``: every clip track keeps its centre frame's column (a propagation that missed the
-    motion). Returns {name: [ID at each detected frame]}."""
+    motion). Returns {name: [ID at each detected frame]}; ``outputs`` (a dict) collects the
+    emitted FrameOutputs by frame."""
     agg = ClipTrackAggregator(T, 0.3, 0.5, 3, reid=reid)
     for f in range(length):
         agg.set_geometry(f, FrameGeometry((H, W), (H, W)))
@@ -42,7 +43,9 @@ def _run(objects, length, reid, T=T, still=False):
         for n, y in zip(present, ids, strict=True):
             seen[n].append(y)
         if t - T >= 0:
-            agg.emit(t - T)
+            out = agg.emit(t - T)
+            if outputs is not None:
+                outputs[t - T] = out
     return seen, agg
 
 
@@ -86,6 +89,22 @@ def test_window_ids_let_an_object_whose_masks_jumped_keep_its_id():
             "b": (torch.tensor([0, 1.0, 0, 0]), 2, {f: 10 for f in range(5, 10)})}  # fmt: skip
     seen, _ = _run(objs, 10, ReIDMemory(max_gap=30, window_ids=True), still=True)
     assert seen["a"][0] != seen["b"][0]
+
+
+def test_a_window_id_track_replaces_the_ids_disagreeing_masks_from_its_centre_on():
+    """The jump of the test above, last seen at frame 5, with the paper's equal-weight mean: at
+    frame 5 the ID's clip-4 track (still at column 2) and the re-identified clip-5 track (column
+    10) would average to 0.5 each and vanish. The re-identified track replaces the earlier tracks
+    from frame 5 on, and before 5 the ID keeps its own masks."""
+    cols = {f: 2 if f < 5 else 10 for f in range(6)}
+    outs = {}
+    seen, _ = _run({"a": (torch.tensor([1.0, 0, 0, 0]), 0, cols)}, 10,
+                   ReIDMemory(max_gap=30, window_ids=True), still=True, outputs=outs)  # fmt: skip
+    assert set(seen["a"]) == {0}
+    for f in range(6):
+        assert outs[f].ids.tolist() == [0], f
+        assert torch.equal(outs[f].masks[0], _mask(cols[f]) > 0.5), f
+    assert all(len(outs[f].ids) == 0 for f in (6, 7, 8))
 
 
 def test_memory_forgets_beyond_max_gap_and_unlike_objects():
