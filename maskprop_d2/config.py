@@ -168,10 +168,14 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.REID.POSITION_WEIGHT = 0.3
     cfg.MODEL.MASKPROP.INFERENCE.REID.POSITION_SIGMA = 0.25
     # Also offer the IDs of the clip matching's window that no track of the clip took (a track
-    # whose masks overlapped its own ID's too little), not only IDs the masks cannot reach.
-    # Off: the ID's older tracks stay in the mask combination, and with uninformative embeddings
-    # (an untrained or weak model) unlike tracks merge and their averaged masks vanish.
-    cfg.MODEL.MASKPROP.INFERENCE.REID.WINDOW_IDS = False
+    # whose masks overlapped its own ID's too little), not only IDs the masks cannot reach. The
+    # track then replaces the ID's earlier masks from its centre frame on. With ground-truth
+    # detections it removes most identity switches (docs/results.md); off: the paper's matching.
+    cfg.MODEL.MASKPROP.INFERENCE.REID.WINDOW_IDS = True
+    # The score a window ID needs (the clip matching found the track unlike the ID's masks, so
+    # the appearance must make up for it); below THRESH counts as THRESH. Chosen on the seed-1
+    # val split (AP 36.4 / 36.7 / 36.5 / 36.6 at 0.9 / 1.2 / 1.4 / 1.6; off 36.6).
+    cfg.MODEL.MASKPROP.INFERENCE.REID.WINDOW_THRESH = 1.2
     # The video tracker, a name of maskprop_d2.tracking.tracker_names(): "maskprop" (clip
     # tracks + ID assignment), "flow_propagation" (the same with optical-flow warping),
     # "tracking_head" (MaskTrack R-CNN's association; needs a model with a tracking head) or

@@ -63,23 +63,40 @@ def add_soft_masks_in_boxes(
     weights: torch.Tensor,
 ) -> None:
     """``total[index[i]] += weights[i] * paste_soft_masks(masks, boxes)[i]``, in place, sampling
-    only each box's pixels (plus one pixel of bilinear fringe) instead of the whole canvas.
+    only each box's pixels (plus the bilinear fringe: half a mask cell and one pixel) instead of
+    the whole canvas.
 
     Args:
         total: (U, H, W) float canvas stack, modified in place.
         index: (N,) long, the canvas of each mask.
         masks: (N, M, M) soft masks; boxes: (N, 4) XYXY canvas pixels; weights: (N,).
     """
-    n = masks.shape[0]
-    if n == 0:
+    if masks.shape[0] == 0:
         return
     h, w = total.shape[-2:]
     b = boxes.float()
-    lo = torch.stack([b[:, 0], b[:, 1]], 1).floor().long() - 1  # (N, 2) x, y
-    hi = torch.stack([b[:, 2], b[:, 3]], 1).ceil().long() + 1
+    m = torch.tensor([masks.shape[-1], masks.shape[-2]])
+    fringe = ((b[:, 2:] - b[:, :2]).clamp(min=0) / (2 * m)).ceil().long() + 1  # (N, 2) x, y
+    lo = b[:, :2].floor().long() - fringe
+    hi = b[:, 2:].ceil().long() + fringe
     lo = torch.maximum(lo, lo.new_zeros(())).minimum(lo.new_tensor([w, h]))
     hi = torch.minimum(hi, hi.new_tensor([w, h]))
     size = (hi - lo).clamp(min=0)
+    # Boxes are sampled on a common grid of the largest box's size: group them by size (powers
+    # of two per side) so that a few large windows do not make every small one pay their area.
+    key = torch.log2(size.clamp(min=1).float()).ceil().long()
+    key = key[:, 0] * 64 + key[:, 1]
+    for k in torch.unique(key).tolist():
+        sel = (key == k).nonzero()[:, 0]
+        _add_group(total, index[sel], masks[sel], b[sel], lo[sel], hi[sel], size[sel],
+                   weights[sel])  # fmt: skip
+
+
+def _add_group(total, index, masks, b, lo, hi, size, weights) -> None:
+    """:func:`add_soft_masks_in_boxes` for boxes sampled on one (max height, max width) grid;
+    ``lo``/``hi``/``size``: (N, 2) clipped pixel ranges (x, y) with one pixel of fringe."""
+    n = masks.shape[0]
+    h, w = total.shape[-2:]
     wb, hb = int(size[:, 0].max()), int(size[:, 1].max())
     if wb == 0 or hb == 0:
         return

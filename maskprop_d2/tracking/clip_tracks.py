@@ -153,7 +153,8 @@ class ClipTrackAggregator:
         if self.reid is not None and reid_features is not None:
 
             def fallback(rows, exclude):
-                found = self.reid.match(t, reid_features, rows, exclude)
+                window = torch.cat([self._ids_at(f) for f in frames]).unique().tolist()
+                found = self.reid.match(t, reid_features, rows, exclude, window)
                 reidentified.update(y for y in found if y is not None)
                 return found
 

@@ -64,6 +64,7 @@ def reid_memory_from_config(cfg) -> Optional[ReIDMemory]:
         position_weight=c.POSITION_WEIGHT,
         position_sigma=c.POSITION_SIGMA,
         window_ids=c.WINDOW_IDS,
+        window_thresh=c.WINDOW_THRESH,
     )
 
 
