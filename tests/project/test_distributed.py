@@ -341,6 +341,16 @@ def test_train_net_under_an_unjoinable_launcher_stops_before_training(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def _as_rank_of_two(monkeypatch, rank, cuda_devices):
+    """This process as ``rank`` of a torchrun job of 2 on one machine with that many GPUs."""
+    env = {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+           "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_devices > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_devices)
+
+
 @pytest.mark.parametrize("public", [False, True], ids=["v0.6 glue", "detectron2 function"])
 def test_launch_under_a_launcher_makes_the_local_group(monkeypatch, public):
     """Rank 0 of 2 on one machine, the process group faked (no second process): the local group
@@ -348,12 +358,8 @@ def test_launch_under_a_launcher_makes_the_local_group(monkeypatch, public):
     v0.6 glue (``dist.new_group`` of this machine's ranks), which clears it afterwards."""
     from detectron2.utils import comm
 
-    env = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2",
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}  # fmt: skip
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    _as_rank_of_two(monkeypatch, 0, cuda_devices=0)
     calls = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(mdist.dist, "init_process_group", lambda *a, **k: calls.append("init"))
     monkeypatch.setattr(mdist.dist, "destroy_process_group", lambda: calls.append("destroy"))
     monkeypatch.setattr(mdist.dist, "new_group", lambda ranks: ("group", tuple(ranks)))
@@ -380,13 +386,8 @@ def test_launch_under_a_launcher_makes_the_local_group(monkeypatch, public):
 def test_cpu_processes_join_with_gloo_on_a_machine_with_fewer_gpus(monkeypatch, device):
     """Rank 1 of 2 on a machine with one GPU (CUDA faked): a CPU config joins with gloo; a CUDA
     one is refused before joining (no second GPU for LOCAL_RANK 1)."""
-    env = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}  # fmt: skip
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    _as_rank_of_two(monkeypatch, 1, cuda_devices=1)
     backends = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(mdist.dist, "init_process_group", lambda b, **k: backends.append(b))
     monkeypatch.setattr(mdist.dist, "destroy_process_group", lambda: None)
     monkeypatch.setattr(mdist, "_create_local_process_group", lambda job: None)
