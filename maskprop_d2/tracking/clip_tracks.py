@@ -152,8 +152,7 @@ class ClipTrackAggregator:
         reidentified: set = set()  # IDs the re-identification memory gave to this clip's tracks
         if self.reid is not None and reid_features is not None:
 
-            def fallback(rows, exclude):
-                window = torch.cat([self._ids_at(f) for f in frames]).unique().tolist()
+            def fallback(rows, exclude, window):
                 found = self.reid.match(t, reid_features, rows, exclude, window)
                 reidentified.update(y for y in found if y is not None)
                 return found

@@ -231,7 +231,7 @@ class ClipTrackMatcher:
         masks: torch.Tensor,
         classes: Optional[torch.Tensor] = None,
         may_start: Optional[torch.Tensor] = None,
-        fallback: Optional[Callable[[List[int], Set[int]], List[Optional[int]]]] = None,
+        fallback: Optional[Callable[[List[int], Set[int], Set[int]], List[Optional[int]]]] = None,
         fallback_window_ids: bool = False,
     ) -> List[int]:
         """Assign IDs to the tracks of the clip centred at ``t`` and remember them.
@@ -243,10 +243,10 @@ class ClipTrackMatcher:
             classes: optional (N,) class of each track (its detection's), for the tie-break.
             may_start: optional (N,) bool; a track with False may only continue an existing ID:
                 if it would get a new one it is dropped instead (ID -1, not remembered).
-            fallback: optional; called as ``fallback(rows, exclude)`` with the tracks that would
-                get a new ID and the IDs they may not take (those of the window and those this
-                clip already took); returns an earlier ID or None per row (re-identification,
-                :class:`~maskprop_d2.tracking.reid_memory.ReIDMemory`).
+            fallback: optional; called as ``fallback(rows, exclude, window)`` with the tracks
+                that would get a new ID, the IDs they may not take (those of the window and those
+                this clip already took) and the IDs of the window; returns an earlier ID or None
+                per row (re-identification, :class:`~maskprop_d2.tracking.reid_memory.ReIDMemory`).
             fallback_window_ids: the fallback may also return IDs of the window that no track
                 of this clip took (by default only IDs outside the window).
         Returns:
@@ -271,7 +271,7 @@ class ClipTrackMatcher:
             exclude = {c for c in chosen if c is not None}
             if not fallback_window_ids:
                 exclude |= set(ids)
-            for k, c in zip(rows, fallback(rows, exclude), strict=True):
+            for k, c in zip(rows, fallback(rows, exclude, set(ids)), strict=True):
                 chosen[k] = c
         out = []
         for k, c in enumerate(chosen):

@@ -71,7 +71,7 @@ class ReIDMemory:
         momentum: an ID's embedding is ``momentum * old + (1 - momentum) * new`` on each update.
         window_ids: also offer the IDs of the clip matching's window that no track of the clip
             took (their masks did not overlap enough), not only IDs the masks cannot reach.
-        window_thresh: the score such a window ID needs (at least ``thresh``; None: ``thresh``).
+        window_thresh: the score such a window ID needs (``thresh`` if lower or None).
     """
 
     def __init__(
@@ -98,7 +98,7 @@ class ReIDMemory:
         self.position_sigma = float(position_sigma)
         self.momentum = float(momentum)
         self.window_ids = bool(window_ids)
-        self.window_thresh = self.thresh if window_thresh is None else float(window_thresh)
+        self.window_thresh = max(self.thresh, float(window_thresh or 0.0))
         self.reset()
 
     def reset(self) -> None:
@@ -155,9 +155,9 @@ class ReIDMemory:
     ) -> List[Optional[int]]:
         """Remembered IDs for the tracks ``rows`` (indices into ``feats``) that would start a new
         ID at the clip centred at ``frame``; None where no remembered ID scores above ``thresh``
-        (``max(thresh, window_thresh)`` for the IDs in ``window``, those of the clip matching's
-        window). IDs in ``exclude`` (those the clip matching can still reach, or already taken)
-        and IDs unseen for more than ``max_gap`` frames are not candidates. One-to-one."""
+        (``window_thresh`` for the IDs in ``window``, those of the clip matching's window). IDs
+        in ``exclude`` (those the clip matching can still reach, or already taken) and IDs unseen
+        for more than ``max_gap`` frames are not candidates. One-to-one."""
         out: List[Optional[int]] = [None] * len(rows)
         cands = [
             y
@@ -168,8 +168,7 @@ class ReIDMemory:
             return out
         s = self.scores(frame, feats.subset(torch.as_tensor(rows)), cands)
         in_window = set(window)
-        need = [max(self.thresh, self.window_thresh) if y in in_window else self.thresh
-                for y in cands]  # fmt: skip
+        need = [self.window_thresh if y in in_window else self.thresh for y in cands]
         eligible = s > np.asarray(need)[None, :]
         r, c = linear_sum_assignment(np.where(eligible, s, 0.0), maximize=True)
         for i, j in zip(r.tolist(), c.tolist(), strict=True):
