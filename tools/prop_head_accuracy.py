@@ -96,7 +96,8 @@ def main():
                 continue
             clips += 1
             frames = [{"image": im} for im in clip["image"]]
-            feats = model.backbone(model.preprocess_image(frames).tensor)
+            images = model.preprocess_image(frames).tensor
+            feats = model.backbone(images)
             reduced = head.reduce(feats[heads.mask_prop_in_feature])
             feat_hw = tuple(reduced.shape[-2:])
             hw = tuple(insts[c].gt_masks.tensor.shape[-2:])
@@ -125,8 +126,12 @@ def main():
                 geo = FrameGeometry(hw, hw, stride)
                 ceil = masks_in_windows(gt, win, stride, head.roi_size)
                 add("ceiling: GT on the head's crops", _crops_to_output(ceil, win, geo), gt, keep)
+                pair_images = None
+                if heads.prop_needs_images:
+                    pair_images = (images[c][None].expand_as(images), images)
                 crops = heads.propagate_crops(
-                    centre, reduced, masks_in_windows(src, win, stride, head.roi_size), win, pair
+                    centre, reduced, masks_in_windows(src, win, stride, head.roi_size), win, pair,
+                    pair_images,
                 )
                 prob = _crops_to_output(crops.sigmoid(), win, geo)
                 name = "MaskProp head (crops {0}×{0})".format(head.roi_size)

@@ -33,6 +33,8 @@ ARMS = {
         "MODEL.ROI_MASK_PROP_HEAD.OFFSET_INPUT", "correlation"],
     "+ source mask warped by the centre tap's offsets": [
         "MODEL.ROI_MASK_PROP_HEAD.MASK_WARP", "True"],
+    "+ image guidance (IMAGE_GUIDE)": [
+        "MODEL.ROI_MASK_PROP_HEAD.IMAGE_GUIDE", "True"],
 }  # fmt: skip
 HEAD_ROW = re.compile(r"^\| MaskProp head [^|]*\|(.*)\|\s*$")
 FLOW_ROW = re.compile(r"^\| OpenCV DIS flow warp [^|]*\|(.*)\|\s*$")

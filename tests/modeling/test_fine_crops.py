@@ -125,3 +125,31 @@ def test_tracker_streams_at_crop_resolution():
         f.masks.shape != g.masks.shape or not torch.equal(f.masks, g.masks)
         for f, g in zip(fine, grid, strict=True)
     )
+
+
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_eval_offsets_on_regions_equal_the_full_frame_offsets(blocks):
+    """In eval mode the offsets are computed on each row's region around its window when that
+    costs less than the full frames; the crops are the full-frame crops (windows at the frame's
+    border and inside it, one and several blocks)."""
+    torch.manual_seed(0)
+    head = MaskPropagationHead(in_channels=8, conv_dim=8, roi_size=S, roi_margin=3.0,
+                               roi_min_window=6.0, num_res_blocks=blocks).eval()  # fmt: skip
+    with torch.no_grad():
+        head.offset_conv.weight.normal_(std=0.5)
+        head.offset_conv.bias.normal_(std=0.5)
+    f = torch.randn(3, 8, 40, 56)
+    red = head.reduce(f)
+    win = torch.tensor([[0.0, 0, 6, 6], [50, 34, 56, 40], [20, 10, 30, 22], [3, 30, 11, 38],
+                        [47, 0, 56, 9]])  # fmt: skip
+    pair = torch.tensor([0, 1, 1, 0, 1])
+    src = torch.rand(5, S, S)
+    regions = head.offset_regions(win, (40, 56), 2)
+    assert regions is not None
+    full = head.offsets(red[:2], red[1:])
+    a, _ = head.forward_crops(red[:2], red[1:], None, pair, offsets=full, src_crops=src,
+                              windows=win)  # fmt: skip
+    b, _ = head.forward_crops(red[:2], red[1:], None, pair, src_crops=src, windows=win)
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    # a region covering more than the frames costs more: the full frames are used
+    assert head.offset_regions(torch.tensor([[0.0, 0, 56, 40]]), (40, 56), 1) is None
