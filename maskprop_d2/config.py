@@ -71,10 +71,6 @@ def add_maskprop_config(cfg):
     # Add to the head's logits a learned affine map of the source mask warped by the offsets of
     # the deformable conv's centre tap (not in the paper; zero-initialised).
     cfg.MODEL.ROI_MASK_PROP_HEAD.MASK_WARP = False
-    # Refine the crop logits with the input images on each window (ROI mode, not in the paper):
-    # two 3x3 convs on [logits, features, target image, target image - the instance's source
-    # colour], for edges finer than a feature cell; zero-initialised.
-    cfg.MODEL.ROI_MASK_PROP_HEAD.IMAGE_GUIDE = False
     # ROI mode: run the deformable conv on ROI_SIZE x ROI_SIZE windows around each source
     # instance (0 = over the whole frame; same result inside a window, much cheaper).
     cfg.MODEL.ROI_MASK_PROP_HEAD.ROI_SIZE = 16

@@ -187,9 +187,8 @@ class MaskProp(GeneralizedRCNN):
         frames, gt_instances, targets = self._flatten_clips(clips)
         if self.train_propagation_only:
             with torch.no_grad():
-                images = self.preprocess_image(frames).tensor
-                features = self.backbone(images)
-            return self.roi_heads.propagation_losses(features, targets, images)
+                features = self.backbone(self.preprocess_image(frames).tensor)
+            return self.roi_heads.propagation_losses(features, targets)
         images = self.preprocess_image(frames)
         features = self.backbone(images.tensor)
 
@@ -207,7 +206,7 @@ class MaskProp(GeneralizedRCNN):
         losses = {}
         losses.update(detector_losses)
         losses.update(proposal_losses)
-        losses.update(self.roi_heads.propagation_losses(features, targets, images.tensor))
+        losses.update(self.roi_heads.propagation_losses(features, targets))
         return losses
 
 

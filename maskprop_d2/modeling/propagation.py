@@ -31,14 +31,6 @@ Two spatial modes (constructor ``roi_size``):
   region a row around its window when that is cheaper than the full frames
   (:meth:`offset_regions`); inside the windows they equal the full-frame offsets.
 
-Image guidance (constructor ``image_guide``, ROI mode; not in the paper): the features are on
-the propagation level's grid (``stride`` input pixels a cell) however finely a crop samples
-them, so edges finer than a cell are out of the head's reach. With ``image_guide`` the crop
-logits are refined by a residual of two 3×3 convs on [logits, ``φ·A``, the target frame's image
-on the window, that image minus the instance's mean colour in the source frame], the image
-sampled at the crop's resolution from the network input (the frames already there: no extra
-backbone pass). The last conv is zero-initialised, so the head starts as without it.
-
 All coordinates are in feature pixels of the propagation level (pixel ``j`` has its centre at
 ``j``).
 """
@@ -128,9 +120,6 @@ class MaskPropagationHead(nn.Module):
         offset_input: str = "difference",
         correlation_radius: int = 3,
         mask_warp: bool = False,
-        image_guide: bool = False,
-        stride: int = 1,
-        pixel_std: Tuple[float, ...] = (1.0, 1.0, 1.0),
     ):
         """
         Args:
@@ -202,23 +191,6 @@ class MaskPropagationHead(nn.Module):
         if self.mask_warp:
             self.warp_gain = nn.Parameter(torch.zeros(2))  # logit += a * warped + b
 
-        self.image_guide = bool(image_guide)
-        self.stride = int(stride)
-        if self.image_guide:
-            if self.roi_size <= 0:
-                raise ValueError("image_guide needs ROI mode (roi_size > 0)")
-            c = len(pixel_std)
-            self.register_buffer(
-                "image_scale", torch.tensor([float(x) / 58.0 for x in pixel_std]).view(1, c, 1, 1),
-                persistent=False,
-            )
-            self.guide_conv1 = nn.Conv2d(1 + conv_dim + 2 * c, conv_dim, 3, padding=1)
-            self.guide_conv2 = nn.Conv2d(conv_dim, 1, 3, padding=1)
-            nn.init.kaiming_normal_(self.guide_conv1.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(self.guide_conv1.bias)
-            nn.init.zeros_(self.guide_conv2.weight)  # starts as the head without guidance
-            nn.init.zeros_(self.guide_conv2.bias)
-
     @classmethod
     def from_config(cls, cfg, input_shape: ShapeSpec):
         c = cfg.MODEL.ROI_MASK_PROP_HEAD
@@ -233,9 +205,6 @@ class MaskPropagationHead(nn.Module):
             "offset_input": c.OFFSET_INPUT,
             "correlation_radius": c.CORRELATION_RADIUS,
             "mask_warp": c.MASK_WARP,
-            "image_guide": c.IMAGE_GUIDE,
-            "stride": input_shape.stride or 1,
-            "pixel_std": tuple(cfg.MODEL.PIXEL_STD),
         }
         return ret
 
@@ -272,28 +241,16 @@ class MaskPropagationHead(nn.Module):
             x, offset = x.to(w.dtype), offset.to(w.dtype)
         return deform_conv2d(x, offset, w, self.deform_bias, padding=(p, p))
 
-    def _segment(self, g, f_dst_rows, att_rows, src_masks, offset_rows, guide=None):
+    def _segment(self, g, f_dst_rows, att_rows, src_masks, offset_rows):
         """(N, D, h, w) propagated / target features, (N, 1, h, w) attention, (N, h, w) source
-        masks, (N, 2k², h, w) offsets (pixels of this map), optional ``guide`` = (source, target)
-        (N, 3, h, w) image crops -> (N, h, w) logits."""
-        phi = F.relu(g + f_dst_rows) * att_rows
-        logits = self.predictor(phi)[:, 0]
+        masks, (N, 2k², h, w) offsets (pixels of this map) -> (N, h, w) logits."""
+        phi = F.relu(g + f_dst_rows)
+        logits = self.predictor(phi * att_rows)[:, 0]
         if self.mask_warp:
             c = self.kernel_size * self.kernel_size // 2  # the centre tap
             warped = warp_by_offsets(src_masks.to(logits.dtype), offset_rows[:, 2 * c : 2 * c + 2])
             logits = logits + self.warp_gain[0] * warped + self.warp_gain[1]
-        if self.image_guide:
-            logits = logits + self._refine(logits, phi, src_masks, *guide)
         return logits
-
-    def _refine(self, logits, phi, src_masks, img_src, img_dst):
-        """The image guidance's residual (N, h, w) from the (N, h, w) logits, (N, D, h, w)
-        ``φ·A``, (N, h, w) source masks and (N, 3, h, w) source / target image crops."""
-        img_src, img_dst = img_src * self.image_scale, img_dst * self.image_scale
-        w = src_masks[:, None].to(img_src.dtype)
-        colour = (img_src * w).sum((2, 3), keepdim=True) / w.sum((2, 3), keepdim=True).clamp(min=1e-6)
-        x = torch.cat([logits[:, None], phi, img_dst, img_dst - colour], dim=1)
-        return self.guide_conv2(F.relu(self.guide_conv1(x)))[:, 0]
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -304,7 +261,6 @@ class MaskPropagationHead(nn.Module):
         pair_index: torch.Tensor,
         offsets: Optional[torch.Tensor] = None,
         boxes: Optional[torch.Tensor] = None,
-        images: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> torch.Tensor:
         """Propagate N instance masks along P frame pairs.
 
@@ -317,15 +273,11 @@ class MaskPropagationHead(nn.Module):
             offsets: optional (P, 2k², H, W) precomputed ``self.offsets(f_src, f_dst)``.
             boxes: ROI mode only, optional (N, 4) source boxes (x0, y0, x1, y1) in feature
                 pixels; default: the box of ``masks > BOX_MASK_THRESH``.
-            images: ``image_guide`` only: (source, target) (P, 3, h, w) input images of each
-                pair's frames (``stride`` × the feature size, as the backbone saw them).
         Returns:
             (N, H, W) mask logits of the instances in the target frames.
         """
         if self.roi_size > 0:
-            crops, windows = self.forward_crops(
-                f_src, f_dst, masks, pair_index, offsets, boxes, images=images
-            )
+            crops, windows = self.forward_crops(f_src, f_dst, masks, pair_index, offsets, boxes)
             return self.paste(crops, windows, masks.shape[-2:])
         n = masks.shape[0]
         h, w = f_src.shape[-2:]
@@ -373,7 +325,6 @@ class MaskPropagationHead(nn.Module):
         boxes: Optional[torch.Tensor] = None,
         src_crops: Optional[torch.Tensor] = None,
         windows: Optional[torch.Tensor] = None,
-        images: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """ROI-mode propagation. Arguments as in :meth:`forward`, plus:
 
@@ -382,8 +333,6 @@ class MaskPropagationHead(nn.Module):
                 crop of ``masks``.
             windows: optional (N, 4) the rows' windows (default ``roi_windows(boxes)``); must be
                 given with ``src_crops``.
-            images: needed with ``image_guide``: (source, target) (P, 3, h, w) input images of
-                each pair's frames.
 
         Returns:
             crops: (N, S, S) logits on each row's window (S = ``roi_size``).
@@ -394,8 +343,6 @@ class MaskPropagationHead(nn.Module):
             raise RuntimeError("forward_crops needs roi_size > 0")
         n = (masks if src_crops is None else src_crops).shape[0]
         h, w = f_src.shape[-2:]
-        if self.image_guide and images is None:
-            raise ValueError("the head has image_guide on: give the pairs' images")
         if windows is None:
             if src_crops is not None:
                 raise ValueError("src_crops needs the windows they were sampled on")
@@ -432,12 +379,7 @@ class MaskPropagationHead(nn.Module):
         off = off.view(n, k2, 2, s, s) * scale.flip(1).view(n, 1, 2, 1, 1)  # (dy, dx) order
         off = off.view(n, 2 * k2, s, s)
         g = self.deform(x, off)
-        guide = None
-        if self.image_guide:
-            # the images' crops at the crop resolution, averaged over the input pixels of a cell
-            guide = [roi_align(im.to(f_src.dtype), rois, (s, s), spatial_scale=float(self.stride),
-                               sampling_ratio=2, aligned=True) for im in images]  # fmt: skip
-        crops = self._segment(g, crop(f_dst, rois), crop(att, rois), src_crops, off, guide)
+        crops = self._segment(g, crop(f_dst, rois), crop(att, rois), src_crops, off)
         return crops, windows
 
     def offset_regions(self, windows: torch.Tensor, image_size: Tuple[int, int], num_pairs: int):

@@ -182,7 +182,6 @@ class MaskPropROIHeads(StandardROIHeads):
         src_crops: torch.Tensor,
         windows: torch.Tensor,
         pair_index: torch.Tensor,
-        images=None,
     ) -> torch.Tensor:
         """Propagate instance masks given on their windows (ROI mode, ``fine_crops``).
 
@@ -191,21 +190,14 @@ class MaskPropROIHeads(StandardROIHeads):
             src_crops: (N, S, S) source masks sampled on each row's window.
             windows: (N, 4) the windows (x0, y0, x1, y1) in feature pixels (``prop_windows``).
             pair_index: (N,) long, the pair of each row.
-            images: with ``IMAGE_GUIDE``, (source, target) (P, 3, H, W) preprocessed input
-                images of the pairs' frames.
         Returns:
             (N, S, S) mask logits on the windows in the target frames.
         """
         head = self.mask_prop_head
         crops, _ = head.forward_crops(
-            f_src, f_dst, None, pair_index, src_crops=src_crops, windows=windows, images=images
+            f_src, f_dst, None, pair_index, src_crops=src_crops, windows=windows
         )
         return crops
-
-    @property
-    def prop_needs_images(self) -> bool:
-        """Whether the propagation head reads the input images (``IMAGE_GUIDE``)."""
-        return bool(getattr(self.mask_prop_head, "image_guide", False))
 
     def prop_windows(self, boxes: torch.Tensor, feat_hw) -> torch.Tensor:
         """(N, 4) source boxes XYXY in image pixels -> (N, 4) the head's windows in feature
@@ -236,10 +228,7 @@ class MaskPropROIHeads(StandardROIHeads):
             self.mask_head.train(was_training)
 
     def propagation_losses(
-        self,
-        features: Dict[str, torch.Tensor],
-        clips: List[ClipTargets],
-        images: Optional[torch.Tensor] = None,
+        self, features: Dict[str, torch.Tensor], clips: List[ClipTargets]
     ) -> Dict[str, torch.Tensor]:
         """``loss_mask_prop``: mean over (centre instance, clip frame) pairs of 1 - soft IoU
         (the centre frame itself left out with ``MODEL.ROI_MASK_PROP_HEAD.TRAIN_CENTER_ROWS``
@@ -248,7 +237,6 @@ class MaskPropROIHeads(StandardROIHeads):
         Args:
             features: backbone features of the flattened frame batch, (F, C, H, W) each.
             clips: one ClipTargets per clip.
-            images: (F, 3, H, W) the preprocessed frames; needed with ``IMAGE_GUIDE``.
         """
         reduced = self.reduce_prop_features(features)
         feat_hw = tuple(reduced.shape[-2:])
@@ -283,13 +271,7 @@ class MaskPropROIHeads(StandardROIHeads):
         f_dst = reduced[torch.as_tensor(rows["dst_pos"], device=dev)]
         src, pair = torch.cat(rows["src"]).to(dev), torch.cat(rows["pair"]).to(dev)
         if self.fine_crops:
-            pairs_images = None
-            if self.prop_needs_images:
-                if images is None:
-                    raise ValueError("IMAGE_GUIDE: propagation_losses needs the frames")
-                pairs_images = (images[rows["src_pos"]], images[rows["dst_pos"]])
-            windows = torch.cat(rows["ctx"]).to(dev)
-            logits = self.propagate_crops(f_src, f_dst, src, windows, pair, pairs_images)
+            logits = self.propagate_crops(f_src, f_dst, src, torch.cat(rows["ctx"]).to(dev), pair)
         else:
             logits = self.propagate(f_src, f_dst, src, pair)
         tgt = torch.cat(rows["tgt"]).to(dev)

@@ -182,7 +182,6 @@ class MaskPropTracker(DetectionTracker):
     def reset(self) -> None:
         self._num_frames = 0
         self._features: Dict[int, object] = {}  # frame -> frame_state(...)
-        self._images: Dict[int, torch.Tensor] = {}  # frame -> (3, H, W) input (IMAGE_GUIDE)
         self._dets: Dict[int, _Detections] = {}
         self._geometry: Dict[int, FrameGeometry] = {}
         self._tracks = ClipTrackAggregator(
@@ -212,8 +211,6 @@ class MaskPropTracker(DetectionTracker):
         boxes = inst.pred_boxes.tensor
         feat_masks = paste_soft_masks(probs, boxes / stride, grid)
         self._features[idx] = self.frame_state(idx, frame, det)
-        if getattr(self._heads, "prop_needs_images", False):
-            self._images[idx] = images.tensor[0]
         class_probs = inst.class_probs if inst.has("class_probs") else None
         h, w = images.image_sizes[0]
         reid = None
@@ -290,12 +287,8 @@ class MaskPropTracker(DetectionTracker):
         # rows ordered (frame, instance): row f*n + i is instance i propagated to frames[f]
         pair_index = torch.arange(nf, device=feats.device).repeat_interleave(n)
         srcf = self._features[t][None].expand_as(feats)
-        images = None
-        if self._images:
-            dst = torch.stack([self._images[f] for f in frames])
-            images = (self._images[t][None].expand_as(dst), dst)
         logits = heads.propagate_crops(
-            srcf, feats, src.repeat(nf, 1, 1), windows.repeat(nf, 1), pair_index, images
+            srcf, feats, src.repeat(nf, 1, 1), windows.repeat(nf, 1), pair_index
         )
         tracks = heads.mask_prop_head.paste(logits, windows.repeat(nf, 1), grid).sigmoid()
         crops = logits.sigmoid().view(nf, n, size, size).transpose(0, 1)
@@ -342,7 +335,6 @@ class MaskPropTracker(DetectionTracker):
             return []
         self._process_clip(t, last=tau)
         self._features.pop(t - self.T, None)  # no later clip reaches back to t - T
-        self._images.pop(t - self.T, None)
         return [self._tracks.emit(t - self.T)] if t - self.T >= 0 else []
 
     def finish(self) -> Iterator[FrameOutput]:
@@ -352,7 +344,6 @@ class MaskPropTracker(DetectionTracker):
         for tau in range(max(0, n - 2 * T), n):
             yield self._tracks.emit(tau)
         self._features.clear()
-        self._images.clear()
 
     @property
     def votes(self) -> CategoryVotes:
