@@ -85,6 +85,9 @@ def add_maskprop_config(cfg):
     cfg.MODEL.ROI_MASK_PROP_HEAD.FINE_CROPS = False
     # Weight of loss_mask_prop (mean over (instance, frame) pairs of 1 - soft IoU).
     cfg.MODEL.ROI_MASK_PROP_HEAD.LOSS_WEIGHT = 1.0
+    # Weight of a per-pixel binary cross-entropy added to the soft-IoU loss (0 = the paper's
+    # loss alone).
+    cfg.MODEL.ROI_MASK_PROP_HEAD.BCE_WEIGHT = 0.0
     # Centre masks propagated in training: "gt" (teacher forcing) or "pred" (predicted masks
     # of proposals matched to each GT; narrows the train/test gap).
     cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS = "gt"

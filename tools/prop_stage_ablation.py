@@ -33,8 +33,10 @@ ARMS = {
         "MODEL.ROI_MASK_PROP_HEAD.OFFSET_INPUT", "correlation"],
     "+ source mask warped by the centre tap's offsets": [
         "MODEL.ROI_MASK_PROP_HEAD.MASK_WARP", "True"],
-    "+ image guidance (IMAGE_GUIDE)": [
-        "MODEL.ROI_MASK_PROP_HEAD.IMAGE_GUIDE", "True"],
+    "+ per-pixel cross-entropy in the loss (BCE_WEIGHT 1)": [
+        "MODEL.ROI_MASK_PROP_HEAD.BCE_WEIGHT", "1.0"],
+    "twice as wide (CONV_DIM 32), new weights trained by the stage": [
+        "MODEL.ROI_MASK_PROP_HEAD.CONV_DIM", "32"],
 }  # fmt: skip
 HEAD_ROW = re.compile(r"^\| MaskProp head [^|]*\|(.*)\|\s*$")
 FLOW_ROW = re.compile(r"^\| OpenCV DIS flow warp [^|]*\|(.*)\|\s*$")
@@ -42,6 +44,17 @@ FLOW_ROW = re.compile(r"^\| OpenCV DIS flow warp [^|]*\|(.*)\|\s*$")
 
 def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower())[:40].strip("_")
+
+
+def read_rows(lines):
+    """(head cells, flow cells) of the first table of a ``prop_head_accuracy.py`` report (its
+    second table names the same settings); None where a row is missing."""
+    head = flow = None
+    for line in lines:
+        m, n = HEAD_ROW.match(line), FLOW_ROW.match(line)
+        head = head or ([c.strip() for c in m.group(1).split("|")] if m else None)
+        flow = flow or ([c.strip() for c in n.group(1).split("|")] if n else None)
+    return head, flow
 
 
 def accuracy_rows(weights, opts, num_clips, py):
@@ -53,12 +66,8 @@ def accuracy_rows(weights, opts, num_clips, py):
         if opts:
             cmd += ["--opts"] + opts
         subprocess.run(cmd, check=True, cwd=bc.REPO, stdout=subprocess.DEVNULL)
-        head = flow = None
         with open(out) as f:
-            for line in f:
-                m, n = HEAD_ROW.match(line), FLOW_ROW.match(line)
-                head = [c.strip() for c in m.group(1).split("|")] if m else head
-                flow = [c.strip() for c in n.group(1).split("|")] if n else flow
+            head, flow = read_rows(f)
     if head is None or flow is None:
         raise RuntimeError("prop_head_accuracy.py wrote no head/flow row for " + weights)
     return head, flow

@@ -75,6 +75,7 @@ class MaskPropROIHeads(StandardROIHeads):
         mask_prop_stride: int,
         mask_prop_head: torch.nn.Module,
         mask_prop_loss_weight: float = 1.0,
+        mask_prop_bce_weight: float = 0.0,
         train_source_masks: str = "gt",
         train_center_rows: bool = True,
         fine_crops: bool = False,
@@ -97,6 +98,7 @@ class MaskPropROIHeads(StandardROIHeads):
         self.mask_prop_stride = int(mask_prop_stride)
         self.mask_prop_head = mask_prop_head
         self.mask_prop_loss_weight = mask_prop_loss_weight
+        self.mask_prop_bce_weight = float(mask_prop_bce_weight)
         self.train_source_masks = train_source_masks
         self.train_center_rows = bool(train_center_rows)
         self.fine_crops = bool(fine_crops)
@@ -115,6 +117,7 @@ class MaskPropROIHeads(StandardROIHeads):
             mask_prop_stride=input_shape[name].stride,
             mask_prop_head=build_mask_prop_head(cfg, input_shape[name]),
             mask_prop_loss_weight=cfg.MODEL.ROI_MASK_PROP_HEAD.LOSS_WEIGHT,
+            mask_prop_bce_weight=cfg.MODEL.ROI_MASK_PROP_HEAD.BCE_WEIGHT,
             train_source_masks=cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_SOURCE_MASKS,
             train_center_rows=cfg.MODEL.ROI_MASK_PROP_HEAD.TRAIN_CENTER_ROWS,
             fine_crops=cfg.MODEL.ROI_MASK_PROP_HEAD.FINE_CROPS,
@@ -275,7 +278,7 @@ class MaskPropROIHeads(StandardROIHeads):
         else:
             logits = self.propagate(f_src, f_dst, src, pair)
         tgt = torch.cat(rows["tgt"]).to(dev)
-        loss = mask_prop_loss(logits, tgt)
+        loss = mask_prop_loss(logits, tgt, bce_weight=self.mask_prop_bce_weight)
         self.log_soft_iou_by_delta(logits.detach(), tgt, torch.cat(rows["delta"]))
         return {"loss_mask_prop": loss * self.mask_prop_loss_weight}
 

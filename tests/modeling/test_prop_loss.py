@@ -102,3 +102,17 @@ def test_empty_batch_and_errors():
     loss.backward()
     with pytest.raises(ValueError):
         mask_prop_loss(torch.zeros(2, 5, 5), torch.zeros(2, 5, 4))
+
+
+def test_cross_entropy_term_adds_the_weighted_mean_pixel_bce():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6, 6)
+    gt = (torch.rand(3, 6, 6) > 0.5).float()
+    gt[1] = 0
+    plain = mask_prop_loss(logits, gt)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, gt)
+    both = mask_prop_loss(logits, gt, bce_weight=0.5)
+    assert both.item() == pytest.approx(plain.item() + 0.5 * bce.item(), rel=1e-6)
+    # a perfect binary prediction costs nothing with it either
+    sure = _logits(gt)
+    assert mask_prop_loss(sure, gt, bce_weight=1.0).item() == pytest.approx(0.0, abs=1e-5)

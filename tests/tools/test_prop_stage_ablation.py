@@ -28,3 +28,18 @@ def test_reads_the_head_and_flow_rows_of_the_accuracy_table():
     m = abl.HEAD_ROW.match(head)
     assert [c.strip() for c in m.group(1).split("|")][-1] == "0.799 / 0.741 / 0.670"
     assert abl.FLOW_ROW.match(flow) and not abl.HEAD_ROW.match(flow)
+
+
+def test_reads_the_first_table_of_a_two_table_report():
+    report = [
+        "| setting | soft IoU | hard IoU | soft IoU at δ = ±1 | hard IoU at δ = ±1 |",
+        "| OpenCV DIS flow warp (image resolution) | 0.742 | 0.768 | 0.8 | 0.9 |",
+        "| MaskProp head (crops 24×24) | 0.705 | 0.740 | 0.756 | 0.799 |",
+        "| setting | centroid error | area ratio |",
+        "| OpenCV DIS flow warp (image resolution) | 0.34 | 0.97 1.00 1.02 |",
+        "| MaskProp head (crops 24×24) | 0.47 | 0.99 1.04 1.12 |",
+    ]
+    head, flow = abl.read_rows(report)
+    assert head == ["0.705", "0.740", "0.756", "0.799"]
+    assert flow == ["0.742", "0.768", "0.8", "0.9"]
+    assert abl.read_rows(report[:1]) == (None, None)
