@@ -35,8 +35,9 @@ def mask_prop_loss(
         empty_smooth: pixel mass at which an empty-GT row costs 0.5 (see the module docstring).
         bce_weight: weight of the per-pixel cross-entropy term (0: the paper's loss alone).
     Returns:
-        Scalar loss, in [0, 1] without the cross-entropy term. Empty-GT rows cost ``q / (q + empty_smooth)`` (≈ 0 for an empty
-        prediction). N = 0 gives 0, still connected to the graph of ``pred_logits``.
+        Scalar loss, in [0, 1] without the cross-entropy term. Empty-GT rows cost
+        ``q / (q + empty_smooth)`` (≈ 0 for an empty prediction). N = 0 gives 0, still connected
+        to the graph of ``pred_logits``.
     """
     if pred_logits.shape != gt_masks.shape:
         raise ValueError(
