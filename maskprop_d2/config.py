@@ -199,6 +199,11 @@ def add_maskprop_config(cfg):
     # YTVISEvaluator (built with YTVISEvaluator.from_config) also reports HOTA, DetA, AssA, IDF1
     # and IDSW by TrackEval under "identity" (slower than AP: TrackEval works frame by frame).
     cfg.TEST.IDENTITY_METRICS = False
+    # The identity metrics score a video instance reported under several categories
+    # (CATEGORIES_PER_INSTANCE > 1: the same masks, one entry per category) once, under its
+    # highest-scoring category; False scores every entry as a track of its category (each
+    # lower-scoring copy is then a false-positive track).
+    cfg.TEST.IDENTITY_BEST_CATEGORY = True
     # A track's mask at its own centre frame: "detection" (Mask R-CNN mask, full resolution) or
     # "propagated" (the propagation head's output, as at the other frames).
     cfg.MODEL.MASKPROP.INFERENCE.CENTER_MASK = "detection"

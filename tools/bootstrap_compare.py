@@ -36,17 +36,17 @@ def resample(gt, by_video, results_by_video, picks):
     return sub, res
 
 
-def metrics(gt, results, hota):
+def metrics(gt, results, hota, best_category=True):
     from maskprop_d2.evaluation.identity import identity_metrics
     from maskprop_d2.evaluation.ytvis_eval import evaluate
 
     out = {"AP": 100 * evaluate(gt, results).as_dict()["AP"]}
     if hota:
-        out["HOTA"] = 100 * identity_metrics(gt, results)["HOTA"]
+        out["HOTA"] = 100 * identity_metrics(gt, results, best_category=best_category)["HOTA"]
     return out
 
 
-def compare(gt, res_a, res_b, samples=200, hota=False, seed=0):
+def compare(gt, res_a, res_b, samples=200, hota=False, seed=0, best_category=True):
     """{metric: (B − A on the split, low, high)} with the 95 % bootstrap interval."""
     by_video = defaultdict(list)
     for a in gt["annotations"]:
@@ -57,13 +57,13 @@ def compare(gt, res_a, res_b, samples=200, hota=False, seed=0):
         for r in res:
             d[r["video_id"]].append(r)
         per.append(d)
-    full = [metrics(gt, r, hota) for r in (res_a, res_b)]
+    full = [metrics(gt, r, hota, best_category) for r in (res_a, res_b)]
     rng = np.random.default_rng(seed)
     n = len(gt["videos"])
     diffs = defaultdict(list)
     for _ in range(samples):
         sub, (ra, rb) = resample(gt, by_video, per, rng.integers(0, n, n))
-        ma, mb = metrics(sub, ra, hota), metrics(sub, rb, hota)
+        ma, mb = metrics(sub, ra, hota, best_category), metrics(sub, rb, hota, best_category)
         for k in ma:
             diffs[k].append(mb[k] - ma[k])
     return {k: (full[1][k] - full[0][k], *np.percentile(diffs[k], [2.5, 97.5])) for k in diffs}

@@ -1,13 +1,15 @@
 """Score or validate a YouTube-VIS results file.
 
     python -m maskprop_d2.evaluation GT_JSON RESULTS_JSON [--json OUT] [--per-category]
-                                     [--identity [--identity-max-gb GB]]
+                                     [--identity [--identity-max-gb GB] [--identity-all-entries]]
     python -m maskprop_d2.evaluation --check GT_JSON RESULTS_JSON
 
 RESULTS_JSON may also be a results.zip with results.json at its root. ``--identity`` adds HOTA,
-DetA, AssA, IDF1 (fractions) and IDSW (count) computed by TrackEval. ``--check`` validates the GT
-and the results exactly as scoring does, without scoring. Exit status: 0 on success, 1 when the
-files are invalid (the messages name the file part, the entry, its id and the field at fault).
+DetA, AssA, IDF1 (fractions) and IDSW (count) computed by TrackEval, each predicted track scored
+once under its highest-scoring category (``--identity-all-entries``: every entry a track).
+``--check`` validates the GT and the results exactly as scoring does, without scoring. Exit
+status: 0 on success, 1 when the files are invalid (the messages name the file part, the entry,
+its id and the field at fault).
 
 Only numpy and pycocotools are imported (trackeval with ``--identity``); neither torch nor
 detectron2 (see ``maskprop_d2/__init__.py``).
@@ -51,6 +53,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--identity-max-gb", type=_positive_gb, default=4.0, metavar="GB",
         help="refuse --identity when TrackEval's estimated peak memory exceeds this (4)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--identity-all-entries", action="store_true",
+        help="score every results entry as a track of its category (default: masks repeated "
+        "under several categories count once, under the highest-scoring one)",
     )  # fmt: skip
     args = parser.parse_args(argv)
 
@@ -149,7 +156,8 @@ def _run(args, json_tmp) -> int:
             from .identity import identity_metrics
 
             identity = identity_metrics(gt, results,
-                                        max_bytes=int(args.identity_max_gb * 2**30))
+                                        max_bytes=int(args.identity_max_gb * 2**30),
+                                        best_category=not args.identity_all_entries)
             stats.update(identity)
     except ValueError as e:
         print("error: {}".format(e), file=sys.stderr)

@@ -31,15 +31,18 @@ class YTVISEvaluator(DatasetEvaluator):
     ``{"segm": {"AP", "AP50", ..., "AP-<class>"}}`` in percent when the dataset's JSON has
     annotations, else ``{}``. With ``identity=True`` (``cfg.TEST.IDENTITY_METRICS`` through
     ``from_config``) it also returns ``{"identity": {"HOTA", "DetA", "AssA", "IDF1" (percent),
-    "IDSW" (count)}}`` by TrackEval.
+    "IDSW" (count)}}`` by TrackEval, each instance scored once under its best category unless
+    ``identity_best_category=False`` (``cfg.TEST.IDENTITY_BEST_CATEGORY``).
     """
 
     @classmethod
     def from_config(cls, cfg, dataset_name, output_dir=None, distributed=True):
         return cls(dataset_name, output_dir=output_dir, distributed=distributed,
-                   identity=cfg.TEST.IDENTITY_METRICS)  # fmt: skip
+                   identity=cfg.TEST.IDENTITY_METRICS,
+                   identity_best_category=cfg.TEST.IDENTITY_BEST_CATEGORY)  # fmt: skip
 
-    def __init__(self, dataset_name, output_dir=None, distributed=True, identity=False):
+    def __init__(self, dataset_name, output_dir=None, distributed=True, identity=False,
+                 identity_best_category=True):
         self._dataset_name = dataset_name
         self._metadata = MetadataCatalog.get(dataset_name)
         if not hasattr(self._metadata, "json_file"):
@@ -50,6 +53,7 @@ class YTVISEvaluator(DatasetEvaluator):
         self._output_dir = output_dir
         self._distributed = distributed
         self._identity = bool(identity)
+        self._identity_best_category = bool(identity_best_category)
         self._contiguous_to_dataset = None  # resolved on first use (_to_dataset_id)
         self.reset()
 
@@ -153,7 +157,8 @@ class YTVISEvaluator(DatasetEvaluator):
                     "identity metrics skipped: TrackEval would need about %.1f GiB (limit %.1f "
                     "GiB)", need / 2**30, DEFAULT_MAX_BYTES / 2**30)
             else:
-                ident = identity_metrics(gt, predictions)
+                ident = identity_metrics(gt, predictions,
+                                         best_category=self._identity_best_category)
                 out["identity"] = OrderedDict(
                     (k, v if k == "IDSW" else 100.0 * v) for k, v in ident.items()
                 )

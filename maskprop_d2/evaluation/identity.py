@@ -7,6 +7,13 @@ The numbers are TrackEval's own (``trackeval.Evaluator`` with its ``YouTubeVIS``
 As in TrackEval, the class average is over *all* GT categories: a category with neither GT nor
 predictions counts as 0.
 
+One track, one category: a prediction whose masks are repeated under several categories (what
+``MODEL.MASKPROP.INFERENCE.CATEGORIES_PER_INSTANCE`` > 1 writes, a hedge that AP rewards at low
+scores) is scored once, under its highest-scoring category (:func:`best_category_entries`), so
+that its copies do not count as false-positive tracks of the other categories. With
+``best_category=False`` every entry is a track, as TrackEval's YouTube-VIS reader takes a
+results file.
+
 The inputs are validated as scoring validates them (``parse.parse``) and adapted, without
 changing any mask, to what TrackEval's reader expects: GT RLE uncompressed (it calls
 ``frPyObjects`` on each GT frame), ``height``/``width`` and ``areas`` on each annotation, videos
@@ -35,7 +42,7 @@ from ..utils.ytvis_fields import video_length
 from .parse import decode_rle_strings, parse
 
 __all__ = ["identity_metrics", "estimate_identity_bytes", "IDENTITY_NAMES",
-           "trackeval_youtube_vis", "DEFAULT_MAX_BYTES"]
+           "trackeval_youtube_vis", "DEFAULT_MAX_BYTES", "best_category_entries"]
 
 IDENTITY_NAMES = ("HOTA", "DetA", "AssA", "IDF1", "IDSW")
 DEFAULT_MAX_BYTES = 4 * 2**30  # peak memory identity_metrics may plan for (estimated)
@@ -186,12 +193,38 @@ def trackeval_youtube_vis(gt_folder: str, trackers_folder: str, split: str, trac
     }
 
 
+def _seg_key(seg):
+    """A hashable form of one frame's segmentation (None, an RLE or polygons)."""
+    if seg is None:
+        return None
+    if isinstance(seg, dict):
+        c = seg.get("counts")
+        c = tuple(c) if isinstance(c, list) else c
+        return (tuple(seg.get("size") or ()), c)
+    return repr(seg)
+
+
+def best_category_entries(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """``results`` with each set of entries that share a video and the same masks on every frame
+    reduced to its highest-scoring entry (the first one on a tie), in the input order: one entry
+    per predicted track, under its best category."""
+    best: Dict[tuple, int] = {}
+    for i, r in enumerate(results):
+        key = (r["video_id"], tuple(_seg_key(s) for s in r["segmentations"]))
+        j = best.get(key)
+        if j is None or float(r["score"]) > float(results[j]["score"]):
+            best[key] = i
+    return [results[i] for i in sorted(best.values())]
+
+
 def identity_metrics(gt: Dict[str, Any], results: List[Dict[str, Any]],
-                     max_bytes: int = DEFAULT_MAX_BYTES) -> Dict[str, float]:
+                     max_bytes: int = DEFAULT_MAX_BYTES,
+                     best_category: bool = True) -> Dict[str, float]:
     """{"HOTA", "DetA", "AssA", "IDF1" (fractions), "IDSW" (count)} of ``results`` against ``gt``
-    by TrackEval (see the module docstring). Raises ``ValueError`` for the inputs ``evaluate``
-    rejects, with the same messages, and when the estimated peak memory exceeds ``max_bytes``
-    (0: no limit)."""
+    by TrackEval (see the module docstring). ``best_category``: a track whose masks are repeated
+    under several categories is scored once, under its highest-scoring one (False: every entry
+    is a track). Raises ``ValueError`` for the inputs ``evaluate`` rejects, with the same
+    messages, and when the estimated peak memory exceeds ``max_bytes`` (0: no limit)."""
     from .ytvis_eval import _raise_problems
 
     if isinstance(gt, dict) and "videos" in gt and "categories" in gt and "annotations" not in gt:
@@ -199,6 +232,8 @@ def identity_metrics(gt: Dict[str, Any], results: List[Dict[str, Any]],
     gt_probs, res_probs, _ = parse(gt, results)
     _raise_problems("ground truth", gt_probs)
     _raise_problems("results", res_probs)
+    if best_category:
+        results = best_category_entries(results)
     need = estimate_identity_bytes(gt, results)
     if max_bytes and need > max_bytes:
         raise ValueError(

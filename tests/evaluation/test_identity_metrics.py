@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from maskprop_d2.evaluation.__main__ import main as cli_main
-from maskprop_d2.evaluation.identity import identity_metrics, trackeval_youtube_vis
+from maskprop_d2.evaluation.identity import (
+    best_category_entries,
+    identity_metrics,
+    trackeval_youtube_vis,
+)
 from maskprop_d2.evaluation.results_io import encode_mask
 
 H, W, L = 32, 48, 4
@@ -102,6 +106,34 @@ def test_wrong_class_and_no_results():
     got = identity_metrics(gt, res_of([(2, 0.9, [A] * L)]))
     approx(got, HOTA=0.0, DetA=0.0, AssA=0.0, IDF1=0.0)
     approx(identity_metrics(gt, []), HOTA=0.0, IDF1=0.0)
+
+
+def test_a_track_repeated_under_other_categories_counts_once():
+    # Each object is also reported under the other category at a lower score (what
+    # CATEGORIES_PER_INSTANCE 2 writes). Scored by best category they are the two tracks alone;
+    # entry by entry each copy is a false-positive track of the other category: in each
+    # category TP 4, FP 4 -> DetA 0.5, AssA 1, HOTA sqrt(0.5); IDF1 = 8 / (8 + 4) = 2/3.
+    gt = gt_of([(1, [A] * L), (2, [B] * L)], num_cats=2)
+    single = res_of([(1, 0.9, [A] * L), (2, 0.8, [B] * L)])
+    hedged = single + res_of([(2, 0.3, [A] * L), (1, 0.2, [B] * L)])
+    assert identity_metrics(gt, hedged) == identity_metrics(gt, single)
+    approx(identity_metrics(gt, hedged), HOTA=1.0, DetA=1.0, AssA=1.0, IDF1=1.0)
+    every = identity_metrics(gt, hedged, best_category=False)
+    approx(every, HOTA=math.sqrt(0.5), DetA=0.5, AssA=1.0, IDF1=2 / 3)
+
+
+def test_best_category_keeps_the_highest_score_and_only_exact_copies():
+    gt = gt_of([(1, [A] * L)], num_cats=2)
+    # the copy under the wrong category scores higher: that one is kept, category 1 gets nothing
+    wrong_first = res_of([(1, 0.4, [A] * L), (2, 0.6, [A] * L)])
+    approx(identity_metrics(gt, wrong_first), HOTA=0.0, DetA=0.0)
+    # masks that differ on one frame are two tracks: the second is a false positive of class 1
+    near = res_of([(1, 0.9, [A] * L), (1, 0.5, [A, A, A, None])])
+    assert best_category_entries(near) == near
+    approx(identity_metrics(gt, near), DetA=0.5 * 4 / 7)
+    # the same masks in another video are another track
+    two = [dict(r, video_id=v) for r in res_of([(1, 0.9, [A] * L)]) for v in (1, 2)]
+    assert best_category_entries(two) == two
 
 
 def test_invalid_input_is_a_clear_error():
@@ -236,7 +268,7 @@ def trackeval_direct(tmp_path, gt, results):
 def test_random_cases_equal_trackeval_run_directly(tmp_path, seed):
     gt, results = random_case(seed)
     expected = trackeval_direct(tmp_path, gt, results)
-    got = identity_metrics(gt, results)
+    got = identity_metrics(gt, results, best_category=False)
     assert got == expected  # exactly: the same computation on the same masks
 
 
@@ -256,3 +288,21 @@ def test_cli_identity_json(tmp_path, capsys):
     assert stats["IDF1"] == pytest.approx(0.5) and stats["IDSW"] == 2
     assert "AP" in stats and "AR100" in stats
     assert sorted(os.listdir(tmp_path)) == ["gt.json", "res.json", "stats.json"]
+
+
+def test_cli_identity_all_entries(tmp_path, capsys):
+    gt = gt_of([(1, [A] * L), (2, [B] * L)], num_cats=2)
+    res = res_of([(1, 0.9, [A] * L), (2, 0.8, [B] * L), (2, 0.3, [A] * L), (1, 0.2, [B] * L)])
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(res))
+    stats = {}
+    for flag in ([], ["--identity-all-entries"]):
+        out = tmp_path / "stats{}.json".format(len(flag))
+        rc = cli_main([str(tmp_path / "gt.json"), str(tmp_path / "res.json"), "--identity",
+                       "--json", str(out)] + flag)  # fmt: skip
+        assert rc == 0
+        stats[len(flag)] = json.loads(out.read_text())
+    capsys.readouterr()
+    assert stats[0]["HOTA"] == pytest.approx(1.0) and stats[0]["DetA"] == pytest.approx(1.0)
+    assert stats[1]["DetA"] == pytest.approx(0.5) and stats[1]["HOTA"] == pytest.approx(0.5**0.5)
+    assert stats[0]["AP"] == stats[1]["AP"]  # AP scores every entry either way
