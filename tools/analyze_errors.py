@@ -7,6 +7,8 @@ IoU, any class): ``correct`` (right class, IoU >= 0.5); ``class confusion`` (IoU
 class; counted in the confusion matrix); ``fragmented`` (IoU < 0.5, but in at least half of its
 frames some prediction has frame IoU >= 0.5: split over several IDs); ``localisation`` (IoU in
 [0.1, 0.5)); ``missed`` (< 0.1). Also by size (sqrt of the median visible area) and by class.
+The last column: the median over a row's GT tracks of their best video IoU (any class), which
+tells masks that miss the shape (a low median with few missed tracks) from missed objects.
 ID switches: changes of the best-covering prediction (frame IoU >= 0.5) between covered frames.
 False positives: predictions whose best video IoU with any GT track is < 0.1.
 
@@ -63,6 +65,7 @@ def analyze(gt, results):
             rl = cur[2] if cur else _rles(r["segmentations"], v["height"], v["width"])
             preds[r["video_id"]][key] = [r["score"], r["category_id"], rl]
     buckets, by_size, confusion, per_class = Counter(), *(defaultdict(Counter) for _ in range(3))
+    ious = defaultdict(list)  # row name -> the best video IoU of each of its GT tracks
     switches = covered_tracks = fp = n_pred = 0
     for vid, tracks in gts.items():
         plist = list(preds.get(vid, {}).values())
@@ -100,8 +103,11 @@ def analyze(gt, results):
             buckets[b] += 1
             by_size[size][b] += 1
             per_class[cats[cat]][b] += 1
+            for row in ("all", size, "class " + cats[cat]):
+                ious[row].append(best_any)
         fp += int((best_for_pred < 0.1).sum())
     return dict(buckets=buckets, by_size=by_size, confusion=confusion, per_class=per_class,
+                median_iou={k: float(np.median(v)) for k, v in ious.items()},
                 switches=switches, covered_tracks=covered_tracks, fp=fp, n_pred=n_pred,
                 n_gt=sum(len(t) for t in gts.values()), cats=cats)  # fmt: skip
 
@@ -112,12 +118,14 @@ def render(res, gt_path, res_path):
     rows += [[size] + [res["by_size"][size][n] for n in names] for _, _, size in SIZE_BINS]
     per_class = res["per_class"]
     rows += [["class " + c] + [per_class[c][n] for n in names] for c in sorted(per_class)]
+    med = res["median_iou"]
+    rows = [r + ["{:.2f}".format(med[r[0]]) if r[0] in med else "-"] for r in rows]
     lines = [
         "Error breakdown: `python tools/analyze_errors.py {} {}`".format(gt_path, res_path), "",
         "{} GT tracks, {} predicted instances (merged over categories), {} false positives "
         "(best video IoU < 0.1), {} ID switches over {} tracks covered at least once.".format(
             res["n_gt"], res["n_pred"], res["fp"], res["switches"], res["covered_tracks"]), "",
-    ] + markdown_table(["GT tracks"] + names, rows)  # fmt: skip
+    ] + markdown_table(["GT tracks"] + names + ["median video IoU"], rows)  # fmt: skip
     if res["confusion"]:
         lines += ["", "Class confusions (GT class → predicted class of the best-overlapping "
                   "instance):", ""]  # fmt: skip

@@ -62,7 +62,10 @@ def test_buckets_confusion_and_switches():
     assert res["switches"] == 1
     assert res["fp"] == 1  # the prediction at (30, 45) overlaps no GT
     text = analyze_errors.render(res, "gt.json", "res.json")
-    assert "| all | 2 | 1 | 0 | 0 | 1 |" in text
+    assert "| all | 2 | 1 | 0 | 0 | 1 | 0.75 |" in text
+    # best video IoU per track: a 1, b 1 (any class), c 0, d 0.5
+    assert res["median_iou"]["class disc"] == 0.75 and res["median_iou"]["class star"] == 0.0
+    assert "| class square | 0 | 1 | 0 | 0 | 0 | 1.00 |" in text
 
 
 def test_track_split_in_three_is_fragmented():
