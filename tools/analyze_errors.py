@@ -27,6 +27,8 @@ import pycocotools.mask as mask_util
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import markdown_table, write_report  # noqa: E402
 
+from maskprop_d2.evaluation.identity import best_category_entries  # noqa: E402
+
 SIZE_BINS = [(0, 12, "small (<12 px)"), (12, 20, "medium (12-20 px)"), (20, 1e9, "large (>=20 px)")]
 
 
@@ -56,19 +58,16 @@ def analyze(gt, results):
         v = videos[a["video_id"]]
         rles = _rles(a["segmentations"], v["height"], v["width"])
         gts[a["video_id"]].append((a["category_id"], rles))
-    preds = defaultdict(dict)  # video -> key -> [best score, class, rles]
-    for r in results:
+    preds = defaultdict(list)  # video -> [score, class, rles] of each predicted track
+    for r in best_category_entries(results):
         v = videos[r["video_id"]]
-        key = json.dumps(r["segmentations"], sort_keys=True)
-        cur = preds[r["video_id"]].get(key)
-        if cur is None or r["score"] > cur[0]:
-            rl = cur[2] if cur else _rles(r["segmentations"], v["height"], v["width"])
-            preds[r["video_id"]][key] = [r["score"], r["category_id"], rl]
+        rles = _rles(r["segmentations"], v["height"], v["width"])
+        preds[r["video_id"]].append([r["score"], r["category_id"], rles])
     buckets, by_size, confusion, per_class = Counter(), *(defaultdict(Counter) for _ in range(3))
     ious = defaultdict(list)  # row name -> the best video IoU of each of its GT tracks
     switches = covered_tracks = fp = n_pred = 0
     for vid, tracks in gts.items():
-        plist = list(preds.get(vid, {}).values())
+        plist = preds.get(vid, [])
         n_pred += len(plist)
         best_for_pred = np.zeros(len(plist))
         for cat, g in tracks:
