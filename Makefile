@@ -56,7 +56,7 @@ demo: train
 quickstart: setup data train eval demo
 
 # The paper's comparison (after the quickstart): MaskTrack R-CNN's tracking head trained on top of
-# the frozen tiny model (~30 s), then every tracker on the same detections, standard, hard and
+# the frozen tiny model (~1 min), then every tracker on the same detections, standard, hard and
 # occlusion synthetic val splits: benchmarks/trackers_synthetic.md.
 MT_CFG := configs/synthetic/masktrack_tiny.yaml
 MT_OUT := output/synthetic/masktrack_tiny

@@ -88,8 +88,12 @@ def main():
                 "propagation head": [rh.mask_prop_head]}  # fmt: skip
         for name, ms in mods.items():
             for m in ms:  # forward ops of a stage run in its "stage::name" scope
-                m.forward = (lambda f, n: lambda *x, **k: _in_scope(record_function, n, f, x, k))(
-                    m.forward, name)
+                # the propagation head is also entered by reduce() and, with FINE_CROPS, by
+                # forward_crops() instead of forward()
+                for meth in ("forward", "forward_crops", "reduce"):
+                    if hasattr(m, meth):
+                        setattr(m, meth, (lambda f, n: lambda *x, **k: _in_scope(
+                            record_function, n, f, x, k))(getattr(m, meth), name))
         c1 = time.process_time()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(a.profile_iters):
