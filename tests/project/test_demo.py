@@ -21,6 +21,19 @@ def run_demo_inprocess(capsys, *args):
     return subprocess.CompletedProcess(args, rc, "", capsys.readouterr().err)
 
 
+def with_box_masks(weights, path):
+    """A copy of checkpoint ``weights`` at ``path`` whose mask head fills every detection's box
+    (predictor bias +4). A random model's masks are nearly empty (mean probability ~1e-6 over
+    the box), so whether any pixel passes 0.5 depends on the input size: tests that need
+    instances in the output take these weights. Returns ``path`` as str."""
+    import torch
+
+    ckpt = torch.load(str(weights), map_location="cpu", weights_only=True)
+    ckpt["model"]["roi_heads.mask_head.predictor.bias"].fill_(4.0)
+    torch.save(ckpt, str(path))
+    return str(path)
+
+
 def run_demo(*args):
     demo = os.path.join(REPO_ROOT, "demo", "demo.py")
     cmd = [sys.executable, demo, "--config-file", TINY_CONFIG] + [str(a) for a in args]
@@ -172,9 +185,10 @@ def test_demo_runs_the_configured_tracker(tmp_path, tiny_weights, capsys):
     src = tmp_path / "in.mp4"
     write_video(src, n=5)
     out, js = tmp_path / "fl.mp4", tmp_path / "fl.json"
+    weights = with_box_masks(tiny_weights, tmp_path / "box_masks.pth")
     r = run_demo_inprocess(
         capsys, "--video-input", src, "--output", out, "--json", js,
-        "--opts", "MODEL.WEIGHTS", tiny_weights,
+        "--opts", "MODEL.WEIGHTS", weights,
         "MODEL.MASKPROP.INFERENCE.TRACKER", "frame_linking",
         "MODEL.MASKPROP.INFERENCE.SCORE_THRESH", "0.0", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
     )  # fmt: skip
@@ -198,6 +212,7 @@ def test_demo_runs_the_baseline_trackers(tmp_path, tiny_weights, capsys, config,
     if tracker == "tracking_head":
         tiny_weights = str(tmp_path / "masktrack.pth")
         save_random_checkpoint(config, tiny_weights)
+    tiny_weights = with_box_masks(tiny_weights, tmp_path / "box_masks.pth")
     src = tmp_path / "in.mp4"
     write_video(src, n=5)
     out, js = tmp_path / "o.mp4", tmp_path / "o.json"
