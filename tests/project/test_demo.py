@@ -23,9 +23,10 @@ def run_demo_inprocess(capsys, *args):
 
 def with_box_masks(weights, path):
     """A copy of checkpoint ``weights`` at ``path`` whose mask head fills every detection's box
-    (predictor bias +4). A random model's masks are nearly empty (mean probability ~1e-6 over
-    the box), so whether any pixel passes 0.5 depends on the input size: tests that need
-    instances in the output take these weights. Returns ``path`` as str."""
+    (predictor bias +4). A random model's masks are nearly empty (about 1e-6 of the frame's
+    pixels pass 0.5 at the tiny config's input), so whether an instance has any pixel depends
+    on the input size: tests that need instances in the output take these weights. Returns
+    ``path`` as str."""
     import torch
 
     ckpt = torch.load(str(weights), map_location="cpu", weights_only=True)
