@@ -144,7 +144,7 @@ def add_maskprop_config(cfg):
     # An ID not detected at a frame (its mask there is propagated only) is left out of the frame
     # when more than this fraction of its mask lies on IDs detected there (a fragment's copy of
     # a detected object, or an object hidden behind one); >= 1 keeps every mask (the paper).
-    # 0.5 measured better by HOTA, DetA and IDF1 on the three synthetic splits, AP -0.6 to +1.1
+    # 0.5 measured better by HOTA, DetA and IDF1 on the three synthetic splits, AP -0.3 to +1.0
     # (docs/results.md, section 3).
     cfg.MODEL.MASKPROP.INFERENCE.SUPPRESS_COVERED = 0.5
     # Re-identification memory of the maskprop / flow_propagation trackers (docs/method.md): a
@@ -177,8 +177,8 @@ def add_maskprop_config(cfg):
     cfg.MODEL.MASKPROP.INFERENCE.REID.WINDOW_IDS = True
     # The score a window ID needs (the clip matching found the track unlike the ID's masks, so
     # the appearance must make up for it); below THRESH counts as THRESH. Chosen on the seed-1
-    # val split with the weights of a 1350-iteration run of the tiny recipe (AP 36.4 / 36.7 /
-    # 36.5 / 36.6 at 0.9 / 1.2 / 1.4 / 1.6; off 36.6).
+    # val split with the weights of a 1350-iteration run of the tiny recipe at a 2x input
+    # (AP 36.4 / 36.7 / 36.5 / 36.6 at 0.9 / 1.2 / 1.4 / 1.6; off 36.6).
     cfg.MODEL.MASKPROP.INFERENCE.REID.WINDOW_THRESH = 1.2
     # The video tracker, a name of maskprop_d2.tracking.tracker_names(): "maskprop" (clip
     # tracks + ID assignment), "flow_propagation" (the same with optical-flow warping),

@@ -92,8 +92,7 @@ def main():
                 # forward_crops() instead of forward()
                 for meth in ("forward", "forward_crops", "reduce"):
                     if hasattr(m, meth):
-                        setattr(m, meth, (lambda f, n: lambda *x, **k: _in_scope(
-                            record_function, n, f, x, k))(getattr(m, meth), name))
+                        setattr(m, meth, _scoped(record_function, name, getattr(m, meth)))
         c1 = time.process_time()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(a.profile_iters):
@@ -114,9 +113,14 @@ def main():
     rep.save(a.out)
 
 
-def _in_scope(record_function, name, fn, args, kwargs):
-    with record_function("stage::" + name):
-        return fn(*args, **kwargs)
+def _scoped(record_function, name, fn):
+    """``fn`` run inside the profiler scope ``stage::name``."""
+
+    def run(*args, **kwargs):
+        with record_function("stage::" + name):
+            return fn(*args, **kwargs)
+
+    return run
 
 
 if __name__ == "__main__":
