@@ -170,6 +170,17 @@ def emit_result(obj):
     print("RESULT " + json.dumps(obj), flush=True)
 
 
+def rss_mib(peak=False):
+    """This process's resident size in MiB (Linux ``/proc``), or with ``peak`` its peak so far
+    (``ru_maxrss``)."""
+    import resource
+
+    if peak:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def run_isolated(cmd, env=None):
     """Run ``cmd`` (a ``.py`` first: with this Python) in a fresh process: its ``RESULT`` dict
     ({} if none) with its own ``peak_rss_mib`` (``ru_maxrss``), ``cpu_s`` and ``wall_s``.

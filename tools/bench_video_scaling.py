@@ -15,20 +15,12 @@ the loaded model. Instances: ``TOPK_PER_FRAME`` N, thresholds 0 (N detections a 
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_common as bc  # noqa: E402
-
-
-def _rss_mib(peak=False):
-    if peak:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def worker(a):
@@ -45,7 +37,7 @@ def worker(a):
         opts += ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0]
     cfg = bc.load_cfg(a.config, opts, a.weights)  # fmt: skip
     predictor = VideoPredictor(cfg)
-    model_rss = _rss_mib()
+    model_rss = bc.rss_mib()
     src = a.video if a.source == "vtest" else "synthetic"
     frames = bc.video_frames(src, a.length, (768, 576))
     base, growth, n = None, [], 0
@@ -55,12 +47,12 @@ def worker(a):
             encode_frame_masks(out)
             n += 1
             if base is None:
-                base = _rss_mib(peak=True)
+                base = bc.rss_mib(peak=True)
             if n % 100 == 0:
-                growth.append(round(_rss_mib(peak=True) - base))
+                growth.append(round(bc.rss_mib(peak=True) - base))
     cpu = time.process_time() - c0
     assert n == a.length, (n, a.length)
-    peak = _rss_mib(peak=True)
+    peak = bc.rss_mib(peak=True)
     bc.emit_result(dict(cpu_ms=1000 * cpu / n, growth=peak - base, over_model=peak - model_rss,
                         timeline=growth, ids=len(predictor.video_instances())))  # fmt: skip
 

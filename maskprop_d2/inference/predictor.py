@@ -12,6 +12,7 @@ from detectron2.modeling import build_model
 
 from ..checkpoint import load_inference_weights
 from ..tracking import FrameOutput, build_video_tracker
+from ..utils.onednn import limit_primitive_cache
 from .config_check import check_inference_config
 
 __all__ = ["VideoPredictor"]
@@ -32,6 +33,7 @@ class VideoPredictor:
 
     def __init__(self, cfg):
         check_inference_config(cfg)  # tracker name, thresholds, counts: before the model
+        limit_primitive_cache()  # before the first convolution: memory flat over long videos
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg)
         self.model.eval()

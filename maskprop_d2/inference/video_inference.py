@@ -20,6 +20,7 @@ from detectron2.evaluation import inference_context
 from torch import nn
 
 from ..tracking import VideoTracker, build_video_tracker
+from ..utils.onednn import limit_primitive_cache
 from .video_results import collect_video_results
 
 __all__ = ["VideoInferenceAdapter"]
@@ -45,6 +46,7 @@ class VideoInferenceAdapter:
         unwrapped: the trackers call the model's own methods."""
         if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             model = model.module
+        limit_primitive_cache()  # effective when no convolution has run yet (--eval-only)
         return cls(build_video_tracker(cfg, model, tracker))
 
     def __call__(self, inputs: List[Dict]) -> List[List[dict]]:
