@@ -3,9 +3,11 @@
 
 ``VideoPredictor`` (what ``demo/demo.py`` runs) streams ``--frames`` generated frames of
 ``--size`` through the tiny config at its own test size; every ``--every`` frames the process's
-resident size (``VmRSS``), its peak so far (``VmHWM``) and the tracker's ``state_size()`` are
+resident size, its peak so far (``bench_common.rss_mib``) and the tracker's ``state_size()`` are
 recorded. Python objects are counted too (``gc.get_objects``): a leak of Python objects shows
-there, while growth of the resident size alone comes from the C allocator.
+there, while growth of the resident size alone is native memory (the C allocator, or a library's
+cache such as oneDNN's, whose capacity ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` in the environment
+sets).
 
     OMP_NUM_THREADS=1 python tools/trace_stream_memory.py --frames 10000 --every 500 \\
         --weights output/synthetic/maskprop_tiny/model_final.pth \\
